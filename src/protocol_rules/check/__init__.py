@@ -1,0 +1,366 @@
+"""Stage 3 of the pipeline: static checks, producing a `CheckedProtocol` and diagnostics.
+
+Pure passes: declarations (facts, duplicates, units, ranges), define ordering and cycles,
+expressions (names, types, units; see `expressions`), unused facts and defines. All errors of
+a file are collected and returned together; nothing here prints or raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .. import ast, units
+from ..diagnostics import Diagnostic, error, sort_key, warning
+from . import ir
+from .expressions import ExprChecker, unit_error
+from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo
+from .types import (
+    BOOL,
+    ERROR,
+    INTEGER,
+    NUMBER,
+    TEXT,
+    ChoiceT,
+    QtyT,
+    SeriesT,
+    SetT,
+    TimeT,
+    Type,
+)
+
+__all__ = ["CheckedProtocol", "CriterionInfo", "DefineInfo", "FactInfo", "check"]
+
+_LOWER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
+    """Check a parsed file. Returns the checked protocol (None if any error) and diagnostics."""
+    diags: list[Diagnostic] = []
+    diags += _check_header(file)
+    facts = _check_facts(file, diags)
+    defines = [i for i in file.items if isinstance(i, ast.Define)]
+    criteria = [i for i in file.items if isinstance(i, ast.Criterion)]
+    diags += _duplicates(facts, defines, criteria)
+
+    fact_table = {f.name: (f.index, f.type) for f in reversed(facts)}
+    define_types: dict[str, Type] = {}
+    define_names = {d.name for d in defines}
+    checker = ExprChecker(fact_table, define_types.get, define_names)
+
+    order, cyclic = _define_order(defines, diags)
+    checked_defines: dict[str, DefineInfo] = {}
+    for define in order:
+        if define.name in checked_defines:
+            continue
+        body = checker.check(define.expr)
+        define_types[define.name] = body.type
+        checked_defines[define.name] = DefineInfo(define.name, body.type, body, define)
+    for name in cyclic:
+        define_types[name] = ERROR
+
+    checked_criteria = []
+    for criterion in criteria:
+        body = checker.condition(criterion.expr, f"criterion `{criterion.id}`")
+        checked_criteria.append(
+            CriterionInfo(
+                criterion.kind, criterion.id, criterion.text, criterion.note, body,
+                (), criterion,
+            )
+        )
+    diags += checker.diagnostics
+    diags += _unused(facts, defines, checker, checked_defines, checked_criteria)
+    if not criteria:
+        diags.append(
+            warning(
+                "PR210",
+                "the protocol has no criteria",
+                file.header.span if file.header else None,
+                help='add e.g. `inclusion I1 "Age 18 or older": age >= 18 years`',
+            )
+        )
+
+    diags.sort(key=sort_key)
+    if any(d.is_error for d in diags):
+        return None, diags
+    with_facts = tuple(
+        CriterionInfo(c.kind, c.id, c.text, c.note, c.body,
+                      _facts_read(c.body, checked_defines), c.decl)
+        for c in checked_criteria
+    )
+    header = file.header
+    assert header is not None
+    protocol = CheckedProtocol(
+        id=header.id,
+        metadata=tuple((m.key, m.value) for m in header.meta),
+        facts=tuple(facts),
+        defines=tuple(checked_defines.values()),
+        criteria=with_facts,
+        source=file.span.source,
+        syntax=file,
+    )
+    return protocol, diags
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _check_header(file: ast.ProtocolFile) -> list[Diagnostic]:
+    header = file.header
+    if header is None:
+        source = file.span.source
+        return [
+            error(
+                "PR109",
+                "the file does not start with a protocol header",
+                source.span(0, min(len(source.text), len(source.line_text(1)))),
+                help='start the file with `protocol NCT01234567` and metadata such as '
+                '`title "…"`',
+            )
+        ]
+    diags = []
+    seen: set[str] = set()
+    for meta in header.meta:
+        if meta.key in seen:
+            diags.append(
+                error("PR208", f"metadata `{meta.key}` is given twice", meta.span,
+                      help="keep one line per metadata key")
+            )
+        seen.add(meta.key)
+    return diags
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def _check_facts(file: ast.ProtocolFile, diags: list[Diagnostic]) -> list[FactInfo]:
+    facts = []
+    for decl in (i for i in file.items if isinstance(i, ast.Fact)):
+        if not _LOWER.match(decl.name):
+            diags.append(
+                error("PR205", f"fact name `{decl.name}` is not lower case", decl.name_span,
+                      help=f"write `{decl.name.lower()}`")
+            )
+        type_ = _declared_type(decl.type, decl.name, diags)
+        facts.append(_fact_info(decl, type_, len(facts), diags))
+    return facts
+
+
+def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> Type:
+    match node:
+        case ast.BooleanType():
+            return BOOL
+        case ast.IntegerType():
+            return INTEGER
+        case ast.NumberType():
+            return NUMBER
+        case ast.TextType():
+            return TEXT
+        case ast.DateType():
+            return TimeT(False)
+        case ast.DateTimeType():
+            return TimeT(True)
+        case ast.QuantityType(unit=unit):
+            try:
+                units.check_unit(unit)
+            except units.UnitError as exc:
+                diags.append(unit_error(unit, exc, node.unit_span))
+                return ERROR
+            return QtyT(unit)
+        case ast.ChoiceType(choices=choices):
+            seen: set[str] = set()
+            for name, span in zip(choices, node.choice_spans, strict=True):
+                if name in seen:
+                    diags.append(
+                        error("PR208", f"choice `{name}` is listed twice", span,
+                              help="list each choice once")
+                    )
+                seen.add(name)
+            return ChoiceT(tuple(dict.fromkeys(choices)), owner)
+        case ast.SeriesType(element=element):
+            inner = _declared_type(element, owner, diags)
+            if isinstance(inner, SeriesT | SetT | TimeT) or inner == TEXT:
+                diags.append(
+                    error("PR310", f"a series cannot hold a {inner}", node.span,
+                          help="a series holds quantities, numbers, booleans or choices")
+                )
+                return ERROR
+            return SeriesT(inner)
+        case ast.SetType(element=element):
+            inner = _declared_type(element, owner, diags)
+            if not (isinstance(inner, ChoiceT) or inner == TEXT or inner is ERROR):
+                diags.append(
+                    error("PR310", f"a set cannot hold a {inner}", node.span,
+                          help="a set holds choices (`set of one of a, b`) or `text`")
+                )
+                return ERROR
+            return SetT(inner)
+    raise AssertionError(node)  # pragma: no cover
+
+
+def _fact_info(decl: ast.Fact, type_: Type, index: int, diags: list[Diagnostic]) -> FactInfo:
+    element = type_.element if isinstance(type_, SeriesT) else type_
+    unit = element.unit if isinstance(element, QtyT) else None
+    molar_mass = _molar_mass(decl, unit, diags)
+    if molar_mass is not None and isinstance(element, QtyT):
+        element = QtyT(element.unit, molar_mass)
+        type_ = SeriesT(element) if isinstance(type_, SeriesT) else element
+    low = high = None
+    if decl.range is not None:
+        low, high = decl.range.low, decl.range.high
+        if not isinstance(element, QtyT) and element not in (NUMBER, INTEGER):
+            diags.append(
+                error("PR310", f"`range` does not apply to a {element}", decl.range.span,
+                      help="ranges bound numbers and quantities")
+            )
+        if low > high:
+            diags.append(
+                error("PR308", f"the range {low:g} to {high:g} is empty", decl.range.span,
+                      help="write the lower bound first: `range LOW to HIGH`")
+            )
+    return FactInfo(decl.name, index, type_, decl.description, unit, molar_mass, low, high, decl)
+
+
+def _molar_mass(decl: ast.Fact, unit: str | None, diags: list[Diagnostic]) -> float | None:
+    mm = decl.molar_mass
+    if mm is None:
+        return None
+    if unit is None:
+        diags.append(
+            error("PR310", "`molar_mass` applies only to quantities", mm.span,
+                  help="remove it, or declare the fact as `quantity 'mg/dL'`")
+        )
+        return None
+    try:
+        grams_per_mole = units.conversion(mm.unit, "g/mol").factor * mm.value
+    except units.UnitError:
+        diags.append(
+            error("PR304", f"a molar mass is in `g/mol`, not `{mm.unit}`", mm.unit_span,
+                  help=f"write `molar_mass {mm.value:g} 'g/mol'`")
+        )
+        return None
+    if grams_per_mole <= 0:
+        diags.append(error("PR308", "a molar mass must be positive", mm.span))
+        return None
+    return grams_per_mole
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _duplicates(
+    facts: list[FactInfo], defines: list[ast.Define], criteria: list[ast.Criterion]
+) -> Iterator[Diagnostic]:
+    seen: dict[str, str] = {}
+    named = [(f.name, f.decl.name_span, "fact") for f in facts]
+    named += [(d.name, d.name_span, "define") for d in defines]
+    for name, span, kind in sorted(named, key=lambda t: t[1].start):
+        if name in seen:
+            yield error(
+                "PR203",
+                f"`{name}` is declared twice (first as a {seen[name]})",
+                span,
+                help="give each fact and define its own name",
+            )
+        else:
+            seen[name] = kind
+    ids: set[str] = set()
+    for criterion in criteria:
+        if criterion.id in ids:
+            yield error(
+                "PR202",
+                f"criterion id `{criterion.id}` is used twice",
+                criterion.id_span,
+                help="number criteria as the protocol does: `I1`, `I2`, … `E1`, `E2`, …",
+            )
+        ids.add(criterion.id)
+
+
+def _names_in(node: ast.Expr) -> Iterator[ast.Name]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Name):
+            yield current
+        stack.extend(ast.children(current))
+
+
+def _define_order(
+    defines: list[ast.Define], diags: list[Diagnostic]
+) -> tuple[list[ast.Define], set[str]]:
+    """Defines in dependency order, and the names of those caught in a cycle (PR204)."""
+    by_name = {d.name: d for d in defines}
+    deps = {d.name: [n.name for n in _names_in(d.expr) if n.name in by_name] for d in defines}
+    order: list[ast.Define] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    cyclic: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            if not cyclic.intersection(cycle):
+                define = by_name[name]
+                diags.append(
+                    error(
+                        "PR204",
+                        "defines refer to each other in a cycle: "
+                        + " -> ".join(f"`{c}`" for c in cycle),
+                        define.name_span,
+                        help="a define may use only defines that do not use it back",
+                    )
+                )
+            cyclic.update(cycle)
+            return
+        state[name] = 1
+        for dep in deps[name]:
+            visit(dep, [*path, name])
+        state[name] = 2
+        if name not in cyclic:
+            order.append(by_name[name])
+
+    for define in defines:
+        visit(define.name, [])
+    return order, cyclic
+
+
+def _unused(
+    facts: list[FactInfo],
+    defines: list[ast.Define],
+    checker: ExprChecker,
+    checked: dict[str, DefineInfo],
+    criteria: list[CriterionInfo],
+) -> Iterator[Diagnostic]:
+    for fact in facts:
+        if fact.name not in checker.used_facts:
+            yield warning(
+                "PR209",
+                f"fact `{fact.name}` is declared but no criterion or define uses it",
+                fact.decl.name_span,
+                help="use it in a criterion, or remove the declaration",
+            )
+    for define in defines:
+        if define.name not in checker.used_defines:
+            yield warning(
+                "PR210",
+                f"define `{define.name}` is never used",
+                define.name_span,
+                help="use it in a criterion, or remove it",
+            )
+
+
+def _facts_read(node: ir.Node, defines: dict[str, DefineInfo]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    stack = [node]
+    seen_defines: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ir.FactRef):
+            found[current.name] = None
+        elif isinstance(current, ir.DefineRef) and current.name not in seen_defines:
+            seen_defines.add(current.name)
+            if current.name in defines:
+                stack.append(defines[current.name].body)
+        stack.extend(reversed(ir.children(current)))
+    return tuple(found)

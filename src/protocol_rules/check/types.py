@@ -1,0 +1,105 @@
+"""Static types of the rules language, as the checker infers them."""
+
+from __future__ import annotations
+
+from attrs import field, frozen
+
+from .. import units
+
+
+@frozen
+class BoolT:
+    def __str__(self) -> str:
+        return "boolean"
+
+
+@frozen
+class NumT:
+    integer: bool = False
+
+    def __str__(self) -> str:
+        return "integer" if self.integer else "number"
+
+
+@frozen
+class QtyT:
+    """A quantity whose values are floats in `unit`; `molar_mass` (g/mol) allows substance units."""
+
+    unit: str
+    molar_mass: float | None = field(default=None, eq=False)
+
+    @property
+    def is_duration(self) -> bool:
+        return units.dimension(self.unit) == "[time]"
+
+    def __str__(self) -> str:
+        return "duration" if self.is_duration else f"quantity in `{self.unit}`"
+
+
+@frozen
+class TimeT:
+    """A date or a datetime; values are seconds since 1970-01-01T00:00Z."""
+
+    has_time: bool = False
+
+    def __str__(self) -> str:
+        return "datetime" if self.has_time else "date"
+
+
+@frozen
+class TextT:
+    def __str__(self) -> str:
+        return "text"
+
+
+@frozen
+class ChoiceT:
+    """One of a declared list of names; `owner` is the fact that declares it (for messages)."""
+
+    choices: tuple[str, ...]
+    owner: str = field(default="", eq=False)
+
+    def __str__(self) -> str:
+        return f"choice of `{self.owner}`" if self.owner else "choice"
+
+
+@frozen
+class SetT:
+    element: Type
+
+    def __str__(self) -> str:
+        return f"set of {self.element}"
+
+
+@frozen
+class SeriesT:
+    element: Type
+
+    def __str__(self) -> str:
+        return f"series of {self.element}"
+
+
+@frozen
+class WindowT:
+    element: Type
+
+    def __str__(self) -> str:
+        return f"window of {self.element}"
+
+
+@frozen
+class ErrorT:
+    """The type of an expression that already has an error: compatible with anything."""
+
+    def __str__(self) -> str:
+        return "error"
+
+
+Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT
+
+BOOL = BoolT()
+NUMBER = NumT()
+INTEGER = NumT(integer=True)
+TEXT = TextT()
+ERROR = ErrorT()
+DAYS = QtyT("d")

@@ -1,0 +1,164 @@
+"""The command line: a thin shell over the API.
+
+Exit codes: `check` 0 clean (warnings allowed), 1 errors found; `eval` 0 when it produced a
+verdict (whatever the verdict), 1 on a rules or patient-data error; every command 2 on a usage
+error or an internal error (so a crash is never mistaken for a finding).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from . import __version__
+from .diagnostics import RulesError, error
+from .protocol import Protocol, check_text, load_protocol
+from .render.diagnostics import diagnostics_json, render_diagnostics, use_color
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+def _print_errors(exc: RulesError) -> None:
+    click.echo(render_diagnostics(exc.diagnostics, color=use_color(sys.stderr)), err=True)
+
+
+def _load(path: str) -> Protocol:
+    try:
+        return load_protocol(path)
+    except RulesError as exc:
+        _print_errors(exc)
+        raise SystemExit(EXIT_FINDINGS) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="protocol-rules")
+def cli() -> None:
+    """Clinical-trial eligibility criteria as executable, explainable rules."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json for editors and CI.")
+def check(files: Sequence[str], fmt: str) -> None:
+    """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
+    results = []
+    for name in files:
+        try:
+            with open(name, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            results.append((name, [error("PR101", f"cannot read `{name}`: {reason}", None,
+                                         path=name)]))
+            continue
+        results.append((name, check_text(text, name)))
+    failed = any(d.is_error for _, diags in results for d in diags)
+    if fmt == "json":
+        click.echo(diagnostics_json(results))
+    else:
+        color = use_color(sys.stdout)
+        for name, diags in results:
+            if diags:
+                click.echo(render_diagnostics(diags, color=color))
+            else:
+                click.echo(f"{name}: ok")
+    raise SystemExit(EXIT_FINDINGS if failed else 0)
+
+
+def _read_patient(path: str) -> Any:
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise RulesError([error("PR401", f"cannot read `{path}`: {reason}", None,
+                                path=path)]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"{path}:{exc.lineno}:{exc.colno}"
+        raise RulesError(
+            [error("PR401", f"the patient file is not valid JSON: {exc.msg}", None, path=where,
+                   help="a patient is a JSON object such as {\"age\": 54}")]
+        ) from None
+
+
+@cli.command(name="eval")
+@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("patient", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--as-of", "as_of", metavar="ISO",
+              help="Evaluation time (default: the patient's \"as_of\").")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+@click.option("--brief", is_flag=True, help="Show traces only for the deciding criteria.")
+@click.option("--ignore-unknown", is_flag=True, help="Accept keys the protocol does not declare.")
+def eval_(
+    protocol: str, patient: str, as_of: str | None, fmt: str, brief: bool, ignore_unknown: bool
+) -> None:
+    """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL."""
+    rules = _load(protocol)
+    try:
+        record = _read_patient(patient)
+        result = rules.evaluate(record, as_of=as_of, ignore_unknown=ignore_unknown)
+    except RulesError as exc:
+        _print_errors(exc)
+        raise SystemExit(EXIT_FINDINGS) from None
+    if fmt == "json":
+        click.echo(result.to_json())
+    elif fmt == "markdown":
+        click.echo(result.to_markdown())
+    else:
+        from .render.text import explain
+
+        click.echo(explain(result, color=use_color(sys.stdout), brief=brief))
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json-schema"]), default="table",
+              show_default=True)
+def facts(protocol: str, fmt: str) -> None:
+    """List the facts PROTOCOL needs, as a table or as a JSON Schema for patient records."""
+    from .render.patient_schema import facts_table, patient_schema
+
+    rules = _load(protocol)
+    if fmt == "json-schema":
+        click.echo(json.dumps(patient_schema(rules), indent=2, ensure_ascii=False))
+    else:
+        click.echo(facts_table(rules))
+
+
+def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SystemExit:
+            raise
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("please report this with the input that caused it", err=True)
+            raise SystemExit(EXIT_USAGE) from None
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `protocol-rules` console script."""
+    _guarded(cli.main)(args=argv, prog_name="protocol-rules")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,178 @@
+"""Diagnostics: what every stage reports about a rules file or a patient record.
+
+Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
+Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
+``PR4xx`` patient data. Each code has an entry on the docs site (docs/diagnostics.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+from .source import Span
+
+
+class Severity(enum.StrEnum):
+    """How bad a diagnostic is: an error stops the protocol from loading, a warning does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+#: Every diagnostic code with a one-line summary; the docs page explains each with an example.
+CODES: dict[str, str] = {
+    # syntax
+    "PR101": "syntax error: unexpected token",
+    "PR102": "syntax error: unexpected character",
+    "PR103": "syntax error: unexpected end of file",
+    "PR104": "unterminated string or unit",
+    "PR105": "`==`, `=<`, `=>` or `<>` instead of a comparison operator",
+    "PR106": "reserved word used as a name",
+    "PR107": "expression nested too deeply",
+    "PR108": "malformed literal (number, date or unit)",
+    "PR109": "missing protocol header",
+    # names
+    "PR201": "unknown name",
+    "PR202": "duplicate criterion id",
+    "PR203": "duplicate fact or define name",
+    "PR204": "cycle among defines",
+    "PR205": "name not in lower case",
+    "PR206": "unknown function",
+    "PR207": "unknown choice",
+    "PR208": "duplicate choice or metadata key",
+    "PR209": "fact declared but never used",
+    "PR210": "define never used",
+    # types and units
+    "PR301": "type mismatch",
+    "PR302": "condition is not a boolean",
+    "PR303": "invalid UCUM unit",
+    "PR304": "incompatible units (different dimensions)",
+    "PR305": "substance conversion needs a molar mass",
+    "PR306": "series read without a window",
+    "PR307": "window used outside an aggregate",
+    "PR308": "malformed range",
+    "PR309": "wrong number of arguments",
+    "PR310": "option does not apply to this type",
+    "PR311": "value outside the declared range",
+    "PR312": "mixed or empty set",
+    # patient data
+    "PR401": "patient record is not a JSON object",
+    "PR402": "undeclared fact",
+    "PR403": "wrong type of value",
+    "PR404": "number is NaN or infinite",
+    "PR405": "value outside the declared range",
+    "PR406": "unknown or incompatible unit",
+    "PR407": "malformed date or datetime",
+    "PR408": "observation without `at`",
+    "PR409": "choice not declared",
+    "PR410": "missing `as_of`",
+    "PR411": "malformed observation or quantity object",
+}
+
+
+@attrs.frozen
+class Diagnostic:
+    """One finding: a stable code, a severity, a message, where, and what to do about it.
+
+    The message is one lowercase line with user input in backticks; `help` says what to
+    write instead; `label` is the short text under the underlined span.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    span: Span | None
+    help: str | None = None
+    label: str | None = None
+    path: str | None = None  # JSON path, for patient-data diagnostics
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def location(self) -> str:
+        """``file:line:col`` for rules files, the JSON path for patient data."""
+        if self.span is not None:
+            return str(self.span)
+        return self.path or "<input>"
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.severity.value}[{self.code}]: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form, as printed by ``protocol-rules check --format json``."""
+        span = self.span
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "file": span.source.name if span else None,
+            "line": span.line if span else None,
+            "column": span.column if span else None,
+            "end_line": span.end_line if span else None,
+            "end_column": span.end_column if span else None,
+            "path": self.path,
+            "help": self.help,
+            "label": self.label,
+        }
+
+
+def error(code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
+    """A diagnostic of severity error."""
+    assert code in CODES, code
+    return Diagnostic(code, Severity.ERROR, message, span, **kw)  # type: ignore[arg-type]
+
+
+def warning(code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
+    """A diagnostic of severity warning."""
+    assert code in CODES, code
+    return Diagnostic(code, Severity.WARNING, message, span, **kw)  # type: ignore[arg-type]
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, str]:
+    return (d.span.source.name if d.span else "", d.span.start if d.span else 0, d.code)
+
+
+class RulesError(Exception):
+    """The one base class of every error a user can cause. Carries its diagnostics."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        first = self.diagnostics[0] if self.diagnostics else None
+        more = len(self.errors) - 1
+        summary = str(first) if first else "rules error"
+        if more > 0:
+            summary += f" (and {more} more error{'s' if more > 1 else ''})"
+        super().__init__(summary)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if not d.is_error)
+
+
+class ProtocolError(RulesError):
+    """A rules file failed to load: syntax, names, types or units. See `.diagnostics`."""
+
+
+class PatientDataError(RulesError):
+    """A patient record is malformed. Each diagnostic names the fact and the JSON path."""
+
+    @property
+    def fact(self) -> str | None:
+        """The fact the first error is about, if any."""
+        path = self.diagnostics[0].path if self.diagnostics else None
+        if not path or not path.startswith("$."):
+            return None
+        return path[2:].split(".")[0].split("[")[0]
+
+
+class EvaluationError(RulesError):
+    """Evaluation could not run, e.g. a protocol that reads windows got no ``as_of``."""

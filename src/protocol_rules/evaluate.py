@@ -1,0 +1,573 @@
+"""Stage 5 of the pipeline: compile a checked protocol once, evaluate patients cheaply.
+
+Every IR node becomes a closure ``f(F, V)`` where ``F`` holds the patient's normalised fact
+values (slot per fact, plus ``as_of`` last) and ``V`` is the flat record of the value each node
+took, one slot per node. Closures compute Kleene three-valued logic with `UNKNOWN` flowing
+through operators as a value. Nothing per patient parses, looks up a name or a unit; the trace
+tree is built from ``V`` only when someone asks for it (see `trace`).
+"""
+
+from __future__ import annotations
+
+import operator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from . import ast
+from .check import CheckedProtocol, ir
+from .diagnostics import PatientDataError, error
+from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .result import CriterionResult, MissingFact, Outcome, Result, Status
+
+U = UNKNOWN
+Fn = Callable[[list[Any], list[Any]], Any]
+
+
+class _NotRun:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "not evaluated"
+
+
+NOTRUN: Any = _NotRun()
+DAY = 86400.0
+
+_COMPARE = {
+    ast.CompareOp.LT: operator.lt,
+    ast.CompareOp.LE: operator.le,
+    ast.CompareOp.GT: operator.gt,
+    ast.CompareOp.GE: operator.ge,
+    ast.CompareOp.EQ: operator.eq,
+    ast.CompareOp.NE: operator.ne,
+}
+_ARITH = {
+    ast.ArithOp.ADD: operator.add,
+    ast.ArithOp.SUB: operator.sub,
+    ast.ArithOp.MUL: operator.mul,
+    ast.ArithOp.DIV: operator.truediv,
+}
+
+
+class Program:
+    """A compiled protocol: what `Protocol.evaluate` runs for each patient."""
+
+    def __init__(self, checked: CheckedProtocol) -> None:
+        self.checked = checked
+        self.reader = PatientReader(checked.facts)
+        self.as_of_slot = len(checked.facts)
+        compiler = _Compiler(self.as_of_slot)
+        for define in checked.defines:
+            compiler.define(define.name, define.body)
+        self.roots = [compiler.compile(c.body) for c in checked.criteria]
+        self.functions = [fn for _, fn in self.roots]
+        self.nodes = compiler.nodes
+        self.children = compiler.children
+        self.details = compiler.details
+        self.define_roots = compiler.define_roots
+        self.template = compiler.template
+        self.needs_as_of = compiler.uses_time
+        self.inclusion = [c.kind is ast.CriterionKind.INCLUSION for c in checked.criteria]
+        self.title = dict(checked.metadata).get("title")
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self, patient: Mapping[str, Any], as_of: Any = None, *, ignore_unknown: bool = False
+    ) -> Result:
+        F, raw_as_of, problems = self.reader.read(patient, ignore_unknown)
+        as_of_seconds = self._as_of(as_of, raw_as_of, problems)
+        if problems:
+            raise PatientDataError(problems)
+        F.append(as_of_seconds)
+        V = self.template.copy()
+        values = [fn(F, V) for fn in self.functions]
+        outcomes = [
+            Outcome.UNKNOWN if v is U else (Outcome.MET if v else Outcome.NOT_MET) for v in values
+        ]
+        status = self._status(outcomes)
+        missing = self._missing(outcomes, F, V) if status is Status.INDETERMINATE else ()
+        as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
+
+        def make_criteria() -> tuple[CriterionResult, ...]:
+            return self._criteria(outcomes, status, F, V, patient)
+
+        return Result(self.checked.id, self.title, status, make_criteria, missing, as_of_dt)
+
+    def _as_of(self, given: Any, raw: Any, problems: list[Any]) -> Any:
+        value = given if given is not None else raw
+        path = "as_of (argument)" if given is not None else "$.as_of"
+        if value is None:
+            if self.needs_as_of:
+                problems.append(
+                    error(
+                        "PR410",
+                        "this protocol reads time windows or `time_since`, so it needs `as_of`",
+                        None,
+                        path=path,
+                        help='pass as_of= to evaluate(), `--as-of` to the CLI, or put '
+                        '"as_of": "2026-03-01T08:00:00Z" in the patient record',
+                    )
+                )
+            return U
+        try:
+            return parse_instant(value, "a datetime")
+        except Invalid as exc:
+            problems.append(error("PR407", f"`as_of`: {exc.message}", None, path=path,
+                                  help=exc.hint))
+            return U
+
+    def _status(self, outcomes: list[Outcome]) -> Status:
+        open_ = False
+        for outcome, inclusion in zip(outcomes, self.inclusion, strict=True):
+            if outcome is Outcome.UNKNOWN:
+                open_ = True
+            elif (outcome is Outcome.NOT_MET) is inclusion:
+                return Status.INELIGIBLE
+        return Status.INDETERMINATE if open_ else Status.ELIGIBLE
+
+    def _criteria(
+        self,
+        outcomes: list[Outcome],
+        status: Status,
+        F: list[Any],
+        V: list[Any],
+        patient: Mapping[str, Any],
+    ) -> tuple[CriterionResult, ...]:
+        from .trace import TraceBuilder
+
+        builder = TraceBuilder(self, F, V, patient)
+        results = []
+        for (index, _), info, outcome, inclusion in zip(
+            self.roots, self.checked.criteria, outcomes, self.inclusion, strict=True
+        ):
+            if status is Status.INELIGIBLE:
+                deciding = (outcome is Outcome.NOT_MET) if inclusion else outcome is Outcome.MET
+            else:
+                deciding = status is Status.INDETERMINATE and outcome is Outcome.UNKNOWN
+            results.append(
+                CriterionResult(
+                    info.id, info.kind.value, info.text, info.note, outcome, deciding,
+                    (lambda i=index: builder.build(i)),
+                )
+            )
+        return tuple(results)
+
+    def _missing(
+        self, outcomes: list[Outcome], F: list[Any], V: list[Any]
+    ) -> tuple[MissingFact, ...]:
+        """Absent facts (or empty windows) under the unknown parts of open criteria."""
+        found: dict[str, dict[str, None]] = {}
+        reasons: dict[str, str] = {}
+        for (root, _), info, outcome in zip(self.roots, self.checked.criteria, outcomes,
+                                            strict=True):
+            if outcome is not Outcome.UNKNOWN:
+                continue
+            for name, reason in self._unknown_sources(root, V):
+                found.setdefault(name, {})[info.id] = None
+                reasons.setdefault(name, reason)
+        facts = {f.name: f for f in self.checked.facts}
+        ordered = sorted(found, key=lambda n: facts[n].index)
+        return tuple(
+            MissingFact(n, tuple(found[n]), reasons[n], facts[n].description) for n in ordered
+        )
+
+    def _unknown_sources(self, root: int, V: list[Any]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        stack = [root]
+        seen: set[int] = set()
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            node = self.nodes[i]
+            if isinstance(node, ir.FactRef):
+                out.append((node.name, "absent"))
+                continue
+            if isinstance(node, ir.DefineRef):
+                stack.append(self.define_roots[node.name])
+                continue
+            if isinstance(node, ir.Aggregate | ir.Quantified):
+                window_index = self.children[i][0]
+                window = V[window_index]
+                if window is not U and window is not NOTRUN and not window[0]:
+                    name = _series_name(self.nodes[window_index])
+                    out.append((name, "no observation in the window"))
+                    continue
+            for child in self.children[i]:
+                if V[child] is U:
+                    stack.append(child)
+        return out
+
+
+def _series_name(window: ir.Node) -> str:
+    assert isinstance(window, ir.Window)
+    series = window.series
+    return series.name if isinstance(series, ir.FactRef) else series.source.span.text
+
+
+def compile_protocol(checked: CheckedProtocol) -> Program:
+    """Compile a checked protocol into a `Program` (done once, at load)."""
+    return Program(checked)
+
+
+class _Compiler:
+    """IR -> closures. Assigns each node a slot in the value record ``V``."""
+
+    def __init__(self, as_of_slot: int) -> None:
+        self.as_of_slot = as_of_slot
+        self.nodes: list[ir.Node] = []
+        self.children: list[tuple[int, ...]] = []
+        self.template: list[Any] = []
+        self.details: dict[int, int] = {}  # quantified node -> slot of per-observation results
+        self.define_roots: dict[str, int] = {}
+        self.define_fns: dict[str, Fn] = {}
+        self.uses_time = False
+        self._each_slots: list[int] = []
+
+    def _slot(self, node: ir.Node, initial: Any = NOTRUN) -> int:
+        self.nodes.append(node)
+        self.children.append(())
+        self.template.append(initial)
+        return len(self.nodes) - 1
+
+    def define(self, name: str, body: ir.Node) -> None:
+        index, fn = self.compile(body)
+        self.define_roots[name] = index
+        self.define_fns[name] = fn
+
+    def compile(self, node: ir.Node) -> tuple[int, Fn]:
+        """Compile `node`; returns its slot and its closure."""
+        if isinstance(node, ir.Const):
+            i = self._slot(node, node.value)
+            value = node.value
+            return i, lambda F, V: value
+        i = self._slot(node)
+        kids = [self.compile(c) for c in ir.children(node)] if not isinstance(
+            node, ir.Quantified) else []
+        if kids:
+            self.children[i] = tuple(k for k, _ in kids)
+        fns = [f for _, f in kids]
+        return i, self._build(node, i, fns)
+
+    def _build(self, node: ir.Node, i: int, fns: list[Fn]) -> Fn:
+        match node:
+            case ir.FactRef(index=k):
+                def fact(F, V):
+                    V[i] = x = F[k]
+                    return x
+                return fact
+            case ir.DefineRef(name=name):
+                d = self.define_roots[name]
+                body = self.define_fns[name]
+                self.children[i] = (d,)
+
+                def define(F, V):
+                    x = V[d]
+                    if x is NOTRUN:
+                        x = body(F, V)
+                    V[i] = x
+                    return x
+                return define
+            case ir.Each():
+                slot = self._each_slots[-1]
+
+                def each(F, V):
+                    V[i] = x = V[slot]
+                    return x
+                return each
+            case ir.Not():
+                (a,) = fns
+
+                def not_(F, V):
+                    x = a(F, V)
+                    V[i] = r = U if x is U else not x
+                    return r
+                return not_
+            case ir.Logic(op=op):
+                return _logic(i, fns, op is ast.LogicOp.AND)
+            case ir.Compare(op=op, right=right):
+                return _compare(i, fns, _COMPARE[op], right)
+            case ir.Between():
+                a, lo, hi = fns
+
+                def between(F, V):
+                    x, low, high = a(F, V), lo(F, V), hi(F, V)
+                    V[i] = r = U if x is U or low is U or high is U else low <= x <= high
+                    return r
+                return between
+            case ir.InSet(items=items, negated=negated):
+                return _in_set(i, fns, items, negated)
+            case ir.IsKnown(negated=negated):
+                (a,) = fns
+
+                def is_known(F, V):
+                    V[i] = r = (a(F, V) is U) is negated
+                    return r
+                return is_known
+            case ir.Contains(mode=mode):
+                return _contains(i, fns, mode)
+            case ir.Convert(conversion=conversion):
+                (a,) = fns
+
+                def convert(F, V):
+                    x = a(F, V)
+                    V[i] = r = U if x is U else conversion(x)
+                    return r
+                return convert
+            case ir.Arith(op=op, scale=scale):
+                return _arith(i, fns, _ARITH[op], scale)
+            case ir.Negate():
+                (a,) = fns
+
+                def negate(F, V):
+                    x = a(F, V)
+                    V[i] = r = U if x is U else -x
+                    return r
+                return negate
+            case ir.Window():
+                self.uses_time = True
+                return _window(i, fns, self.as_of_slot)
+            case ir.Aggregate(function=function):
+                return _aggregate(i, fns[0], function)
+            case ir.Quantified():
+                return self._quantified(node, i)
+            case ir.Count(op=op, n=n):
+                return _count(i, fns, op is ast.CountOp.AT_LEAST, n)
+            case ir.TimeSince():
+                self.uses_time = True
+                (a,) = fns
+                now = self.as_of_slot
+
+                def time_since(F, V):
+                    x = a(F, V)
+                    V[i] = r = U if x is U else (F[now] - x) / DAY
+                    return r
+                return time_since
+            case ir.DateShift(sign=sign):
+                date_fn, seconds_fn = fns
+
+                def shift(F, V):
+                    x, s = date_fn(F, V), seconds_fn(F, V)
+                    V[i] = r = U if x is U or s is U else x + sign * s
+                    return r
+                return shift
+            case ir.DateDiff():
+                a, b = fns
+
+                def diff(F, V):
+                    x, y = a(F, V), b(F, V)
+                    V[i] = r = U if x is U or y is U else (x - y) / DAY
+                    return r
+                return diff
+        raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
+
+    def _quantified(self, node: ir.Quantified, i: int) -> Fn:
+        w_index, window = self.compile(node.window)
+        element_slot = self._slot(node, NOTRUN)  # holds the observation under test
+        detail = self._slot(node, ())  # per-observation results, for the trace
+        self.details[i] = detail
+        self._each_slots.append(element_slot)
+        c_index, condition = self.compile(node.condition)
+        self._each_slots.pop()
+        self.children[i] = (w_index, c_index)
+        is_any = node.quantifier is ast.Quantifier.ANY
+
+        def quantified(F, V):
+            w = window(F, V)
+            if w is U:
+                V[i] = U
+                return U
+            results = []
+            for x in w[1]:
+                V[element_slot] = x
+                results.append(condition(F, V))
+            V[detail] = tuple(results)
+            decisive = is_any  # any: a true decides; all: a false decides
+            r: Any = not decisive
+            for res in results:
+                if res is U:
+                    r = U
+                elif res is decisive:
+                    r = decisive
+                    break
+            V[i] = r
+            return r
+
+        return quantified
+
+
+def _logic(i: int, fns: list[Fn], is_and: bool) -> Fn:
+    stop = not is_and  # and stops at False, or stops at True
+
+    def logic(F, V):
+        r: Any = is_and
+        for fn in fns:
+            x = fn(F, V)
+            if x is U:
+                r = U
+            elif x is stop:
+                r = stop
+                break
+        V[i] = r
+        return r
+
+    return logic
+
+
+def _compare(i: int, fns: list[Fn], op: Callable[[Any, Any], bool], right: ir.Node) -> Fn:
+    a, b = fns
+    if isinstance(right, ir.Const):
+        const = right.value
+
+        def compare_const(F, V):
+            x = a(F, V)
+            V[i] = r = U if x is U else op(x, const)
+            return r
+        return compare_const
+
+    def compare(F, V):
+        x, y = a(F, V), b(F, V)
+        V[i] = r = U if x is U or y is U else op(x, y)
+        return r
+    return compare
+
+
+def _in_set(i: int, fns: list[Fn], items: tuple[ir.Node, ...], negated: bool) -> Fn:
+    a, *item_fns = fns
+    if all(isinstance(item, ir.Const) for item in items):
+        members = frozenset(item.value for item in items)  # type: ignore[union-attr]
+
+        def in_const(F, V):
+            x = a(F, V)
+            V[i] = r = U if x is U else (x in members) is not negated
+            return r
+        return in_const
+
+    def in_set(F, V):
+        x = a(F, V)
+        values = [fn(F, V) for fn in item_fns]
+        if x is U:
+            r: Any = U
+        elif x in [v for v in values if v is not U]:
+            r = not negated
+        elif any(v is U for v in values):
+            r = U
+        else:
+            r = negated
+        V[i] = r
+        return r
+    return in_set
+
+
+def _contains(i: int, fns: list[Fn], mode: ast.ContainsMode) -> Fn:
+    collection, *item_fns = fns
+    want_all = mode is ast.ContainsMode.ALL
+
+    def contains(F, V):
+        s = collection(F, V)
+        values = [fn(F, V) for fn in item_fns]
+        if s is U:
+            r: Any = U
+        else:
+            r = want_all
+            for v in values:
+                hit = U if v is U else v in s
+                if hit is U:
+                    r = U
+                elif hit is not want_all:
+                    r = hit
+                    break
+        V[i] = r
+        return r
+    return contains
+
+
+def _arith(i: int, fns: list[Fn], op: Callable[[Any, Any], Any], scale: float) -> Fn:
+    a, b = fns
+
+    def arith(F, V):
+        x, y = a(F, V), b(F, V)
+        if x is U or y is U:
+            r: Any = U
+        else:
+            try:
+                r = op(x, y)
+            except ZeroDivisionError:
+                r = U
+            else:
+                if scale != 1.0:
+                    r *= scale
+        V[i] = r
+        return r
+    return arith
+
+
+def _window(i: int, fns: list[Fn], now: int) -> Fn:
+    series_fn, seconds_fn = fns
+
+    def window(F, V):
+        s, seconds = series_fn(F, V), seconds_fn(F, V)
+        as_of = F[now]
+        if s is U or seconds is U or as_of is U:
+            V[i] = U
+            return U
+        times, values = s
+        lo = bisect_left(times, as_of - seconds)
+        hi = bisect_right(times, as_of)
+        V[i] = r = (times[lo:hi], values[lo:hi])
+        return r
+    return window
+
+
+def _aggregate(i: int, window: Fn, function: str) -> Fn:
+    if function == "count":
+        def count(F, V):
+            w = window(F, V)
+            V[i] = r = U if w is U else len(w[1])
+            return r
+        return count
+    if function == "exists":
+        def exists(F, V):
+            w = window(F, V)
+            V[i] = r = U if w is U else len(w[1]) > 0
+            return r
+        return exists
+    reduce: Callable[[tuple[Any, ...]], Any] = {
+        "max": max,
+        "min": min,
+        "sum": sum,
+        "mean": lambda xs: sum(xs) / len(xs),
+        "latest": lambda xs: xs[-1],
+        "earliest": lambda xs: xs[0],
+    }[function]
+
+    def aggregate(F, V):
+        w = window(F, V)
+        V[i] = r = U if w is U or not w[1] else reduce(w[1])
+        return r
+    return aggregate
+
+
+def _count(i: int, fns: list[Fn], at_least: bool, n: int) -> Fn:
+    def count(F, V):
+        true = unknown = 0
+        for fn in fns:
+            x = fn(F, V)
+            if x is U:
+                unknown += 1
+            elif x:
+                true += 1
+        if at_least:
+            r: Any = True if true >= n else (False if true + unknown < n else U)
+        else:
+            r = True if true + unknown <= n else (False if true > n else U)
+        V[i] = r
+        return r
+    return count
+
+
+__all__ = ["NOTRUN", "UNKNOWN", "Program", "compile_protocol"]

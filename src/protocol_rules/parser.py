@@ -1,0 +1,649 @@
+"""Stage 2 of the pipeline: rules text -> `ast.ProtocolFile`, and Lark errors -> diagnostics.
+
+Nothing after this module sees a Lark tree or a Lark exception. Syntax errors are reported in
+words an author understands; after an error the parser resynchronises at the next item
+(`fact`, `define`, `inclusion`, `exclusion`) so that every real mistake of a file is reported
+at once, not a cascade.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import lark
+from lark import Token, Transformer, Tree, v_args
+
+from . import ast
+from ._grammar import parser as _lark_parser
+from .diagnostics import Diagnostic, error
+from .source import Source, Span
+
+#: Deepest nesting of the syntax tree accepted; deeper input is refused with PR107.
+MAX_DEPTH = 120
+#: Syntax errors reported for one file before giving up.
+MAX_SYNTAX_ERRORS = 20
+
+_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion)\b", re.MULTILINE)
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+_REGEX_TERMINALS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": 'a text in double quotes',
+    "UNIT": "a unit in single quotes such as `'mg/dL'`",
+    "DATE": "a date such as `@2026-03-01`",
+    "TIME_WORD": "a time unit such as `days`",
+    "$END": "the end of the file",
+}
+_COMPARISONS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN", "IS", "CONTAINS", "OVER"}
+_ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH"}
+_EXPRESSION_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
+_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION"}
+
+
+def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
+    """Parse a source into a syntax tree, or return the syntax errors found in it."""
+    text = source.text
+    diagnostics: list[Diagnostic] = []
+    tree: Tree | None = None
+    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+        try:
+            tree = _lark_parser().parse(text)
+            break
+        except lark.UnexpectedInput as exc:
+            diagnostics.append(_describe(exc, source))
+            blanked = _skip_item(text, _error_offset(exc, text))
+            if blanked == text:
+                break
+            text = blanked
+    if diagnostics or tree is None:
+        return None, diagnostics
+    deep = _too_deep(tree, source)
+    if deep:
+        return None, [deep]
+    builder = _Builder(source)
+    result = builder.transform(tree)
+    return (None, builder.diagnostics) if builder.diagnostics else (result, [])
+
+
+# --------------------------------------------------------------------------- syntax errors
+
+
+def _error_offset(exc: lark.UnexpectedInput, text: str) -> int:
+    if isinstance(exc, lark.UnexpectedToken) and exc.token.type == "$END":
+        return len(text)
+    pos = getattr(exc, "pos_in_stream", None)
+    if isinstance(exc, lark.UnexpectedToken):
+        pos = exc.token.start_pos
+    return pos if pos is not None else len(text)
+
+
+def _skip_item(text: str, offset: int) -> str:
+    """Blank out the item holding `offset` (keeping newlines, so positions stay)."""
+    starts = [m.start(1) for m in _ITEM_START.finditer(text)]
+    begin = max((s for s in starts if s < offset), default=0)
+    end = min((s for s in starts if s >= offset and s > begin), default=len(text))
+    if end <= begin:
+        return text
+    hole = re.sub(r"[^\n]", " ", text[begin:end])
+    return text[:begin] + hole + text[end:]
+
+
+def _describe(exc: lark.UnexpectedInput, source: Source) -> Diagnostic:
+    if isinstance(exc, lark.UnexpectedCharacters):
+        return _bad_character(exc, source)
+    if isinstance(exc, lark.UnexpectedToken):
+        return _bad_token(exc, source)
+    if isinstance(exc, lark.UnexpectedEOF):  # pragma: no cover - LALR reports $END tokens
+        end = len(source.text)
+        return error("PR103", "unexpected end of file", source.span(end, end))
+    raise AssertionError(exc)  # pragma: no cover
+
+
+def _bad_character(exc: lark.UnexpectedCharacters, source: Source) -> Diagnostic:
+    pos = exc.pos_in_stream
+    char = source.text[pos]
+    if char in "\"'":
+        line_end = source.text.find("\n", pos)
+        line_end = len(source.text) if line_end < 0 else line_end
+        what = "text" if char == '"' else "unit"
+        return error(
+            "PR104",
+            f"unterminated {what}: the closing `{char}` is missing",
+            source.span(pos, line_end),
+            label=f"this {what} is not closed on this line",
+            help=f"close it with `{char}` on the same line",
+        )
+    if char == "@":
+        return error(
+            "PR108",
+            "malformed date",
+            source.span(pos, _word_end(source.text, pos)),
+            help="write a date as `@2026-03-01` or a datetime as `@2026-03-01T08:00`",
+        )
+    if char == "&" or char == "|":
+        word = "and" if char == "&" else "or"
+        return error(
+            "PR102",
+            f"unexpected character `{char}`",
+            source.span(pos, pos + 1),
+            help=f"write `{word}` to combine conditions",
+        )
+    return error(
+        "PR102",
+        f"unexpected character `{char}`",
+        source.span(pos, pos + 1),
+        label="not part of the rules language",
+        help=_expected_help(exc.allowed) if exc.allowed else None,
+    )
+
+
+def _word_end(text: str, pos: int) -> int:
+    end = pos + 1
+    while end < len(text) and not text[end].isspace() and text[end] not in "(){},":
+        end += 1
+    return end
+
+
+def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
+    token = exc.token
+    expected = set(exc.expected)
+    if token.type == "$END":
+        end = len(source.text.rstrip())
+        return error(
+            "PR103",
+            "unexpected end of file",
+            source.span(end, end),
+            label=f"expected {_describe_expected(expected)}",
+            help=_end_help(expected),
+        )
+    span = source.span(token.start_pos, token.end_pos)
+    bad_op = _bad_operator(token, source)
+    if bad_op:
+        return bad_op
+    if "NAME" in expected and token.type != "NAME" and _NAME_RE.match(str(token)):
+        return error(
+            "PR106",
+            f"`{token}` is a reserved word and cannot be used as a name",
+            span,
+            help=f"choose another name, such as `{token}_value`",
+        )
+    stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+    found = _describe_token(token)
+    if "AND" in expected and _open_between(stack):
+        return error(
+            "PR101",
+            f"`between` needs `and` between its bounds, found {found}",
+            span,
+            label="expected `and` here",
+            help="write `X between LOW and HIGH`, e.g. `age between 18 years and 65 years`",
+        )
+    if "COLON" in expected and _last_type(stack) == "NAME" and _stack_has(stack, "FACT"):
+        return error(
+            "PR101",
+            f"expected `:` after the fact name, found {found}",
+            span,
+            help="declare a fact as `fact NAME: TYPE`, e.g. `fact age: quantity 'a'`",
+        )
+    if "COLON" in expected and expected <= {"COLON", "NOTE"}:
+        return error(
+            "PR101",
+            f"expected `:` after the criterion text, found {found}",
+            span,
+            label="expected `:` before this",
+            help='end the criterion header with `:`, e.g. `inclusion I2 "Age 18-65": …`',
+        )
+    if token.type == "UNIT" and "UNIT" not in expected:
+        return error(
+            "PR101",
+            f"unexpected unit {found}",
+            span,
+            help="a unit follows a number directly: `25000 '/uL'`",
+        )
+    return error(
+        "PR101",
+        f"expected {_describe_expected(expected)}, found {found}",
+        span,
+        help=_expected_help(expected),
+    )
+
+
+def _bad_operator(token: Token, source: Source) -> Diagnostic | None:
+    """`==`, `=<`, `=>` and `<>` are lexed as two operators; say what to write instead."""
+    if token.type not in {"EQ", "LT", "GT"} or token.start_pos == 0:
+        return None
+    pair = source.text[token.start_pos - 1 : token.end_pos]
+    fix = {"==": "=", "=<": "<=", "=>": ">=", "<>": "!="}.get(pair)
+    if fix is None:
+        return None
+    return error(
+        "PR105",
+        f"`{pair}` is not an operator",
+        source.span(token.start_pos - 1, token.end_pos),
+        help=f"write `{fix}`",
+    )
+
+
+def _open_between(stack: list[object]) -> bool:
+    depth = 0
+    for value in reversed(stack):
+        if isinstance(value, Token):
+            if value.type == "AND":
+                depth += 1
+            elif value.type == "BETWEEN":
+                if depth == 0:
+                    return True
+                depth -= 1
+    return False
+
+
+def _last_type(stack: list[object]) -> str | None:
+    last = stack[-1] if stack else None
+    return last.type if isinstance(last, Token) else None
+
+
+def _stack_has(stack: list[object], token_type: str) -> bool:
+    return any(isinstance(v, Token) and v.type == token_type for v in stack)
+
+
+def _describe_token(token: Token) -> str:
+    value = str(token)
+    if len(value) > 40:
+        value = value[:37] + "..."
+    kinds = {"NAME": "name", "NUMBER": "number", "STRING": "text", "UNIT": "unit", "DATE": "date"}
+    kind = kinds.get(token.type)
+    return f"{kind} `{value}`" if kind else f"`{value}`"
+
+
+def _terminal_words(name: str) -> str:
+    if name in _REGEX_TERMINALS:
+        return _REGEX_TERMINALS[name]
+    for terminal in _lark_parser().terminals:
+        if terminal.name == name:
+            return f"`{terminal.pattern.value}`"
+    return name.lower()  # pragma: no cover - every terminal is named above or a string
+
+
+def _describe_expected(expected: set[str]) -> str:
+    expected = set(expected)
+    words: list[str] = []
+    if expected & _EXPRESSION_START >= {"NAME", "NUMBER", "LPAR"}:
+        words.append("an expression")
+        expected -= _EXPRESSION_START | {"MINUS", "ANY", "ALL"}
+    if len(expected & _COMPARISONS) >= 3:
+        words.append("a comparison such as `<` or `between`")
+        expected -= _COMPARISONS
+    if len(expected & _ARITHMETIC) >= 3:
+        words.append("an operator such as `+` or `*`")
+        expected -= _ARITHMETIC
+    if {"AND", "OR"} <= expected:
+        words.append("`and` or `or`")
+        expected -= {"AND", "OR"}
+    if len(expected & _ITEM_KEYWORDS) >= 3:
+        words.append("a new `fact`, `define` or criterion")
+        expected -= _ITEM_KEYWORDS | {"$END"}
+    words.extend(sorted(_terminal_words(name) for name in expected))
+    if len(words) > 6:
+        words = [*words[:6], "…"]
+    if len(words) <= 1:
+        return words[0] if words else "something else"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _expected_help(expected: set[str] | frozenset[str]) -> str | None:
+    if {"NAME", "NUMBER"} <= set(expected):
+        return "an expression is a fact name, a number, a quantity like `40 '%'`, or a call"
+    return None
+
+
+def _end_help(expected: set[str]) -> str | None:
+    if "RPAR" in expected:
+        return "a `(` is not closed: add `)`"
+    if "RBRACE" in expected:
+        return "a `{` is not closed: add `}`"
+    if {"NAME", "NUMBER"} <= expected:
+        return "the file ends in the middle of an expression"
+    return None
+
+
+def _too_deep(tree: Tree, source: Source) -> Diagnostic | None:
+    """Refuse pathologically nested input here, before anything recurses over it."""
+    stack: list[tuple[Tree, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            span = source.span(meta.start_pos, meta.end_pos) if not meta.empty else None
+            return error(
+                "PR107",
+                f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                span,
+                help="split the expression into `define`s",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
+
+
+# --------------------------------------------------------------------------- tree building
+
+
+def _number(token: Token) -> float:
+    return float(str(token).replace("_", ""))
+
+
+def _is_integer_literal(token: Token) -> bool:
+    return not any(c in str(token) for c in ".eE")
+
+
+def _unquote(token: Token) -> str:
+    body = str(token)[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Lark tree -> AST. Callbacks only build nodes; malformed literals become diagnostics."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def _span(self, meta: object) -> Span:
+        return self.source.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
+
+    def _tok(self, token: Token) -> Span:
+        return self.source.span(token.start_pos, token.end_pos)
+
+    # ---- file structure
+
+    def start(self, meta, children):
+        header = children[0] if children and isinstance(children[0], ast.Header) else None
+        items = tuple(children[1:] if header else children)
+        return ast.ProtocolFile(header, items, span=self.source.whole)
+
+    def header(self, meta, children):
+        ident, *metas = children
+        return ast.Header(ident, tuple(metas), span=self._span(meta))
+
+    def protocol_id(self, meta, children):
+        (token,) = children
+        return _unquote(token) if token.type == "STRING" else str(token)
+
+    def meta(self, meta, children):
+        key, value = children
+        return ast.Meta(str(key), _unquote(value), span=self._span(meta))
+
+    def fact(self, meta, children):
+        name, type_, *rest = children
+        description = None
+        if rest and isinstance(rest[-1], Token):
+            description = _unquote(rest.pop())
+        range_ = next((r for r in rest if isinstance(r, ast.Range)), None)
+        molar = next((r for r in rest if isinstance(r, ast.MolarMass)), None)
+        return ast.Fact(
+            str(name), type_, range_, molar, description,
+            span=self._span(meta), name_span=self._tok(name),
+        )
+
+    def range_option(self, meta, children):
+        (low, _), (high, _) = children
+        return ast.Range(low, high, span=self._span(meta))
+
+    def molar_mass_option(self, meta, children):
+        value, unit = children
+        return ast.MolarMass(
+            _number(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
+        )
+
+    def signed_number(self, meta, children):
+        value = _number(children[-1])
+        return (-value if len(children) == 2 else value), self._span(meta)
+
+    def boolean_type(self, meta, children):
+        return ast.BooleanType(span=self._span(meta))
+
+    def integer_type(self, meta, children):
+        return ast.IntegerType(span=self._span(meta))
+
+    def number_type(self, meta, children):
+        return ast.NumberType(span=self._span(meta))
+
+    def quantity_type(self, meta, children):
+        (unit,) = children
+        return ast.QuantityType(_unquote(unit), span=self._span(meta), unit_span=self._tok(unit))
+
+    def date_type(self, meta, children):
+        return ast.DateType(span=self._span(meta))
+
+    def datetime_type(self, meta, children):
+        return ast.DateTimeType(span=self._span(meta))
+
+    def text_type(self, meta, children):
+        return ast.TextType(span=self._span(meta))
+
+    def choice_type(self, meta, children):
+        return ast.ChoiceType(
+            tuple(str(c) for c in children),
+            span=self._span(meta),
+            choice_spans=tuple(self._tok(c) for c in children),
+        )
+
+    def series_type(self, meta, children):
+        return ast.SeriesType(children[0], span=self._span(meta))
+
+    def set_type(self, meta, children):
+        return ast.SetType(children[0], span=self._span(meta))
+
+    def define(self, meta, children):
+        name, _eq, expr = children
+        return ast.Define(str(name), expr, span=self._span(meta), name_span=self._tok(name))
+
+    def criterion(self, meta, children):
+        kind, ident, text, *rest = children
+        note = rest[0] if len(rest) == 2 else None
+        return ast.Criterion(
+            ast.CriterionKind(str(kind)), str(ident), _unquote(text), note, rest[-1],
+            span=self._span(meta), id_span=self._tok(ident),
+        )
+
+    def note(self, meta, children):
+        return _unquote(children[0])
+
+    # ---- logic and comparisons
+
+    def or_expr(self, meta, children):
+        return ast.Logic(ast.LogicOp.OR, tuple(children), span=self._span(meta))
+
+    def and_expr(self, meta, children):
+        return ast.Logic(ast.LogicOp.AND, tuple(children), span=self._span(meta))
+
+    def not_(self, meta, children):
+        return ast.Not(children[1], span=self._span(meta))
+
+    def compare_op(self, meta, children):
+        return ast.CompareOp(str(children[0]))
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ast.Comparison(op, left, right, span=self._span(meta))
+
+    def between(self, meta, children):
+        operand, low, high = children
+        return ast.Between(operand, low, high, span=self._span(meta))
+
+    def in_set(self, meta, children):
+        operand, items = children
+        return ast.InSet(operand, items, False, span=self._span(meta))
+
+    def not_in_set(self, meta, children):
+        operand, _not, items = children
+        return ast.InSet(operand, items, True, span=self._span(meta))
+
+    def is_known(self, meta, children):
+        return ast.IsKnown(children[0], False, span=self._span(meta))
+
+    def is_unknown(self, meta, children):
+        return ast.IsKnown(children[0], True, span=self._span(meta))
+
+    def contains(self, meta, children):
+        collection, item = children
+        return ast.Contains(collection, ast.ContainsMode.ONE, (item,), span=self._span(meta))
+
+    def contains_any(self, meta, children):
+        collection, _any, items = children
+        return ast.Contains(collection, ast.ContainsMode.ANY, items, span=self._span(meta))
+
+    def contains_all(self, meta, children):
+        collection, _all, items = children
+        return ast.Contains(collection, ast.ContainsMode.ALL, items, span=self._span(meta))
+
+    def window(self, meta, children):
+        series, duration = children
+        return ast.Window(series, duration, span=self._span(meta))
+
+    def quantifier(self, meta, children):
+        word, window = children
+        return ast.Quantifier(str(word)), window, self._span(meta)
+
+    def _quantified(self, meta, quantifier, condition_of):
+        word, window, span = quantifier
+        condition = condition_of(ast.Each(span=span))
+        return ast.Quantified(word, window, condition, span=self._span(meta))
+
+    def quantified_compare(self, meta, children):
+        quantifier, op, right = children
+        cond_span = self.source.span(quantifier[2].start, right.span.end)
+        return self._quantified(
+            meta, quantifier, lambda each: ast.Comparison(op, each, right, span=cond_span)
+        )
+
+    def quantified_between(self, meta, children):
+        quantifier, low, high = children
+        cond_span = self.source.span(quantifier[2].start, high.span.end)
+        return self._quantified(
+            meta, quantifier, lambda each: ast.Between(each, low, high, span=cond_span)
+        )
+
+    def quantified_in(self, meta, children):
+        quantifier, items = children
+        return self._quantified(
+            meta, quantifier, lambda each: ast.InSet(each, items, False, span=self._span(meta))
+        )
+
+    def quantified_not_in(self, meta, children):
+        quantifier, _not, items = children
+        return self._quantified(
+            meta, quantifier, lambda each: ast.InSet(each, items, True, span=self._span(meta))
+        )
+
+    # ---- arithmetic
+
+    def _fold(self, children):
+        result = children[0]
+        for i in range(1, len(children), 2):
+            right = children[i + 1]
+            span = result.span.to(right.span)
+            result = ast.Arithmetic(ast.ArithOp(str(children[i])), result, right, span=span)
+        return result
+
+    def sum(self, meta, children):
+        return self._fold(children)
+
+    def product(self, meta, children):
+        return self._fold(children)
+
+    def negate(self, meta, children):
+        return ast.Negate(children[1], span=self._span(meta))
+
+    # ---- atoms
+
+    def number(self, meta, children):
+        (token,) = children
+        return ast.NumberLit(_number(token), _is_integer_literal(token), span=self._span(meta))
+
+    def quantity(self, meta, children):
+        value, unit = children
+        return ast.QuantityLit(
+            _number(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
+        )
+
+    def duration(self, meta, children):
+        value, word = children
+        return ast.DurationLit(_number(value), str(word), span=self._span(meta))
+
+    def date(self, meta, children):
+        (token,) = children
+        text = str(token)[1:]
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            self.diagnostics.append(
+                error(
+                    "PR108",
+                    f"`{token}` is not a valid date",
+                    self._tok(token),
+                    help="write a real calendar date as `@YYYY-MM-DD`, e.g. `@2026-03-01`",
+                )
+            )
+        return ast.DateLit(text, "T" in text, span=self._span(meta))
+
+    def text(self, meta, children):
+        return ast.TextLit(_unquote(children[0]), span=self._span(meta))
+
+    def true(self, meta, children):
+        return ast.BoolLit(True, span=self._span(meta))
+
+    def false(self, meta, children):
+        return ast.BoolLit(False, span=self._span(meta))
+
+    def name(self, meta, children):
+        return ast.Name(str(children[0]), span=self._span(meta))
+
+    def call(self, meta, children):
+        name, *args = children
+        return ast.Call(
+            str(name),
+            tuple(a for a in args if a is not None),
+            span=self._span(meta),
+            name_span=self._tok(name),
+        )
+
+    def _count(self, meta, children, op):
+        n, *conditions = children
+        return ast.Count(op, int(_number(n)), tuple(conditions), span=self._span(meta))
+
+    def at_least(self, meta, children):
+        return self._count(meta, children, ast.CountOp.AT_LEAST)
+
+    def at_most(self, meta, children):
+        return self._count(meta, children, ast.CountOp.AT_MOST)
+
+    def group(self, meta, children):
+        return children[0]
+
+    # ---- sets
+
+    def set_literal(self, meta, children):
+        return tuple(c for c in children if c is not None)
+
+    def number_item(self, meta, children):
+        ((value, _),) = children
+        text = self.source.text[meta.start_pos : meta.end_pos]
+        return ast.NumberLit(value, not any(c in text for c in ".eE"), span=self._span(meta))
+
+    def quantity_item(self, meta, children):
+        (value, _), unit = children
+        return ast.QuantityLit(
+            value, _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
+        )
+
+    def duration_item(self, meta, children):
+        return self.duration(meta, children)
+
+    def text_item(self, meta, children):
+        return self.text(meta, children)
+
+    def name_item(self, meta, children):
+        return self.name(meta, children)

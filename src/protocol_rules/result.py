@@ -1,0 +1,210 @@
+"""Results of an evaluation: data only. Renderers live in `protocol_rules.render`.
+
+A `Result` holds the status, each criterion's outcome and the missing facts, computed
+eagerly; the trace of a criterion (the tree of its sub-expressions and the value each took)
+is built from the evaluation's flat record only when someone asks for it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from attrs import frozen
+
+
+class Status(enum.StrEnum):
+    """The verdict on a patient for a whole protocol."""
+
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    INDETERMINATE = "indeterminate"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Outcome(enum.StrEnum):
+    """The outcome of one criterion: its condition is true, false or unknown."""
+
+    MET = "met"
+    NOT_MET = "not_met"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@frozen
+class Observation:
+    """One observation of a series, as a window saw it."""
+
+    at: str
+    value: Any
+    unit: str | None
+    in_window: bool
+    result: bool | None = None  # for `any`/`all`: did this observation pass the test?
+
+
+@frozen
+class Trace:
+    """One sub-expression of a criterion as written in the file, and the value it took.
+
+    `value` is JSON-ready: a boolean, a number (in `unit` for quantities), a string (choices,
+    texts, ISO dates), a list (sets, windows), or None when `known` is false. `given` is the
+    patient's value as sent (with its own unit) for a fact read. `why` says why an unknown is
+    unknown. `evaluated` is false for an operand that a decided `and`/`or` did not need.
+    """
+
+    expr: str
+    kind: str
+    value: Any
+    known: bool
+    unit: str | None = None
+    evaluated: bool = True
+    why: str | None = None
+    fact: str | None = None
+    given: Any = None
+    observations: tuple[Observation, ...] = ()
+    children: tuple[Trace, ...] = ()
+    line: int | None = None
+    column: int | None = None
+
+    def walk(self):  # type: ignore[no-untyped-def]
+        """This node and all below it, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@frozen
+class MissingFact:
+    """An absent fact that could still change an undecided verdict, and what it feeds."""
+
+    name: str
+    criteria: tuple[str, ...]
+    reason: str  # "absent" or "no observation in the window"
+    description: str | None = None
+
+
+class CriterionResult:
+    """The outcome of one criterion; `trace` is built on first access."""
+
+    __slots__ = ("_trace", "_trace_builder", "deciding", "id", "kind", "note", "outcome", "text")
+
+    def __init__(
+        self,
+        id: str,
+        kind: str,
+        text: str,
+        note: str | None,
+        outcome: Outcome,
+        deciding: bool,
+        trace_builder: Callable[[], Trace],
+    ) -> None:
+        self.id = id
+        self.kind = kind
+        self.text = text
+        self.note = note
+        self.outcome = outcome
+        self.deciding = deciding
+        self._trace_builder = trace_builder
+        self._trace: Trace | None = None
+
+    @property
+    def trace(self) -> Trace:
+        """The tree of this criterion's sub-expressions with the value each took."""
+        if self._trace is None:
+            self._trace = self._trace_builder()
+        return self._trace
+
+    @property
+    def excludes(self) -> bool:
+        """True when this criterion alone makes the patient ineligible."""
+        if self.kind == "inclusion":
+            return self.outcome is Outcome.NOT_MET
+        return self.outcome is Outcome.MET
+
+    def __repr__(self) -> str:
+        return f"<CriterionResult {self.id} {self.outcome.value}>"
+
+
+class Result:
+    """The verdict on one patient: status, criteria, missing facts, and renderers."""
+
+    __slots__ = ("_criteria", "_make_criteria", "as_of", "missing_facts", "protocol_id",
+                 "protocol_title", "status")
+
+    def __init__(
+        self,
+        protocol_id: str,
+        protocol_title: str | None,
+        status: Status,
+        make_criteria: Callable[[], tuple[CriterionResult, ...]],
+        missing_facts: tuple[MissingFact, ...],
+        as_of: datetime | None,
+    ) -> None:
+        self.protocol_id = protocol_id
+        self.protocol_title = protocol_title
+        self.status = status
+        self._make_criteria = make_criteria
+        self._criteria: tuple[CriterionResult, ...] | None = None
+        self.missing_facts = missing_facts
+        self.as_of = as_of
+
+    @property
+    def criteria(self) -> tuple[CriterionResult, ...]:
+        """Every criterion's result, in file order."""
+        if self._criteria is None:
+            self._criteria = self._make_criteria()
+        return self._criteria
+
+    def criterion(self, id: str) -> CriterionResult:
+        """The result of the criterion with this id (KeyError if none)."""
+        for c in self.criteria:
+            if c.id == id:
+                return c
+        raise KeyError(id)
+
+    @property
+    def outcomes(self) -> dict[str, Outcome]:
+        """Criterion id -> outcome."""
+        return {c.id: c.outcome for c in self.criteria}
+
+    @property
+    def deciding(self) -> tuple[CriterionResult, ...]:
+        """The criteria that exclude (ineligible) or that are still open (indeterminate)."""
+        return tuple(c for c in self.criteria if c.deciding)
+
+    @property
+    def eligible(self) -> bool:
+        return self.status is Status.ELIGIBLE
+
+    def explain(self, color: bool = False) -> str:
+        """A readable tree for a terminal: every criterion, why, and what is missing."""
+        from .render.text import explain
+
+        return explain(self, color=color)
+
+    def to_markdown(self) -> str:
+        """A Markdown report of the verdict and each criterion's trace."""
+        from .render.markdown import to_markdown
+
+        return to_markdown(self)
+
+    def to_dict(self, traces: bool = True) -> dict[str, Any]:
+        """The documented JSON shape (see `protocol_rules/schemas/result.schema.json`)."""
+        from .render.json import to_dict
+
+        return to_dict(self, traces=traces)
+
+    def to_json(self, indent: int | None = 2, traces: bool = True) -> str:
+        """`to_dict` as JSON text."""
+        from .render.json import to_json
+
+        return to_json(self, indent=indent, traces=traces)
+
+    def __repr__(self) -> str:
+        return f"<Result {self.protocol_id}: {self.status.value}>"

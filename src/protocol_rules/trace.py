@@ -1,0 +1,174 @@
+"""Traces: the tree of a criterion's sub-expressions with their values, built on demand.
+
+Evaluation records one value per node in a flat list; this module turns that record into
+`Trace` objects only when a caller reads `CriterionResult.trace` (or renders a result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .check import ir
+from .check.types import QtyT, SeriesT, TimeT, Type, WindowT
+from .evaluate import NOTRUN
+from .facts import UNKNOWN, format_instant
+from .result import Observation, Trace
+
+if TYPE_CHECKING:
+    from .evaluate import Program
+
+_KINDS = {
+    ir.Const: "literal",
+    ir.FactRef: "fact",
+    ir.DefineRef: "define",
+    ir.Each: "observation",
+    ir.Not: "not",
+    ir.Logic: "logic",
+    ir.Compare: "comparison",
+    ir.Between: "between",
+    ir.InSet: "in",
+    ir.IsKnown: "is known",
+    ir.Contains: "contains",
+    ir.Arith: "arithmetic",
+    ir.Negate: "negate",
+    ir.Window: "window",
+    ir.Aggregate: "aggregate",
+    ir.Quantified: "quantified",
+    ir.Count: "count",
+    ir.TimeSince: "time_since",
+    ir.DateShift: "date arithmetic",
+    ir.DateDiff: "date arithmetic",
+}
+
+
+def json_value(value: Any, type_: Type) -> Any:
+    """A value of the evaluator as JSON-ready data (None for unknown)."""
+    if value is UNKNOWN or value is NOTRUN or value is None:
+        return None
+    if isinstance(type_, TimeT):
+        return format_instant(value, type_.has_time)
+    if isinstance(type_, WindowT | SeriesT):
+        return [json_value(v, type_.element) for v in value[1]]
+    if isinstance(value, frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
+
+
+def unit_of(type_: Type) -> str | None:
+    while isinstance(type_, WindowT | SeriesT):
+        type_ = type_.element
+    return type_.unit if isinstance(type_, QtyT) else None
+
+
+class TraceBuilder:
+    """Builds `Trace` trees for one evaluated patient."""
+
+    def __init__(self, program: Program, F: list[Any], V: list[Any], patient: Mapping[str, Any]):
+        self.program = program
+        self.F = F
+        self.V = V
+        self.patient = patient
+
+    def build(self, i: int) -> Trace:
+        node = self.program.nodes[i]
+        if isinstance(node, ir.Convert):  # inserted by the checker, not written: show operand
+            return self._with_value(self.build(self.program.children[i][0]), i, node)
+        value = self.V[i]
+        span = node.source.span
+        base = dict(
+            expr=span.text,
+            kind=_KINDS[type(node)],
+            value=json_value(value, node.type),
+            known=value is not UNKNOWN and value is not NOTRUN,
+            unit=unit_of(node.type),
+            evaluated=value is not NOTRUN,
+            line=span.line,
+            column=span.column,
+        )
+        children = tuple(self.build(c) for c in self.program.children[i])
+        extra: dict[str, Any] = {}
+        match node:
+            case ir.FactRef(name=name):
+                extra["fact"] = name
+                extra["given"] = self.patient.get(name)
+                if value is UNKNOWN:
+                    extra["why"] = f"`{name}` is absent from the patient record"
+            case ir.Window():
+                extra["observations"] = self._window_observations(i, node)
+                if value is UNKNOWN:
+                    extra["why"] = _first_why(children) or "the series is unknown"
+            case ir.Aggregate() | ir.Quantified():
+                extra.update(self._window_summary(i, node, value, children))
+                if isinstance(node, ir.Quantified):
+                    children = children[:1]
+            case ir.DefineRef(name=name):
+                extra["fact"] = None
+                if value is UNKNOWN:
+                    extra["why"] = _first_why(children) or f"define `{name}` is unknown"
+            case ir.Arith() if value is UNKNOWN and not _first_why(children):
+                extra["why"] = "division by zero"
+            case _:
+                if value is UNKNOWN:
+                    extra["why"] = _first_why(children)
+        return Trace(children=children, **base, **extra)
+
+    def _with_value(self, inner: Trace, i: int, node: ir.Node) -> Trace:
+        import attrs
+
+        value = self.V[i]
+        return attrs.evolve(inner, value=json_value(value, node.type), unit=unit_of(node.type))
+
+    def _window_observations(self, i: int, node: ir.Window) -> tuple[Observation, ...]:
+        series_index = self.program.children[i][0]
+        series = self.V[series_index]
+        window = self.V[i]
+        if series is UNKNOWN or series is NOTRUN:
+            return ()
+        element = node.type.element if isinstance(node.type, WindowT) else None
+        unit = unit_of(node.type)
+        inside = set(zip(*window, strict=True)) if window not in (UNKNOWN, NOTRUN) else set()
+        return tuple(
+            Observation(format_instant(t), json_value(v, element), unit, (t, v) in inside)
+            for t, v in zip(*series, strict=True)
+        )
+
+    def _window_summary(
+        self, i: int, node: ir.Node, value: Any, children: tuple[Trace, ...]
+    ) -> dict[str, Any]:
+        window_index = self.program.children[i][0]
+        window = self.V[window_index]
+        extra: dict[str, Any] = {}
+        if isinstance(node, ir.Quantified):
+            results = self.V[self.program.details[i]]
+            window_node = self.program.nodes[window_index]
+            unit = unit_of(window_node.type)
+            element = window_node.type.element if isinstance(window_node.type, WindowT) else None
+            if window not in (UNKNOWN, NOTRUN):
+                extra["observations"] = tuple(
+                    Observation(format_instant(t), json_value(v, element), unit, True,
+                                _result(r))
+                    for t, v, r in zip(window[0], window[1], results, strict=False)
+                )
+        if value is UNKNOWN:
+            if window is UNKNOWN:
+                extra["why"] = _first_why(children) or "the series is unknown"
+            elif window is not NOTRUN and not window[1]:
+                window_text = self.program.nodes[window_index].source.span.text
+                extra["why"] = f"no observation in `{window_text}`"
+            else:
+                extra["why"] = _first_why(children) or "a value it compares with is unknown"
+        return extra
+
+
+def _result(value: Any) -> Any:
+    return None if value is UNKNOWN else value
+
+
+def _first_why(children: tuple[Trace, ...]) -> str | None:
+    for child in children:
+        if not child.known and child.evaluated:
+            return child.why
+    return None

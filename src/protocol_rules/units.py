@@ -1,0 +1,168 @@
+"""The one door to pint and ucumvert: UCUM units parsed once, conversion factors cached.
+
+Every unit string is parsed once per process and every conversion factor computed once per
+(from, to, molar mass) triple; the per-patient path only multiplies floats. Conversions are
+affine (``factor * x + offset``) so that temperatures convert too.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from functools import cache
+from typing import Any
+
+import attrs
+
+_lock = threading.Lock()
+_registry: Any = None
+
+
+class UnitError(Exception):
+    """A unit string is not valid UCUM, or two units cannot be converted into each other."""
+
+
+def registry() -> Any:
+    """The pint registry with UCUM definitions, built on first use (about 0.3 s)."""
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                from ucumvert import PintUcumRegistry
+
+                _registry = PintUcumRegistry()
+    return _registry
+
+
+@cache
+def _parse(ucum: str) -> Any:
+    reg = registry()
+    if not ucum.strip():
+        raise UnitError("an empty unit is not valid UCUM; write `'1'` for a pure number")
+    try:
+        with _lock:
+            quantity = reg.from_ucum(ucum)
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnitError(first_line) from None
+    if not hasattr(quantity, "units"):
+        quantity = reg.Quantity(float(quantity), reg.dimensionless)
+    return quantity
+
+
+def check_unit(ucum: str) -> None:
+    """Raise `UnitError` unless `ucum` is a valid UCUM unit."""
+    _parse(ucum)
+
+
+@cache
+def dimension(ucum: str) -> str:
+    """The dimension of a unit in words pint understands, e.g. ``[mass] / [length] ** 3``."""
+    dims = _parse(ucum).dimensionality
+    return str(dims) if dims else "dimensionless"
+
+
+def is_dimensionless(ucum: str) -> bool:
+    return dimension(ucum) == "dimensionless"
+
+
+@attrs.frozen
+class Conversion:
+    """``factor * x + offset``: a value in one unit expressed in another."""
+
+    factor: float
+    offset: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self.factor == 1.0 and self.offset == 0.0
+
+    def __call__(self, value: float) -> float:
+        return clean(self.factor * value + self.offset)
+
+
+IDENTITY = Conversion(1.0)
+
+
+@cache
+def conversion(source: str, target: str, molar_mass: float | None = None) -> Conversion:
+    """How to convert a value in unit `source` into unit `target`.
+
+    `molar_mass` (in g/mol) allows mass <-> amount-of-substance conversions, such as
+    creatinine in mg/dL <-> umol/L. Raises `UnitError` when the units are incompatible.
+    """
+    if source == target:
+        return IDENTITY
+    src, dst = _parse(source), _parse(target)
+    zero = _convert(0.0, src, dst, molar_mass)
+    one = _convert(1.0, src, dst, molar_mass)
+    factor = clean(one - zero)
+    return Conversion(factor, clean(zero))
+
+
+def _convert(value: float, src: Any, dst: Any, molar_mass: float | None) -> float:
+    import pint
+
+    reg = registry()
+    quantity = reg.Quantity(value * src.magnitude, src.units)
+    candidates = [quantity]
+    if molar_mass is not None:
+        mass = reg.Quantity(molar_mass, "g/mol")
+        candidates += [quantity / mass, quantity * mass]
+    for candidate in candidates:
+        try:
+            with _lock:
+                return float(candidate.to(dst.units).magnitude / dst.magnitude)
+        except pint.DimensionalityError:
+            continue
+        except Exception as exc:
+            raise UnitError(str(exc)) from None
+    raise UnitError(f"cannot convert `{_text(src)}` to `{_text(dst)}`")
+
+
+def _text(quantity: Any) -> str:
+    return f"{quantity.units:~}" or "1"
+
+
+def needs_molar_mass(source: str, target: str) -> bool:
+    """True when the two units differ only by an amount of substance vs. a mass."""
+    try:
+        conversion(source, target)
+        return False
+    except UnitError:
+        pass
+    try:
+        conversion(source, target, 1.0)
+        return True
+    except UnitError:
+        return False
+
+
+def product_unit(left: str, right: str) -> str:
+    """The UCUM unit of a product of quantities in `left` and `right`."""
+    return _join(left, ".", right)
+
+
+def quotient_unit(left: str, right: str) -> str:
+    """The UCUM unit of a quotient of quantities in `left` and `right`."""
+    return _join(left, "/", right)
+
+
+def _join(left: str, op: str, right: str) -> str:
+    def wrap(u: str) -> str:
+        return u if all(c not in u for c in "./") else f"({u})"
+
+    joined = f"{wrap(left)}{op}{wrap(right)}"
+    check_unit(joined)
+    return joined
+
+
+def clean(value: float) -> float:
+    """Round to 12 significant digits so exact boundaries survive a conversion.
+
+    ``25 '10*9/L'`` must compare equal to ``25000 '/uL'``, not a hair below it.
+    """
+    if value == 0.0 or not math.isfinite(value):
+        return value
+    digits = 12 - math.floor(math.log10(abs(value)))
+    return round(value, digits)
