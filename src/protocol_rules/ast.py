@@ -61,12 +61,18 @@ class CriterionKind(enum.StrEnum):
 
 #: Time-unit words and the UCUM unit each stands for.
 TIME_WORDS: dict[str, str] = {
-    "year": "a", "years": "a",
-    "month": "mo", "months": "mo",
-    "week": "wk", "weeks": "wk",
-    "day": "d", "days": "d",
-    "hour": "h", "hours": "h",
-    "minute": "min", "minutes": "min",
+    "year": "a",
+    "years": "a",
+    "month": "mo",
+    "months": "mo",
+    "week": "wk",
+    "weeks": "wk",
+    "day": "d",
+    "days": "d",
+    "hour": "h",
+    "hours": "h",
+    "minute": "min",
+    "minutes": "min",
 }
 
 
@@ -269,9 +275,27 @@ class Negate:
 
 
 Expr: TypeAlias = (
-    NumberLit | QuantityLit | DurationLit | DateLit | TextLit | BoolLit | Name | Each | Call
-    | Not | Logic | Comparison | Between | InSet | IsKnown | Contains | Window | Quantified
-    | Count | Arithmetic | Negate
+    NumberLit
+    | QuantityLit
+    | DurationLit
+    | DateLit
+    | TextLit
+    | BoolLit
+    | Name
+    | Each
+    | Call
+    | Not
+    | Logic
+    | Comparison
+    | Between
+    | InSet
+    | IsKnown
+    | Contains
+    | Window
+    | Quantified
+    | Count
+    | Arithmetic
+    | Negate
 )
 
 
@@ -355,8 +379,16 @@ class SetType:
 
 
 TypeExpr: TypeAlias = (
-    BooleanType | IntegerType | NumberType | QuantityType | DateType | DateTimeType | TextType
-    | ChoiceType | SeriesType | SetType
+    BooleanType
+    | IntegerType
+    | NumberType
+    | QuantityType
+    | DateType
+    | DateTimeType
+    | TextType
+    | ChoiceType
+    | SeriesType
+    | SetType
 )
 
 

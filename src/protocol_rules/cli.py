@@ -43,8 +43,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text for people, json for editors and CI.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for editors and CI.",
+)
 def check(files: Sequence[str], fmt: str) -> None:
     """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
     results = []
@@ -54,8 +60,9 @@ def check(files: Sequence[str], fmt: str) -> None:
                 text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            results.append((name, [error("PR101", f"cannot read `{name}`: {reason}", None,
-                                         path=name)]))
+            results.append(
+                (name, [error("PR101", f"cannot read `{name}`: {reason}", None, path=name)])
+            )
             continue
         results.append((name, check_text(text, name)))
     failed = any(d.is_error for _, diags in results for d in diags)
@@ -80,25 +87,39 @@ def _read_patient(path: str) -> Any:
                 text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise RulesError([error("PR401", f"cannot read `{path}`: {reason}", None,
-                                path=path)]) from None
+        raise RulesError(
+            [error("PR401", f"cannot read `{path}`: {reason}", None, path=path)]
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"{path}:{exc.lineno}:{exc.colno}"
         raise RulesError(
-            [error("PR401", f"the patient file is not valid JSON: {exc.msg}", None, path=where,
-                   help="a patient is a JSON object such as {\"age\": 54}")]
+            [
+                error(
+                    "PR401",
+                    f"the patient file is not valid JSON: {exc.msg}",
+                    None,
+                    path=where,
+                    help='a patient is a JSON object such as {"age": 54}',
+                )
+            ]
         ) from None
 
 
 @cli.command(name="eval")
 @click.argument("protocol", type=click.Path(dir_okay=False))
 @click.argument("patient", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--as-of", "as_of", metavar="ISO",
-              help="Evaluation time (default: the patient's \"as_of\").")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
-              default="text", show_default=True)
+@click.option(
+    "--as-of", "as_of", metavar="ISO", help='Evaluation time (default: the patient\'s "as_of").'
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
 @click.option("--brief", is_flag=True, help="Show traces only for the deciding criteria.")
 @click.option("--ignore-unknown", is_flag=True, help="Accept keys the protocol does not declare.")
 def eval_(
@@ -124,8 +145,13 @@ def eval_(
 
 @cli.command()
 @click.argument("protocol", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json-schema"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json-schema"]),
+    default="table",
+    show_default=True,
+)
 def facts(protocol: str, fmt: str) -> None:
     """List the facts PROTOCOL needs, as a table or as a JSON Schema for patient records."""
     from .render.patient_schema import facts_table, patient_schema

@@ -107,7 +107,7 @@ class Program:
                         "this protocol reads time windows or `time_since`, so it needs `as_of`",
                         None,
                         path=path,
-                        help='pass as_of= to evaluate(), `--as-of` to the CLI, or put '
+                        help="pass as_of= to evaluate(), `--as-of` to the CLI, or put "
                         '"as_of": "2026-03-01T08:00:00Z" in the patient record',
                     )
                 )
@@ -115,8 +115,9 @@ class Program:
         try:
             return parse_instant(value, "a datetime")
         except Invalid as exc:
-            problems.append(error("PR407", f"`as_of`: {exc.message}", None, path=path,
-                                  help=exc.hint))
+            problems.append(
+                error("PR407", f"`as_of`: {exc.message}", None, path=path, help=exc.hint)
+            )
             return U
 
     def _status(self, outcomes: list[Outcome]) -> Status:
@@ -149,7 +150,12 @@ class Program:
                 deciding = status is Status.INDETERMINATE and outcome is Outcome.UNKNOWN
             results.append(
                 CriterionResult(
-                    info.id, info.kind.value, info.text, info.note, outcome, deciding,
+                    info.id,
+                    info.kind.value,
+                    info.text,
+                    info.note,
+                    outcome,
+                    deciding,
                     (lambda i=index: builder.build(i)),
                 )
             )
@@ -161,8 +167,9 @@ class Program:
         """Absent facts (or empty windows) under the unknown parts of open criteria."""
         found: dict[str, dict[str, None]] = {}
         reasons: dict[str, str] = {}
-        for (root, _), info, outcome in zip(self.roots, self.checked.criteria, outcomes,
-                                            strict=True):
+        for (root, _), info, outcome in zip(
+            self.roots, self.checked.criteria, outcomes, strict=True
+        ):
             if outcome is not Outcome.UNKNOWN:
                 continue
             for name, reason in self._unknown_sources(root, V):
@@ -246,8 +253,11 @@ class _Compiler:
             value = node.value
             return i, lambda F, V: value
         i = self._slot(node)
-        kids = [self.compile(c) for c in ir.children(node)] if not isinstance(
-            node, ir.Quantified) else []
+        kids = (
+            [self.compile(c) for c in ir.children(node)]
+            if not isinstance(node, ir.Quantified)
+            else []
+        )
         if kids:
             self.children[i] = tuple(k for k, _ in kids)
         fns = [f for _, f in kids]
@@ -256,9 +266,11 @@ class _Compiler:
     def _build(self, node: ir.Node, i: int, fns: list[Fn]) -> Fn:
         match node:
             case ir.FactRef(index=k):
+
                 def fact(F, V):
                     V[i] = x = F[k]
                     return x
+
                 return fact
             case ir.DefineRef(name=name):
                 d = self.define_roots[name]
@@ -271,6 +283,7 @@ class _Compiler:
                         x = body(F, V)
                     V[i] = x
                     return x
+
                 return define
             case ir.Each():
                 slot = self._each_slots[-1]
@@ -278,6 +291,7 @@ class _Compiler:
                 def each(F, V):
                     V[i] = x = V[slot]
                     return x
+
                 return each
             case ir.Not():
                 (a,) = fns
@@ -286,6 +300,7 @@ class _Compiler:
                     x = a(F, V)
                     V[i] = r = U if x is U else not x
                     return r
+
                 return not_
             case ir.Logic(op=op):
                 return _logic(i, fns, op is ast.LogicOp.AND)
@@ -298,6 +313,7 @@ class _Compiler:
                     x, low, high = a(F, V), lo(F, V), hi(F, V)
                     V[i] = r = U if x is U or low is U or high is U else low <= x <= high
                     return r
+
                 return between
             case ir.InSet(items=items, negated=negated):
                 return _in_set(i, fns, items, negated)
@@ -307,6 +323,7 @@ class _Compiler:
                 def is_known(F, V):
                     V[i] = r = (a(F, V) is U) is negated
                     return r
+
                 return is_known
             case ir.Contains(mode=mode):
                 return _contains(i, fns, mode)
@@ -317,6 +334,7 @@ class _Compiler:
                     x = a(F, V)
                     V[i] = r = U if x is U else conversion(x)
                     return r
+
                 return convert
             case ir.Arith(op=op, scale=scale):
                 return _arith(i, fns, _ARITH[op], scale)
@@ -327,6 +345,7 @@ class _Compiler:
                     x = a(F, V)
                     V[i] = r = U if x is U else -x
                     return r
+
                 return negate
             case ir.Window():
                 self.uses_time = True
@@ -346,6 +365,7 @@ class _Compiler:
                     x = a(F, V)
                     V[i] = r = U if x is U else (F[now] - x) / DAY
                     return r
+
                 return time_since
             case ir.DateShift(sign=sign):
                 date_fn, seconds_fn = fns
@@ -354,6 +374,7 @@ class _Compiler:
                     x, s = date_fn(F, V), seconds_fn(F, V)
                     V[i] = r = U if x is U or s is U else x + sign * s
                     return r
+
                 return shift
             case ir.DateDiff():
                 a, b = fns
@@ -362,6 +383,7 @@ class _Compiler:
                     x, y = a(F, V), b(F, V)
                     V[i] = r = U if x is U or y is U else (x - y) / DAY
                     return r
+
                 return diff
         raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
 
@@ -427,12 +449,14 @@ def _compare(i: int, fns: list[Fn], op: Callable[[Any, Any], bool], right: ir.No
             x = a(F, V)
             V[i] = r = U if x is U else op(x, const)
             return r
+
         return compare_const
 
     def compare(F, V):
         x, y = a(F, V), b(F, V)
         V[i] = r = U if x is U or y is U else op(x, y)
         return r
+
     return compare
 
 
@@ -445,6 +469,7 @@ def _in_set(i: int, fns: list[Fn], items: tuple[ir.Node, ...], negated: bool) ->
             x = a(F, V)
             V[i] = r = U if x is U else (x in members) is not negated
             return r
+
         return in_const
 
     def in_set(F, V):
@@ -460,6 +485,7 @@ def _in_set(i: int, fns: list[Fn], items: tuple[ir.Node, ...], negated: bool) ->
             r = negated
         V[i] = r
         return r
+
     return in_set
 
 
@@ -483,6 +509,7 @@ def _contains(i: int, fns: list[Fn], mode: ast.ContainsMode) -> Fn:
                     break
         V[i] = r
         return r
+
     return contains
 
 
@@ -503,6 +530,7 @@ def _arith(i: int, fns: list[Fn], op: Callable[[Any, Any], Any], scale: float) -
                     r *= scale
         V[i] = r
         return r
+
     return arith
 
 
@@ -520,21 +548,26 @@ def _window(i: int, fns: list[Fn], now: int) -> Fn:
         hi = bisect_right(times, as_of)
         V[i] = r = (times[lo:hi], values[lo:hi])
         return r
+
     return window
 
 
 def _aggregate(i: int, window: Fn, function: str) -> Fn:
     if function == "count":
+
         def count(F, V):
             w = window(F, V)
             V[i] = r = U if w is U else len(w[1])
             return r
+
         return count
     if function == "exists":
+
         def exists(F, V):
             w = window(F, V)
             V[i] = r = U if w is U else len(w[1]) > 0
             return r
+
         return exists
     reduce: Callable[[tuple[Any, ...]], Any] = {
         "max": max,
@@ -549,6 +582,7 @@ def _aggregate(i: int, window: Fn, function: str) -> Fn:
         w = window(F, V)
         V[i] = r = U if w is U or not w[1] else reduce(w[1])
         return r
+
     return aggregate
 
 
@@ -567,6 +601,7 @@ def _count(i: int, fns: list[Fn], at_least: bool, n: int) -> Fn:
             r = True if true + unknown <= n else (False if true > n else U)
         V[i] = r
         return r
+
     return count
 
 

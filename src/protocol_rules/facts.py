@@ -185,10 +185,12 @@ def _unit_problem(unit: str, target: str, molar_mass: float | None) -> Invalid:
 def _element(fact: FactInfo, type_: Type) -> Normaliser:
     match type_:
         case BoolT():
+
             def boolean(value: Any) -> bool:
                 if not isinstance(value, bool):
                     raise Invalid("PR403", f"expected `true` or `false`, got {_kind(value)}")
                 return value
+
             return boolean
         case NumT(integer=integer):
             unit = None
@@ -199,10 +201,12 @@ def _element(fact: FactInfo, type_: Type) -> Normaliser:
             what = "a datetime" if has_time else "a date"
             return lambda value: parse_instant(value, what)
         case TextT():
+
             def text(value: Any) -> str:
                 if not isinstance(value, str):
                     raise Invalid("PR403", f"expected a string, got {_kind(value)}")
                 return value
+
             return text
         case ChoiceT(choices=choices):
             allowed = frozenset(choices)
@@ -218,6 +222,7 @@ def _element(fact: FactInfo, type_: Type) -> Normaliser:
                     hint=did_you_mean(value, choices)
                     or "the choices are " + ", ".join(f'"{c}"' for c in choices),
                 )
+
             return choice
     raise AssertionError(type_)  # pragma: no cover
 
@@ -271,8 +276,11 @@ def _observation(item: Any, i: int, element: Normaliser) -> tuple[float, Any]:
 def _set(fact: FactInfo, element: Normaliser) -> Normaliser:
     def normalise(value: Any) -> frozenset[Any]:
         if not isinstance(value, list | tuple):
-            raise Invalid("PR403", f"a set is a list, got {_kind(value)}",
-                          hint='write ["metformin", "insulin"]')
+            raise Invalid(
+                "PR403",
+                f"a set is a list, got {_kind(value)}",
+                hint='write ["metformin", "insulin"]',
+            )
         items = []
         for i, item in enumerate(value):
             try:
@@ -299,8 +307,9 @@ def normaliser(fact: FactInfo) -> Normaliser:
                     return quantity(item)
 
                 return _series(fact, observation_value)
-            return _series(fact, lambda item: inner(item["value"] if isinstance(
-                item, Mapping) else item))
+            return _series(
+                fact, lambda item: inner(item["value"] if isinstance(item, Mapping) else item)
+            )
         case SetT(element=element):
             return _set(fact, _element(fact, element))
     return _element(fact, fact.type)
@@ -320,10 +329,19 @@ class PatientReader:
     ) -> tuple[list[Any], Any, list[Diagnostic]]:
         """(values by slot, the patient's raw `as_of` or None, diagnostics)."""
         if not isinstance(patient, Mapping):
-            return [], None, [
-                error("PR401", f"a patient record is a JSON object, got {_kind(patient)}",
-                      None, path="$", help='write {"age": 54, …}')
-            ]
+            return (
+                [],
+                None,
+                [
+                    error(
+                        "PR401",
+                        f"a patient record is a JSON object, got {_kind(patient)}",
+                        None,
+                        path="$",
+                        help='write {"age": 54, …}',
+                    )
+                ],
+            )
         values = [UNKNOWN] * self.size
         problems: list[Diagnostic] = []
         normalisers = self.normalisers
@@ -342,8 +360,13 @@ class PatientReader:
                 values[entry[0]] = entry[1](raw)
             except Invalid as exc:
                 problems.append(
-                    error(exc.code, f"fact `{name}`: {exc.message}", None,
-                          path=f"$.{name}{exc.path}", help=exc.hint)
+                    error(
+                        exc.code,
+                        f"fact `{name}`: {exc.message}",
+                        None,
+                        path=f"$.{name}{exc.path}",
+                        help=exc.hint,
+                    )
                 )
         return values, as_of, problems
 

@@ -30,7 +30,7 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REGEX_TERMINALS = {
     "NAME": "a name",
     "NUMBER": "a number",
-    "STRING": 'a text in double quotes',
+    "STRING": "a text in double quotes",
     "UNIT": "a unit in single quotes such as `'mg/dL'`",
     "DATE": "a date such as `@2026-03-01`",
     "TIME_WORD": "a time unit such as `days`",
@@ -383,8 +383,13 @@ class _Builder(Transformer):
         range_ = next((r for r in rest if isinstance(r, ast.Range)), None)
         molar = next((r for r in rest if isinstance(r, ast.MolarMass)), None)
         return ast.Fact(
-            str(name), type_, range_, molar, description,
-            span=self._span(meta), name_span=self._tok(name),
+            str(name),
+            type_,
+            range_,
+            molar,
+            description,
+            span=self._span(meta),
+            name_span=self._tok(name),
         )
 
     def range_option(self, meta, children):
@@ -444,8 +449,13 @@ class _Builder(Transformer):
         kind, ident, text, *rest = children
         note = rest[0] if len(rest) == 2 else None
         return ast.Criterion(
-            ast.CriterionKind(str(kind)), str(ident), _unquote(text), note, rest[-1],
-            span=self._span(meta), id_span=self._tok(ident),
+            ast.CriterionKind(str(kind)),
+            str(ident),
+            _unquote(text),
+            note,
+            rest[-1],
+            span=self._span(meta),
+            id_span=self._tok(ident),
         )
 
     def note(self, meta, children):

@@ -134,8 +134,15 @@ class CriterionResult:
 class Result:
     """The verdict on one patient: status, criteria, missing facts, and renderers."""
 
-    __slots__ = ("_criteria", "_make_criteria", "as_of", "missing_facts", "protocol_id",
-                 "protocol_title", "status")
+    __slots__ = (
+        "_criteria",
+        "_make_criteria",
+        "as_of",
+        "missing_facts",
+        "protocol_id",
+        "protocol_title",
+        "status",
+    )
 
     def __init__(
         self,

@@ -148,8 +148,7 @@ class TraceBuilder:
             element = window_node.type.element if isinstance(window_node.type, WindowT) else None
             if window not in (UNKNOWN, NOTRUN):
                 extra["observations"] = tuple(
-                    Observation(format_instant(t), json_value(v, element), unit, True,
-                                _result(r))
+                    Observation(format_instant(t), json_value(v, element), unit, True, _result(r))
                     for t, v, r in zip(window[0], window[1], results, strict=False)
                 )
         if value is UNKNOWN:

@@ -64,8 +64,13 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
         body = checker.condition(criterion.expr, f"criterion `{criterion.id}`")
         checked_criteria.append(
             CriterionInfo(
-                criterion.kind, criterion.id, criterion.text, criterion.note, body,
-                (), criterion,
+                criterion.kind,
+                criterion.id,
+                criterion.text,
+                criterion.note,
+                body,
+                (),
+                criterion,
             )
         )
     diags += checker.diagnostics
@@ -84,8 +89,9 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
     if any(d.is_error for d in diags):
         return None, diags
     with_facts = tuple(
-        CriterionInfo(c.kind, c.id, c.text, c.note, c.body,
-                      _facts_read(c.body, checked_defines), c.decl)
+        CriterionInfo(
+            c.kind, c.id, c.text, c.note, c.body, _facts_read(c.body, checked_defines), c.decl
+        )
         for c in checked_criteria
     )
     header = file.header
@@ -114,8 +120,7 @@ def _check_header(file: ast.ProtocolFile) -> list[Diagnostic]:
                 "PR109",
                 "the file does not start with a protocol header",
                 source.span(0, min(len(source.text), len(source.line_text(1)))),
-                help='start the file with `protocol NCT01234567` and metadata such as '
-                '`title "…"`',
+                help='start the file with `protocol NCT01234567` and metadata such as `title "…"`',
             )
         ]
     diags = []
@@ -123,8 +128,12 @@ def _check_header(file: ast.ProtocolFile) -> list[Diagnostic]:
     for meta in header.meta:
         if meta.key in seen:
             diags.append(
-                error("PR208", f"metadata `{meta.key}` is given twice", meta.span,
-                      help="keep one line per metadata key")
+                error(
+                    "PR208",
+                    f"metadata `{meta.key}` is given twice",
+                    meta.span,
+                    help="keep one line per metadata key",
+                )
             )
         seen.add(meta.key)
     return diags
@@ -138,8 +147,12 @@ def _check_facts(file: ast.ProtocolFile, diags: list[Diagnostic]) -> list[FactIn
     for decl in (i for i in file.items if isinstance(i, ast.Fact)):
         if not _LOWER.match(decl.name):
             diags.append(
-                error("PR205", f"fact name `{decl.name}` is not lower case", decl.name_span,
-                      help=f"write `{decl.name.lower()}`")
+                error(
+                    "PR205",
+                    f"fact name `{decl.name}` is not lower case",
+                    decl.name_span,
+                    help=f"write `{decl.name.lower()}`",
+                )
             )
         type_ = _declared_type(decl.type, decl.name, diags)
         facts.append(_fact_info(decl, type_, len(facts), diags))
@@ -172,8 +185,12 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             for name, span in zip(choices, node.choice_spans, strict=True):
                 if name in seen:
                     diags.append(
-                        error("PR208", f"choice `{name}` is listed twice", span,
-                              help="list each choice once")
+                        error(
+                            "PR208",
+                            f"choice `{name}` is listed twice",
+                            span,
+                            help="list each choice once",
+                        )
                     )
                 seen.add(name)
             return ChoiceT(tuple(dict.fromkeys(choices)), owner)
@@ -181,8 +198,12 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             inner = _declared_type(element, owner, diags)
             if isinstance(inner, SeriesT | SetT | TimeT) or inner == TEXT:
                 diags.append(
-                    error("PR310", f"a series cannot hold a {inner}", node.span,
-                          help="a series holds quantities, numbers, booleans or choices")
+                    error(
+                        "PR310",
+                        f"a series cannot hold a {inner}",
+                        node.span,
+                        help="a series holds quantities, numbers, booleans or choices",
+                    )
                 )
                 return ERROR
             return SeriesT(inner)
@@ -190,8 +211,12 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             inner = _declared_type(element, owner, diags)
             if not (isinstance(inner, ChoiceT) or inner == TEXT or inner is ERROR):
                 diags.append(
-                    error("PR310", f"a set cannot hold a {inner}", node.span,
-                          help="a set holds choices (`set of one of a, b`) or `text`")
+                    error(
+                        "PR310",
+                        f"a set cannot hold a {inner}",
+                        node.span,
+                        help="a set holds choices (`set of one of a, b`) or `text`",
+                    )
                 )
                 return ERROR
             return SetT(inner)
@@ -210,13 +235,21 @@ def _fact_info(decl: ast.Fact, type_: Type, index: int, diags: list[Diagnostic])
         low, high = decl.range.low, decl.range.high
         if not isinstance(element, QtyT) and element not in (NUMBER, INTEGER):
             diags.append(
-                error("PR310", f"`range` does not apply to a {element}", decl.range.span,
-                      help="ranges bound numbers and quantities")
+                error(
+                    "PR310",
+                    f"`range` does not apply to a {element}",
+                    decl.range.span,
+                    help="ranges bound numbers and quantities",
+                )
             )
         if low > high:
             diags.append(
-                error("PR308", f"the range {low:g} to {high:g} is empty", decl.range.span,
-                      help="write the lower bound first: `range LOW to HIGH`")
+                error(
+                    "PR308",
+                    f"the range {low:g} to {high:g} is empty",
+                    decl.range.span,
+                    help="write the lower bound first: `range LOW to HIGH`",
+                )
             )
     return FactInfo(decl.name, index, type_, decl.description, unit, molar_mass, low, high, decl)
 
@@ -227,16 +260,24 @@ def _molar_mass(decl: ast.Fact, unit: str | None, diags: list[Diagnostic]) -> fl
         return None
     if unit is None:
         diags.append(
-            error("PR310", "`molar_mass` applies only to quantities", mm.span,
-                  help="remove it, or declare the fact as `quantity 'mg/dL'`")
+            error(
+                "PR310",
+                "`molar_mass` applies only to quantities",
+                mm.span,
+                help="remove it, or declare the fact as `quantity 'mg/dL'`",
+            )
         )
         return None
     try:
         grams_per_mole = units.conversion(mm.unit, "g/mol").factor * mm.value
     except units.UnitError:
         diags.append(
-            error("PR304", f"a molar mass is in `g/mol`, not `{mm.unit}`", mm.unit_span,
-                  help=f"write `molar_mass {mm.value:g} 'g/mol'`")
+            error(
+                "PR304",
+                f"a molar mass is in `g/mol`, not `{mm.unit}`",
+                mm.unit_span,
+                help=f"write `molar_mass {mm.value:g} 'g/mol'`",
+            )
         )
         return None
     if grams_per_mole <= 0:

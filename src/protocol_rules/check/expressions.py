@@ -329,9 +329,9 @@ class ExprChecker:
             return left, self._convert(right, lt, span, other=lt)
         if isinstance(lt, TimeT) and isinstance(rt, TimeT):
             return left, right
-        if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (isinstance(lt, NumT) and isinstance(
-            rt, QtyT
-        )):
+        if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (
+            isinstance(lt, NumT) and isinstance(rt, QtyT)
+        ):
             qty = lt if isinstance(lt, QtyT) else rt
             number = right if isinstance(rt, NumT) else left
             self._error(
@@ -549,7 +549,12 @@ class ExprChecker:
             seconds = self._duration_seconds(right)
             sign = 1 if op is ast.ArithOp.ADD else -1
             return ir.DateShift(sign, left, seconds, lt, source=node)
-        if isinstance(rt, TimeT) and isinstance(lt, QtyT) and lt.is_duration and op is ast.ArithOp.ADD:
+        if (
+            isinstance(rt, TimeT)
+            and isinstance(lt, QtyT)
+            and lt.is_duration
+            and op is ast.ArithOp.ADD
+        ):
             seconds = self._duration_seconds(left)
             return ir.DateShift(1, right, seconds, rt, source=node)
         return self._bad_arith(node, lt, rt)
@@ -584,8 +589,9 @@ class ExprChecker:
                     self._error("PR301", "division by zero", node.source.span)
                     return ir.Const(None, ERROR, source=node.source)
                 value = a / b
-        return ir.Const(units.clean(value) if isinstance(value, float) else value, node.type,
-                        source=node.source)
+        return ir.Const(
+            units.clean(value) if isinstance(value, float) else value, node.type, source=node.source
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -639,10 +645,39 @@ class ExprChecker:
 
 
 _COMMON_UNITS = [
-    "mg/dL", "umol/L", "mmol/L", "g/dL", "g/L", "/uL", "10*9/L", "10*3/uL", "%", "mL/min",
-    "mL/min/{1.73_m2}", "mL/kg/h", "mg/d", "mg/kg/d", "[IU]/kg/d", "[IU]/d", "pg/mL", "ng/mL",
-    "mm[Hg]", "/min", "kg/m2", "mg/g", "a", "mo", "wk", "d", "h", "min", "kg", "cm", "U/L",
-    "[iU]/L", "Cel",
+    "mg/dL",
+    "umol/L",
+    "mmol/L",
+    "g/dL",
+    "g/L",
+    "/uL",
+    "10*9/L",
+    "10*3/uL",
+    "%",
+    "mL/min",
+    "mL/min/{1.73_m2}",
+    "mL/kg/h",
+    "mg/d",
+    "mg/kg/d",
+    "[IU]/kg/d",
+    "[IU]/d",
+    "pg/mL",
+    "ng/mL",
+    "mm[Hg]",
+    "/min",
+    "kg/m2",
+    "mg/g",
+    "a",
+    "mo",
+    "wk",
+    "d",
+    "h",
+    "min",
+    "kg",
+    "cm",
+    "U/L",
+    "[iU]/L",
+    "Cel",
 ]
 
 _UNIT_FIXES = {
@@ -668,8 +703,10 @@ _UNIT_FIXES = {
 def unit_error(unit: str, exc: Exception, span: Span) -> Diagnostic:
     """PR303 for a unit string that is not UCUM, with the UCUM spelling when we know it."""
     fix = _UNIT_FIXES.get(unit) or closest(unit, _COMMON_UNITS)
-    help_ = f"did you mean `'{fix}'`? units are UCUM codes" if fix else (
-        "units are UCUM codes, e.g. `'mg/dL'`, `'10*9/L'`, `'mL/min/{1.73_m2}'`"
+    help_ = (
+        f"did you mean `'{fix}'`? units are UCUM codes"
+        if fix
+        else ("units are UCUM codes, e.g. `'mg/dL'`, `'10*9/L'`, `'mL/min/{1.73_m2}'`")
     )
     return error(
         "PR303",

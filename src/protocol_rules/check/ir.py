@@ -203,9 +203,27 @@ class DateDiff:
 
 
 Node: TypeAlias = (
-    Const | FactRef | DefineRef | Each | Not | Logic | Compare | Between | InSet | IsKnown
-    | Contains | Convert | Arith | Negate | Window | Aggregate | Quantified | Count | TimeSince
-    | DateShift | DateDiff
+    Const
+    | FactRef
+    | DefineRef
+    | Each
+    | Not
+    | Logic
+    | Compare
+    | Between
+    | InSet
+    | IsKnown
+    | Contains
+    | Convert
+    | Arith
+    | Negate
+    | Window
+    | Aggregate
+    | Quantified
+    | Count
+    | TimeSince
+    | DateShift
+    | DateDiff
 )
 
 

@@ -30,9 +30,17 @@ def trace_dict(trace: Trace) -> dict[str, Any]:
         out["given"] = trace.given
     if trace.observations:
         out["observations"] = [
-            {k: v for k, v in (("at", o.at), ("value", o.value), ("unit", o.unit),
-                               ("in_window", o.in_window), ("result", o.result))
-             if v is not None}
+            {
+                k: v
+                for k, v in (
+                    ("at", o.at),
+                    ("value", o.value),
+                    ("unit", o.unit),
+                    ("in_window", o.in_window),
+                    ("result", o.result),
+                )
+                if v is not None
+            }
             for o in trace.observations
         ]
     if trace.children:
@@ -63,8 +71,12 @@ def to_dict(result: Result, traces: bool = True) -> dict[str, Any]:
         "deciding": [c.id for c in result.deciding],
         "criteria": criteria,
         "missing_facts": [
-            {"name": m.name, "criteria": list(m.criteria), "reason": m.reason,
-             "description": m.description}
+            {
+                "name": m.name,
+                "criteria": list(m.criteria),
+                "reason": m.reason,
+                "description": m.description,
+            }
             for m in result.missing_facts
         ],
     }

@@ -61,8 +61,12 @@ def fact_schema(type_: Type, low: float | None, high: float | None) -> dict[str,
             props["unit"] = {"type": "string", "description": "a UCUM unit"}
         schema: dict[str, Any] = {
             "type": "array",
-            "items": {"type": "object", "required": ["value", "at"],
-                      "additionalProperties": False, "properties": props},
+            "items": {
+                "type": "object",
+                "required": ["value", "at"],
+                "additionalProperties": False,
+                "properties": props,
+            },
         }
     elif isinstance(type_, SetT):
         schema = {"type": "array", "items": _scalar_schema(type_.element, None, None)}
@@ -74,8 +78,7 @@ def fact_schema(type_: Type, low: float | None, high: float | None) -> dict[str,
 def patient_schema(protocol: Protocol) -> dict[str, Any]:
     """A JSON Schema (2020-12) for the patient records `protocol` accepts."""
     properties: dict[str, Any] = {
-        "as_of": {"type": "string", "format": "date-time",
-                  "description": "the evaluation time"},
+        "as_of": {"type": "string", "format": "date-time", "description": "the evaluation time"},
     }
     for fact in protocol.facts:
         schema = fact_schema(fact.type, fact.low, fact.high)

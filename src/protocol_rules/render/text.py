@@ -1,9 +1,9 @@
 """A result as a readable tree for a terminal, in the spirit of pytest's assertion rewriting.
 
-    ✗ E18  met  "Platelet count <25,000/uL or other severe hematologic abnormalities, …"
-        platelet_count < 25000 '/uL' or severe_hematologic_abnormality  → true
-        ├─ platelet_count = 24,000 /uL  <  25,000 /uL  → true
-        └─ severe_hematologic_abnormality = false
+✗ E18  met  "Platelet count <25,000/uL or other severe hematologic abnormalities, …"
+    platelet_count < 25000 '/uL' or severe_hematologic_abnormality  → true
+    ├─ platelet_count = 24,000 /uL  <  25,000 /uL  → true
+    └─ severe_hematologic_abnormality = false
 """
 
 from __future__ import annotations
@@ -12,10 +12,22 @@ from typing import Any
 
 from ..result import CriterionResult, Outcome, Result, Status, Trace
 
-TIME_WORDS = {"a": "years", "mo": "months", "wk": "weeks", "d": "days", "h": "hours",
-              "min": "minutes", "s": "seconds"}
-_STYLE = {"green": "\x1b[32m", "red": "\x1b[31m", "yellow": "\x1b[33m", "bold": "\x1b[1m",
-          "dim": "\x1b[2m"}
+TIME_WORDS = {
+    "a": "years",
+    "mo": "months",
+    "wk": "weeks",
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+}
+_STYLE = {
+    "green": "\x1b[32m",
+    "red": "\x1b[31m",
+    "yellow": "\x1b[33m",
+    "bold": "\x1b[1m",
+    "dim": "\x1b[2m",
+}
 _RESET = "\x1b[0m"
 _SIMPLE = {"fact", "literal", "observation"}
 
@@ -179,8 +191,7 @@ def _paint_value(trace: Trace, paint: _Painter) -> str:
 
 
 _MARK = {Outcome.MET: "✓", Outcome.NOT_MET: "✗", Outcome.UNKNOWN: "?"}
-_STATUS_STYLE = {Status.ELIGIBLE: "green", Status.INELIGIBLE: "red",
-                 Status.INDETERMINATE: "yellow"}
+_STATUS_STYLE = {Status.ELIGIBLE: "green", Status.INELIGIBLE: "red", Status.INDETERMINATE: "yellow"}
 
 
 def _criterion_block(c: CriterionResult, paint: _Painter, traces: bool) -> list[str]:
