@@ -85,7 +85,7 @@ class NumberLit:
 
     value: float
     is_integer: bool
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -94,8 +94,8 @@ class QuantityLit:
 
     value: float
     unit: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    unit_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    unit_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -104,7 +104,7 @@ class DurationLit:
 
     value: float
     word: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def unit(self) -> str:
@@ -117,7 +117,7 @@ class DateLit:
 
     value: str
     has_time: bool
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -125,7 +125,7 @@ class TextLit:
     """`"text"`."""
 
     value: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -133,7 +133,7 @@ class BoolLit:
     """`true`, `false`."""
 
     value: bool
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -141,14 +141,14 @@ class Name:
     """`age`: a fact, a define or a choice, resolved by the checker."""
 
     name: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class Each:
     """The observation a quantified comparison tests: stands for `any(W)` / `all(W)`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -157,8 +157,8 @@ class Call:
 
     function: str
     args: tuple[Expr, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    name_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -166,7 +166,7 @@ class Not:
     """`not X`."""
 
     operand: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -175,7 +175,7 @@ class Logic:
 
     op: LogicOp
     operands: tuple[Expr, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -185,7 +185,7 @@ class Comparison:
     op: CompareOp
     left: Expr
     right: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -195,7 +195,7 @@ class Between:
     operand: Expr
     low: Expr
     high: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -205,7 +205,7 @@ class InSet:
     operand: Expr
     items: tuple[Expr, ...]
     negated: bool
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -214,7 +214,7 @@ class IsKnown:
 
     operand: Expr
     negated: bool
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -224,7 +224,7 @@ class Contains:
     collection: Expr
     mode: ContainsMode
     items: tuple[Expr, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -233,7 +233,7 @@ class Window:
 
     series: Expr
     duration: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -243,7 +243,7 @@ class Quantified:
     quantifier: Quantifier
     window: Expr
     condition: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -253,7 +253,7 @@ class Count:
     op: CountOp
     n: int
     conditions: tuple[Expr, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -263,7 +263,7 @@ class Arithmetic:
     op: ArithOp
     left: Expr
     right: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -271,7 +271,7 @@ class Negate:
     """`-x`."""
 
     operand: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 Expr: TypeAlias = (
@@ -306,21 +306,21 @@ Expr: TypeAlias = (
 class BooleanType:
     """`boolean`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class IntegerType:
     """`integer`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class NumberType:
     """`number`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -328,29 +328,29 @@ class QuantityType:
     """`quantity 'mg/dL'`."""
 
     unit: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    unit_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    unit_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class DateType:
     """`date`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class DateTimeType:
     """`datetime`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class TextType:
     """`text`."""
 
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -358,8 +358,8 @@ class ChoiceType:
     """`one of prerenal, septic, other`."""
 
     choices: tuple[str, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    choice_spans: tuple[Span, ...] = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    choice_spans: tuple[Span, ...] = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -367,7 +367,7 @@ class SeriesType:
     """`series of quantity 'mg/dL'`: timestamped observations."""
 
     element: TypeExpr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -375,7 +375,7 @@ class SetType:
     """`set of one of insulin, metformin`: a collection read with `contains`."""
 
     element: TypeExpr
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 TypeExpr: TypeAlias = (
@@ -401,7 +401,7 @@ class Meta:
 
     key: str
     value: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -410,7 +410,7 @@ class Header:
 
     id: str
     meta: tuple[Meta, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -419,7 +419,7 @@ class Range:
 
     low: float
     high: float
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -428,8 +428,8 @@ class MolarMass:
 
     value: float
     unit: str
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    unit_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    unit_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -441,8 +441,8 @@ class Fact:
     range: Range | None
     molar_mass: MolarMass | None
     description: str | None
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    name_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -451,8 +451,8 @@ class Define:
 
     name: str
     expr: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    name_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
@@ -464,8 +464,8 @@ class Criterion:
     text: str
     note: str | None
     expr: Expr
-    span: Span = field(eq=False, repr=False, kw_only=True)
-    id_span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    id_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 Item: TypeAlias = Fact | Define | Criterion
@@ -477,7 +477,7 @@ class ProtocolFile:
 
     header: Header | None
     items: tuple[Item, ...]
-    span: Span = field(eq=False, repr=False, kw_only=True)
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 def children(node: Expr) -> tuple[Expr, ...]:

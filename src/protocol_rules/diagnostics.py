@@ -142,7 +142,7 @@ class RulesError(Exception):
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
-        first = self.diagnostics[0] if self.diagnostics else None
+        first = next(iter(self.errors), self.diagnostics[0] if self.diagnostics else None)
         more = len(self.errors) - 1
         summary = str(first) if first else "rules error"
         if more > 0:
