@@ -14,6 +14,7 @@ from typing import Any
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
 from .diagnostics import Diagnostic, ProtocolError, RulesError, error
 from .parser import parse
+from .result import Result
 from .source import Source
 
 
@@ -129,5 +130,3 @@ class Protocol:
     def __repr__(self) -> str:
         return f"<Protocol {self.id}: {len(self.facts)} facts, {len(self.criteria)} criteria>"
 
-
-from .result import Result  # noqa: E402  (import cycle: result types only)

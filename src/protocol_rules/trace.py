@@ -79,7 +79,7 @@ class TraceBuilder:
         value = self.V[i]
         span = node.source.span
         base = dict(
-            expr=span.text,
+            expr=" ".join(span.text.split()),  # as written, on one line
             kind=_KINDS[type(node)],
             value=json_value(value, node.type),
             known=value is not UNKNOWN and value is not NOTRUN,

@@ -74,7 +74,7 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
             )
         )
     diags += checker.diagnostics
-    diags += _unused(facts, defines, checker, checked_defines, checked_criteria)
+    diags += _unused(facts, defines, checker)
     if not criteria:
         diags.append(
             warning(
@@ -367,11 +367,7 @@ def _define_order(
 
 
 def _unused(
-    facts: list[FactInfo],
-    defines: list[ast.Define],
-    checker: ExprChecker,
-    checked: dict[str, DefineInfo],
-    criteria: list[CriterionInfo],
+    facts: list[FactInfo], defines: list[ast.Define], checker: ExprChecker
 ) -> Iterator[Diagnostic]:
     for fact in facts:
         if fact.name not in checker.used_facts:
