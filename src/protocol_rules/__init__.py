@@ -6,7 +6,6 @@ call `Protocol.evaluate` with a patient record to get a `Result` that explains i
 
 from .diagnostics import (
     Diagnostic,
-    EvaluationError,
     PatientDataError,
     ProtocolError,
     RulesError,
@@ -22,7 +21,6 @@ __all__ = [
     "UNKNOWN",
     "CriterionResult",
     "Diagnostic",
-    "EvaluationError",
     "MissingFact",
     "Observation",
     "Outcome",

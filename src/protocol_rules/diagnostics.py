@@ -172,7 +172,3 @@ class PatientDataError(RulesError):
         if not path or not path.startswith("$."):
             return None
         return path[2:].split(".")[0].split("[")[0]
-
-
-class EvaluationError(RulesError):
-    """Evaluation could not run, e.g. a protocol that reads windows got no ``as_of``."""

@@ -199,7 +199,7 @@ def _criterion_block(c: CriterionResult, paint: _Painter, traces: bool) -> list[
     mark = _MARK[c.outcome] if c.outcome is Outcome.UNKNOWN else ("✓" if good else "✗")
     style = "yellow" if c.outcome is Outcome.UNKNOWN else ("green" if good else "red")
     deciding = "  ← deciding" if c.deciding else ""
-    head = f"{paint(mark, style)} {c.id:<4} {paint(c.outcome.value, style):<8} {c.text}"
+    head = f"{paint(mark, style)} {c.id:<4} {paint(f'{c.outcome.value:<8}', style)} {c.text}"
     lines = [head + paint(deciding, "bold")]
     if c.note:
         lines.append(f"       note: {c.note}")
