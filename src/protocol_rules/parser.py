@@ -551,6 +551,16 @@ class _Builder(Transformer):
     # ---- arithmetic
 
     def _fold(self, children):
+        if len(children) > 2 * MAX_DEPTH:
+            self.diagnostics.append(
+                error(
+                    "PR107",
+                    f"expression too long (more than {MAX_DEPTH} operands in one chain)",
+                    children[0].span.to(children[-1].span),
+                    help="split the expression into `define`s",
+                )
+            )
+            return children[0]
         result = children[0]
         for i in range(1, len(children), 2):
             right = children[i + 1]
@@ -622,6 +632,11 @@ class _Builder(Transformer):
 
     def _count(self, meta, children, op):
         n, *conditions = children
+        if not _is_integer_literal(n):
+            self.diagnostics.append(
+                error("PR108", f"`{n}` is not a whole number", self._tok(n),
+                      help="count conditions with a whole number: `at least 2 of (…)`")
+            )
         return ast.Count(op, int(_number(n)), tuple(conditions), span=self._span(meta))
 
     def at_least(self, meta, children):

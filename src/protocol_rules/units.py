@@ -46,8 +46,23 @@ def _parse(ucum: str) -> Any:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnitError(first_line) from None
     if not hasattr(quantity, "units"):
-        quantity = reg.Quantity(float(quantity), reg.dimensionless)
+        try:
+            quantity = reg.Quantity(float(quantity), reg.dimensionless)
+        except (TypeError, ValueError):
+            raise UnitError(f"`{ucum}` is only an annotation, not a unit; write `'1'`") from None
     return quantity
+
+
+@cache
+def _kind(ucum: str) -> tuple[tuple[str, int], ...]:
+    """What a dimensionless unit is a ratio of, before cancellation: `mg/g` is mass/mass."""
+    reg = registry()
+    kinds: dict[str, int] = {}
+    for name, exponent in _parse(ucum).units._units.items():
+        dims = str(reg.get_dimensionality(name))
+        if dims != "dimensionless":
+            kinds[dims] = kinds.get(dims, 0) + (1 if exponent > 0 else -1)
+    return tuple(sorted(kinds.items()))
 
 
 def check_unit(ucum: str) -> None:
@@ -94,6 +109,10 @@ def conversion(source: str, target: str, molar_mass: float | None = None) -> Con
     if source == target:
         return IDENTITY
     src, dst = _parse(source), _parse(target)
+    if not src.dimensionality and _kind(source) != _kind(target):
+        # `mmol/mol` and `%` are both dimensionless but measure different things (HbA1c
+        # IFCC vs NGSP is not a unit conversion): only like ratios convert into each other.
+        raise UnitError(f"`{source}` and `{target}` are ratios of different kinds")
     zero = _convert(0.0, src, dst, molar_mass)
     one = _convert(1.0, src, dst, molar_mass)
     factor = clean(one - zero)

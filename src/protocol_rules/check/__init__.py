@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from .. import ast, units
 from ..diagnostics import Diagnostic, error, sort_key, warning
 from . import ir
-from .expressions import ExprChecker, unit_error
+from .expressions import ExprChecker, _a, unit_error
 from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo
 from .types import (
     BOOL,
@@ -42,6 +42,12 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
     defines = [i for i in file.items if isinstance(i, ast.Define)]
     criteria = [i for i in file.items if isinstance(i, ast.Criterion)]
     diags += _duplicates(facts, defines, criteria)
+    for define in defines:
+        if not _LOWER.match(define.name):
+            diags.append(
+                error("PR205", f"define name `{define.name}` is not lower case", define.name_span,
+                      help=f"write `{define.name.lower()}`")
+            )
 
     fact_table = {f.name: (f.index, f.type) for f in reversed(facts)}
     define_types: dict[str, Type] = {}
@@ -200,7 +206,7 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
                 diags.append(
                     error(
                         "PR310",
-                        f"a series cannot hold a {inner}",
+                        f"a series cannot hold {_a(inner)}",
                         node.span,
                         help="a series holds quantities, numbers, booleans or choices",
                     )
@@ -213,7 +219,7 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
                 diags.append(
                     error(
                         "PR310",
-                        f"a set cannot hold a {inner}",
+                        f"a set cannot hold {_a(inner)}",
                         node.span,
                         help="a set holds choices (`set of one of a, b`) or `text`",
                     )
@@ -237,7 +243,7 @@ def _fact_info(decl: ast.Fact, type_: Type, index: int, diags: list[Diagnostic])
             diags.append(
                 error(
                     "PR310",
-                    f"`range` does not apply to a {element}",
+                    f"`range` does not apply to {_a(element)}",
                     decl.range.span,
                     help="ranges bound numbers and quantities",
                 )

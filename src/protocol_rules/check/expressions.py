@@ -138,7 +138,7 @@ class ExprChecker:
             case ast.Negate(operand=o):
                 operand = self.check(o)
                 if not isinstance(operand.type, NumT | QtyT | ErrorT):
-                    self._error("PR301", f"cannot negate a {operand.type}", o.span)
+                    self._error("PR301", f"cannot negate {_a(operand.type)}", o.span)
                     return ir.Negate(operand, ERROR, source=node)
                 if isinstance(operand, ir.Const):
                     return ir.Const(-operand.value, operand.type, source=node)
@@ -254,7 +254,7 @@ class ExprChecker:
         else:
             self._error(
                 "PR301",
-                f"{what} reads a window of a series, not a {arg.type}",
+                f"{what} reads a window of a series, not {_a(arg.type)}",
                 arg_node.span,
                 help="write `max(serum_creatinine over last 48 hours)`",
             )
@@ -266,7 +266,7 @@ class ExprChecker:
         if not isinstance(arg.type, TimeT | ErrorT):
             self._error(
                 "PR301",
-                f"`time_since` needs a date or datetime, not a {arg.type}",
+                f"`time_since` needs a date or datetime, not {_a(arg.type)}",
                 arg_node.span,
                 help="pass a fact declared as `date` or `datetime`",
             )
@@ -336,33 +336,33 @@ class ExprChecker:
             number = right if isinstance(rt, NumT) else left
             self._error(
                 "PR301",
-                f"cannot compare a {qty} with a plain number",
+                f"cannot compare {_a(qty)} with a plain number",
                 number.source.span,
                 label="a number without a unit",
                 help=f"give the number its unit, e.g. `{number.source.span.text} '{qty.unit}'`"
                 if not qty.is_duration
-                else f"write a duration, e.g. `{number.source.span.text} days`",
+                else f"write a duration, e.g. `{number.source.span.text} {_time_word(qty.unit)}`",
             )
             return left, right
         if type(lt) is type(rt) and isinstance(lt, ChoiceT | BoolT | TextT):
             if isinstance(lt, ChoiceT) and lt != rt:
                 self._error(
                     "PR301",
-                    f"cannot compare a {lt} with a {rt}",
+                    f"cannot compare {_a(lt)} with {_a(rt)}",
                     span,
                     help="compare a choice fact with one of its own choices",
                 )
             elif op not in _EQUALITY:
                 self._error(
                     "PR301",
-                    f"`{op.value}` does not apply to a {lt}; only `=` and `!=` do",
+                    f"`{op.value}` does not apply to {_a(lt)}; only `=` and `!=` do",
                     span,
                     help="use `=`, `!=` or `in {…}`",
                 )
             return left, right
         self._error(
             "PR301",
-            f"cannot compare a {lt} with a {rt}",
+            f"cannot compare {_a(lt)} with {_a(rt)}",
             span,
             help=_mismatch_help(lt, rt),
         )
@@ -414,7 +414,7 @@ class ExprChecker:
         if not isinstance(ctype, SetT):
             self._error(
                 "PR301",
-                f"`contains` reads a set, not a {ctype}",
+                f"`contains` reads a set, not {_a(ctype)}",
                 node.collection.span,
                 help="declare the fact as `set of one of …`, or compare with `=` / `in {…}`",
             )
@@ -435,7 +435,7 @@ class ExprChecker:
         if not isinstance(series.type, SeriesT):
             self._error(
                 "PR301",
-                f"`over last` needs a series, but `{node.series.span.text}` is a {series.type}",
+                f"`over last` needs a series, but `{node.series.span.text}` is {_a(series.type)}",
                 node.series.span,
                 help="declare the fact as `series of …` to read it through a window",
             )
@@ -449,7 +449,7 @@ class ExprChecker:
         if not (isinstance(dtype, QtyT) and dtype.is_duration):
             self._error(
                 "PR301",
-                f"a window's length must be a duration, not a {dtype}",
+                f"a window's length must be a duration, not {_a(dtype)}",
                 duration.source.span,
                 help="write e.g. `over last 48 hours` or `over last 30 days`",
             )
@@ -565,7 +565,7 @@ class ExprChecker:
             help_ = "give the number a unit, e.g. `1 'mg/dL'`"
         self._error(
             "PR301",
-            f"cannot apply `{node.op.value}` to a {lt} and a {rt}",
+            f"cannot apply `{node.op.value}` to {_a(lt)} and {_a(rt)}",
             node.span,
             help=help_,
         )
@@ -607,9 +607,9 @@ class ExprChecker:
             return
         self._error(
             "PR302",
-            f"{what} must be a condition (true or false), but this is a {t}",
+            f"{what} must be a condition (true or false), but this is {_a(t)}",
             node.source.span,
-            label=f"a {t}",
+            label=f"{_a(t)}",
             help="compare it, e.g. `… < 40 '%'`, or test it with `is known`",
         )
 
@@ -715,6 +715,17 @@ def unit_error(unit: str, exc: Exception, span: Span) -> Diagnostic:
         label=str(exc).split(":", 1)[-1].strip() or "not UCUM",
         help=help_,
     )
+
+
+def _time_word(unit: str) -> str:
+    words = {u: w for w, u in ast.TIME_WORDS.items() if w.endswith("s")}
+    return words.get(unit, "days")
+
+
+def _a(t: object) -> str:
+    """`a number`, `an integer`: a type named with its article."""
+    text = str(t)
+    return f"an {text}" if text[:1] in "aeiou" else f"a {text}"
 
 
 def _choice_of(t: Type | None) -> ChoiceT | None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from ..diagnostics import Diagnostic, Severity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = "1.0"
 
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "blue": "\x1b[1;34m", "bold": "\x1b[1m"}
 _RESET = "\x1b[0m"

@@ -84,7 +84,7 @@ def describe(trace: Trace) -> str:
         return f"{trace.expr} (not evaluated)"
     text = f"{trace.expr} = {quantity(trace.value, trace.unit)}"
     given = given_text(trace.given)
-    if given:
+    if given and trace.given.get("unit") != trace.unit:
         text += f" (given as {given})"
     return text
 
@@ -154,8 +154,8 @@ def _shown_children(trace: Trace) -> list[Trace]:
         return []
     if trace.kind == "aggregate":
         return []  # its window's observations are listed below it instead
-    if trace.kind == "window":
-        return []
+    if trace.kind in ("window", "quantified"):
+        return []  # observations are listed below the node
     return [c for c in trace.children if c.kind != "literal" or trace.kind == "count"]
 
 
@@ -164,8 +164,8 @@ def _observation_lines(trace: Trace) -> list[str]:
     if trace.kind == "aggregate" and trace.children:
         observations = trace.children[0].observations
     if not observations:
-        if trace.kind in ("aggregate", "quantified") and trace.known is False and trace.children:
-            return []
+        if trace.kind == "quantified" and trace.known:
+            return ["   no observation in the window"]
         return []
     inside = [o for o in observations if o.in_window]
     lines = [f"   {len(inside)} of {len(observations)} observations in the window:"]
