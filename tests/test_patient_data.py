@@ -249,11 +249,6 @@ def test_a_malformed_date(rules, fact, value):
     assert (d.code, d.path) == ("PR407", f"$.{fact}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a `date` fact given a datetime string silently keeps the time of day, so "
-    "`onset = @2026-01-01` is false for 2026-01-01T10:00Z and time_since is off by hours",
-)
 def test_a_date_fact_given_a_datetime_is_refused_or_counts_from_the_day_start():
     protocol = pr.parse_protocol(
         'protocol D\nfact onset: date\ninclusion I1 "on new year": onset = @2026-01-01\n'

@@ -298,11 +298,6 @@ def test_results_of_a_batch_render_like_single_results(nct):
     assert [r.status for r in batch].count(Status.ELIGIBLE) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: traces read `given` from the caller's live patient dict; "
-    "changing the record after evaluate() changes the explanation",
-)
 def test_a_result_does_not_change_when_the_caller_reuses_the_record(nct):
     patient = load_patient("ineligible-platelets.json")
     pristine = nct.evaluate(copy.deepcopy(patient)).to_json()
@@ -311,11 +306,6 @@ def test_a_result_does_not_change_when_the_caller_reuses_the_record(nct):
     assert result.to_json() == pristine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rendered traces share the patient's lists and dicts; "
-    "mutating them after a render changes the next render",
-)
 def test_a_rendered_result_does_not_change_when_the_record_is_mutated(nct):
     patient = load_patient("eligible-umol.json")
     result = nct.evaluate(patient)

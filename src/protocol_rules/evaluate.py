@@ -13,6 +13,7 @@ import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from . import ast
@@ -34,6 +35,7 @@ class _NotRun:
 
 NOTRUN: Any = _NotRun()
 DAY = 86400.0
+MET, NOT_MET, OPEN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 _COMPARE = {
     ast.CompareOp.LT: operator.lt,
@@ -70,6 +72,15 @@ class Program:
         self.template = compiler.template
         self.needs_as_of = compiler.uses_time
         self.inclusion = [c.kind is ast.CriterionKind.INCLUSION for c in checked.criteria]
+        # The value that makes a criterion exclude: false for an inclusion, true for an exclusion.
+        self.excluding = tuple(not inclusion for inclusion in self.inclusion)
+        self.facts_by_name = {f.name: f for f in checked.facts}
+        self.criterion_rows = [
+            (index, c.id, c.kind.value, c.text, c.note, excluding)
+            for (index, _), c, excluding in zip(
+                self.roots, checked.criteria, self.excluding, strict=True
+            )
+        ]
         self.title = dict(checked.metadata).get("title")
 
     # ------------------------------------------------------------------ running
@@ -77,23 +88,20 @@ class Program:
     def run(
         self, patient: Mapping[str, Any], as_of: Any = None, *, ignore_unknown: bool = False
     ) -> Result:
-        F, raw_as_of, problems = self.reader.read(patient, ignore_unknown)
+        F, raw_as_of, problems = self.reader.read(patient, ignore_unknown, extra=1)
         as_of_seconds = self._as_of(as_of, raw_as_of, problems)
         if problems:
             raise PatientDataError(problems)
-        F.append(as_of_seconds)
+        F[-1] = as_of_seconds
         V = self.template.copy()
         values = [fn(F, V) for fn in self.functions]
-        outcomes = [
-            Outcome.UNKNOWN if v is U else (Outcome.MET if v else Outcome.NOT_MET) for v in values
-        ]
-        status = self._status(outcomes)
-        missing = self._missing(outcomes, F, V) if status is Status.INDETERMINATE else ()
+        status = self._status(values)
+        missing = self._missing(values, V) if status is Status.INDETERMINATE else ()
         as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
-
-        def make_criteria() -> tuple[CriterionResult, ...]:
-            return self._criteria(outcomes, status, F, V, patient)
-
+        # A partial of the plain function keeps few objects alive per result (GC pressure
+        # when callers keep many results); each criterion's value is in V at its root.
+        given = {k: _snapshot(v) for k, v in patient.items()}  # later edits by the caller
+        make_criteria = partial(Program._criteria, self, status, F, V, given)
         return Result(self.checked.id, self.title, status, make_criteria, missing, as_of_dt)
 
     def _as_of(self, given: Any, raw: Any, problems: list[Any]) -> Any:
@@ -120,62 +128,44 @@ class Program:
             )
             return U
 
-    def _status(self, outcomes: list[Outcome]) -> Status:
-        open_ = False
-        for outcome, inclusion in zip(outcomes, self.inclusion, strict=True):
-            if outcome is Outcome.UNKNOWN:
-                open_ = True
-            elif (outcome is Outcome.NOT_MET) is inclusion:
-                return Status.INELIGIBLE
-        return Status.INDETERMINATE if open_ else Status.ELIGIBLE
+    def _status(self, values: list[Any]) -> Status:
+        """Ineligible if any criterion excludes, else indeterminate if any is unknown.
+
+        Criterion values are ``True``, ``False`` or `UNKNOWN`, so identity tests suffice.
+        """
+        if any(map(operator.is_, values, self.excluding)):
+            return Status.INELIGIBLE
+        return Status.INDETERMINATE if U in values else Status.ELIGIBLE
 
     def _criteria(
-        self,
-        outcomes: list[Outcome],
-        status: Status,
-        F: list[Any],
-        V: list[Any],
-        patient: Mapping[str, Any],
+        self, status: Status, F: list[Any], V: list[Any], patient: Mapping[str, Any]
     ) -> tuple[CriterionResult, ...]:
         from .trace import TraceBuilder
 
-        builder = TraceBuilder(self, F, V, patient)
+        build = TraceBuilder(self, F, V, patient).build
+        ineligible = status is Status.INELIGIBLE
+        open_ = status is Status.INDETERMINATE
         results = []
-        for (index, _), info, outcome, inclusion in zip(
-            self.roots, self.checked.criteria, outcomes, self.inclusion, strict=True
-        ):
-            if status is Status.INELIGIBLE:
-                deciding = (outcome is Outcome.NOT_MET) if inclusion else outcome is Outcome.MET
-            else:
-                deciding = status is Status.INDETERMINATE and outcome is Outcome.UNKNOWN
+        for index, cid, kind, text, note, excluding in self.criterion_rows:
+            value = V[index]
+            deciding = value is excluding if ineligible else open_ and value is U
+            outcome = OPEN if value is U else (MET if value else NOT_MET)
             results.append(
-                CriterionResult(
-                    info.id,
-                    info.kind.value,
-                    info.text,
-                    info.note,
-                    outcome,
-                    deciding,
-                    (lambda i=index: builder.build(i)),
-                )
+                CriterionResult(cid, kind, text, note, outcome, deciding, partial(build, index))
             )
         return tuple(results)
 
-    def _missing(
-        self, outcomes: list[Outcome], F: list[Any], V: list[Any]
-    ) -> tuple[MissingFact, ...]:
+    def _missing(self, values: list[Any], V: list[Any]) -> tuple[MissingFact, ...]:
         """Absent facts (or empty windows) under the unknown parts of open criteria."""
         found: dict[str, dict[str, None]] = {}
         reasons: dict[str, str] = {}
-        for (root, _), info, outcome in zip(
-            self.roots, self.checked.criteria, outcomes, strict=True
-        ):
-            if outcome is not Outcome.UNKNOWN:
+        for (root, _), info, value in zip(self.roots, self.checked.criteria, values, strict=True):
+            if value is not U:
                 continue
             for name, reason in self._unknown_sources(root, V):
                 found.setdefault(name, {})[info.id] = None
                 reasons.setdefault(name, reason)
-        facts = {f.name: f for f in self.checked.facts}
+        facts = self.facts_by_name
         ordered = sorted(found, key=lambda n: facts[n].index)
         return tuple(
             MissingFact(n, tuple(found[n]), reasons[n], facts[n].description) for n in ordered
@@ -214,6 +204,16 @@ def _series_name(window: ir.Node) -> str:
     assert isinstance(window, ir.Window)
     series = window.series
     return series.name if isinstance(series, ir.FactRef) else series.source.span.text
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a record's value as given, so a result never changes after it was made."""
+    kind = type(value)
+    if kind is list:  # a series or a set: copy its observations too
+        return [dict(o) if type(o) is dict else o for o in value]
+    if kind is dict:  # a quantity object
+        return dict(value)
+    return value
 
 
 def compile_protocol(checked: CheckedProtocol) -> Program:
@@ -304,19 +304,12 @@ class _Compiler:
                 return not_
             case ir.Logic(op=op):
                 return _logic(i, fns, op is ast.LogicOp.AND)
-            case ir.Compare(op=op, right=right):
-                return _compare(i, fns, _COMPARE[op], right)
-            case ir.Between():
-                a, lo, hi = fns
-
-                def between(F, V):
-                    x, low, high = a(F, V), lo(F, V), hi(F, V)
-                    V[i] = r = U if x is U or low is U or high is U else low <= x <= high
-                    return r
-
-                return between
-            case ir.InSet(items=items, negated=negated):
-                return _in_set(i, fns, items, negated)
+            case ir.Compare(op=op, left=left, right=right):
+                return _compare(i, fns, _COMPARE[op], self._fact_read(i, left), right)
+            case ir.Between(operand=operand, low=low, high=high):
+                return _between(i, fns, self._fact_read(i, operand), low, high)
+            case ir.InSet(operand=operand, items=items, negated=negated):
+                return _in_set(i, fns, items, negated, self._fact_read(i, operand))
             case ir.IsKnown(negated=negated):
                 (a,) = fns
 
@@ -387,6 +380,16 @@ class _Compiler:
                 return diff
         raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
 
+    def _fact_read(self, i: int, operand: ir.Node) -> tuple[int, int] | None:
+        """(fact index, value slot) of node `i`'s first operand if it reads a fact, else None.
+
+        Closures for the common shapes (a fact compared with a constant) read the fact
+        themselves, saving a call per patient; they record its value in its slot all the same.
+        """
+        if isinstance(operand, ir.FactRef):
+            return operand.index, self.children[i][0]
+        return None
+
     def _quantified(self, node: ir.Quantified, i: int) -> Fn:
         w_index, window = self.compile(node.window)
         element_slot = self._slot(node, NOTRUN)  # holds the observation under test
@@ -423,6 +426,8 @@ class _Compiler:
 
 
 def _logic(i: int, fns: list[Fn], is_and: bool) -> Fn:
+    if len(fns) == 2:
+        return _logic2(i, fns, is_and)
     stop = not is_and  # and stops at False, or stops at True
 
     def logic(F, V):
@@ -440,8 +445,41 @@ def _logic(i: int, fns: list[Fn], is_and: bool) -> Fn:
     return logic
 
 
-def _compare(i: int, fns: list[Fn], op: Callable[[Any, Any], bool], right: ir.Node) -> Fn:
+def _logic2(i: int, fns: list[Fn], is_and: bool) -> Fn:
+    """`a and b`, `a or b`: the loop of `_logic` unrolled for the common two operands."""
     a, b = fns
+    stop = not is_and
+
+    def logic2(F, V):
+        x = a(F, V)
+        if x is stop:
+            V[i] = stop
+            return stop
+        y = b(F, V)
+        V[i] = r = stop if y is stop else (U if x is U or y is U else is_and)
+        return r
+
+    return logic2
+
+
+def _compare(
+    i: int,
+    fns: list[Fn],
+    op: Callable[[Any, Any], bool],
+    read: tuple[int, int] | None,
+    right: ir.Node,
+) -> Fn:
+    a, b = fns
+    if isinstance(right, ir.Const) and read is not None:
+        k, j = read
+        const = right.value
+
+        def compare_fact(F, V):
+            V[j] = x = F[k]
+            V[i] = r = U if x is U else op(x, const)
+            return r
+
+        return compare_fact
     if isinstance(right, ir.Const):
         const = right.value
 
@@ -460,10 +498,48 @@ def _compare(i: int, fns: list[Fn], op: Callable[[Any, Any], bool], right: ir.No
     return compare
 
 
-def _in_set(i: int, fns: list[Fn], items: tuple[ir.Node, ...], negated: bool) -> Fn:
+def _between(
+    i: int, fns: list[Fn], read: tuple[int, int] | None, low: ir.Node, high: ir.Node
+) -> Fn:
+    a, lo, hi = fns
+    if read is not None and isinstance(low, ir.Const) and isinstance(high, ir.Const):
+        k, j = read
+        low_value, high_value = low.value, high.value
+
+        def between_fact(F, V):
+            V[j] = x = F[k]
+            V[i] = r = U if x is U else low_value <= x <= high_value
+            return r
+
+        return between_fact
+
+    def between(F, V):
+        x, low, high = a(F, V), lo(F, V), hi(F, V)
+        V[i] = r = U if x is U or low is U or high is U else low <= x <= high
+        return r
+
+    return between
+
+
+def _in_set(
+    i: int,
+    fns: list[Fn],
+    items: tuple[ir.Node, ...],
+    negated: bool,
+    read: tuple[int, int] | None,
+) -> Fn:
     a, *item_fns = fns
     if all(isinstance(item, ir.Const) for item in items):
         members = frozenset(item.value for item in items)  # type: ignore[union-attr]
+        if read is not None:
+            k, j = read
+
+            def in_fact(F, V):
+                V[j] = x = F[k]
+                V[i] = r = U if x is U else (x in members) is not negated
+                return r
+
+            return in_fact
 
         def in_const(F, V):
             x = a(F, V)

@@ -4,6 +4,10 @@ For each declared fact a normaliser is built when the protocol loads; it turns t
 into the evaluator's representation (quantities as floats in the declared unit, dates as
 seconds since the epoch, series as parallel tuples of times and values, sets as frozensets)
 or reports what is wrong with it, naming the fact and the JSON path.
+
+This runs for every fact of every patient, so the common case goes first: a plain `dict` is
+recognised by ``type(x) is dict`` before the much slower ``isinstance(x, Mapping)``, numbers
+by their exact type, and each unit's conversion is looked up once per normaliser.
 """
 
 from __future__ import annotations
@@ -57,11 +61,7 @@ Normaliser = Callable[[Any], Any]
 
 def parse_instant(text: Any, what: str = "a date or datetime") -> float:
     """Seconds since the epoch of an ISO 8601 date or datetime (naive means UTC)."""
-    if isinstance(text, datetime):
-        moment = text
-    elif isinstance(text, date):
-        moment = datetime(text.year, text.month, text.day)
-    elif isinstance(text, str):
+    if isinstance(text, str):
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -70,11 +70,26 @@ def parse_instant(text: Any, what: str = "a date or datetime") -> float:
                 f"`{text}` is not {what}",
                 hint='write ISO 8601, e.g. "2026-03-01" or "2026-03-01T08:00:00Z"',
             ) from None
+    elif isinstance(text, datetime):
+        moment = text
+    elif isinstance(text, date):
+        moment = datetime(text.year, text.month, text.day)
     else:
         raise Invalid("PR407", f"expected {what} as an ISO 8601 string, got {_kind(text)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _date(value: Any) -> float:
+    """A `date` fact: a calendar day, counted from 00:00 UTC; a time of day is refused."""
+    if isinstance(value, str) and len(value) > 10:
+        raise Invalid(
+            "PR407",
+            f'`{value}` has a time of day, but this fact is a date',
+            hint=f'send the day only, e.g. "{value[:10]}", or declare the fact as `datetime`',
+        )
+    return parse_instant(value, "a date")
 
 
 def format_instant(seconds: float, has_time: bool = True) -> str:
@@ -103,6 +118,13 @@ def _kind(value: Any) -> str:
 
 
 def _number(value: Any, integer: bool = False) -> float:
+    kind = type(value)
+    if kind is int or (kind is float and not integer and math.isfinite(value)):
+        return value  # type: ignore[no-any-return]
+    return _checked_number(value, integer)
+
+
+def _checked_number(value: Any, integer: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         hint = None
         if isinstance(value, str):
@@ -117,42 +139,74 @@ def _number(value: Any, integer: bool = False) -> float:
     return value
 
 
-def _in_range(fact: FactInfo, value: float, unit: str | None) -> float:
-    if fact.low is not None and not (fact.low <= value <= fact.high):  # type: ignore[operator]
-        where = f" {unit}" if unit else ""
+def _range_check(fact: FactInfo, unit: str | None) -> Callable[[float], float] | None:
+    """A function that rejects values outside the fact's declared range (None: no range)."""
+    low, high = fact.low, fact.high
+    if low is None:
+        return None
+    where = f" {unit}" if unit else ""
+
+    def in_range(value: float) -> float:
+        if low <= value <= high:  # type: ignore[operator]
+            return value
         raise Invalid(
             "PR405",
-            f"{value:g}{where} is outside the declared range {fact.low:g} to {fact.high:g}{where}",
+            f"{value:g}{where} is outside the declared range {low:g} to {high:g}{where}",
             hint="check the value and its unit",
         )
-    return value
+
+    return in_range
 
 
-def _quantity(fact: FactInfo, element: QtyT) -> Normaliser:
+def _in_unit(fact: FactInfo, element: QtyT) -> Callable[[Any, Any], float]:
+    """``in_unit(number, unit)``: a JSON number in `unit` (None: the declared unit), converted.
+
+    Conversions are looked up once per unit string; the per-patient cost is a dict lookup and
+    a multiplication.
+    """
     target = element.unit
     molar_mass = element.molar_mass
+    in_range = _range_check(fact, target)
+    known: dict[str, Callable[[float], float]] = {}
+
+    def in_unit(value: Any, unit: Any) -> float:
+        number = _number(value)
+        if unit is not None and unit != target:
+            convert = known.get(unit) if type(unit) is str else None
+            if convert is None:
+                convert = known[unit] = _conversion(unit, target, molar_mass).__call__
+            number = convert(number)
+        return number if in_range is None else in_range(number)
+
+    return in_unit
+
+
+def _conversion(unit: Any, target: str, molar_mass: float | None) -> units.Conversion:
+    if not isinstance(unit, str):
+        raise Invalid("PR406", f"a unit is a UCUM string, got {_kind(unit)}")
+    try:
+        return units.conversion(unit, target, molar_mass)
+    except units.UnitError:
+        raise _unit_problem(unit, target, molar_mass) from None
+
+
+_QUANTITY_KEYS = frozenset(("value", "unit", "at"))
+
+
+def _quantity(in_unit: Callable[[Any, Any], float], target: str) -> Normaliser:
+    """A quantity: a bare number in the declared unit, or ``{"value": …, "unit": …}``."""
 
     def normalise(value: Any) -> float:
-        if isinstance(value, Mapping):
-            unknown_keys = set(value) - {"value", "unit", "at"}
-            if unknown_keys or "value" not in value:
+        kind = type(value)
+        if kind is not int and kind is not float and isinstance(value, Mapping):
+            if not value.keys() <= _QUANTITY_KEYS or "value" not in value:
                 raise Invalid(
                     "PR411",
                     "a quantity object has the keys `value` and `unit`",
                     hint=f'write {{"value": 1.8, "unit": "{target}"}}',
                 )
-            unit = value.get("unit")
-            number = _number(value["value"])
-            if unit is None or unit == target:
-                return _in_range(fact, number, target)
-            if not isinstance(unit, str):
-                raise Invalid("PR406", f"a unit is a UCUM string, got {_kind(unit)}")
-            try:
-                converted = units.conversion(unit, target, molar_mass)(number)
-            except units.UnitError:
-                raise _unit_problem(unit, target, molar_mass) from None
-            return _in_range(fact, converted, target)
-        return _in_range(fact, _number(value), target)
+            return in_unit(value["value"], value.get("unit"))
+        return in_unit(value, None)
 
     return normalise
 
@@ -182,52 +236,67 @@ def _unit_problem(unit: str, target: str, molar_mass: float | None) -> Invalid:
     )
 
 
+def _boolean(value: Any) -> bool:
+    if value is True or value is False:
+        return value  # type: ignore[no-any-return]
+    raise Invalid("PR403", f"expected `true` or `false`, got {_kind(value)}")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise Invalid("PR403", f"expected a string, got {_kind(value)}")
+
+
+def _plain_number(fact: FactInfo, integer: bool) -> Normaliser:
+    in_range = _range_check(fact, None)
+    if in_range is None:
+        return lambda value: _number(value, integer)
+    return lambda value: in_range(_number(value, integer))
+
+
+def _choice(fact: FactInfo, choices: tuple[str, ...]) -> Normaliser:
+    allowed = frozenset(choices)
+
+    def choice(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("PR403", f"expected one of the choices, got {_kind(value)}")
+        if value in allowed:
+            return value
+        raise Invalid(
+            "PR409",
+            f'"{value}" is not a choice of `{fact.name}`',
+            hint=did_you_mean(value, choices)
+            or "the choices are " + ", ".join(f'"{c}"' for c in choices),
+        )
+
+    return choice
+
+
 def _element(fact: FactInfo, type_: Type) -> Normaliser:
     match type_:
         case BoolT():
-
-            def boolean(value: Any) -> bool:
-                if not isinstance(value, bool):
-                    raise Invalid("PR403", f"expected `true` or `false`, got {_kind(value)}")
-                return value
-
-            return boolean
+            return _boolean
         case NumT(integer=integer):
-            unit = None
-            return lambda value: _in_range(fact, _number(value, integer), unit)
-        case QtyT():
-            return _quantity(fact, type_)
-        case TimeT(has_time=has_time):
-            what = "a datetime" if has_time else "a date"
-            return lambda value: parse_instant(value, what)
+            return _plain_number(fact, integer)
+        case QtyT(unit=unit):
+            return _quantity(_in_unit(fact, type_), unit)
+        case TimeT(has_time=True):
+            return lambda value: parse_instant(value, "a datetime")
+        case TimeT(has_time=False):
+            return _date
         case TextT():
-
-            def text(value: Any) -> str:
-                if not isinstance(value, str):
-                    raise Invalid("PR403", f"expected a string, got {_kind(value)}")
-                return value
-
-            return text
+            return _text
         case ChoiceT(choices=choices):
-            allowed = frozenset(choices)
-
-            def choice(value: Any) -> str:
-                if value in allowed:
-                    return value  # type: ignore[no-any-return]
-                if not isinstance(value, str):
-                    raise Invalid("PR403", f"expected one of the choices, got {_kind(value)}")
-                raise Invalid(
-                    "PR409",
-                    f'"{value}" is not a choice of `{fact.name}`',
-                    hint=did_you_mean(value, choices)
-                    or "the choices are " + ", ".join(f'"{c}"' for c in choices),
-                )
-
-            return choice
+            return _choice(fact, choices)
     raise AssertionError(type_)  # pragma: no cover
 
 
-def _series(fact: FactInfo, element: Normaliser) -> Normaliser:
+#: Normalises one observation's value: ``observed(observation, its "value")``.
+Observed = Callable[[Mapping[str, Any], Any], Any]
+
+
+def _series(observed: Observed) -> Normaliser:
     def normalise(value: Any) -> tuple[tuple[float, ...], tuple[Any, ...]]:
         if not isinstance(value, list | tuple):
             raise Invalid(
@@ -235,45 +304,77 @@ def _series(fact: FactInfo, element: Normaliser) -> Normaliser:
                 f"a series is a list of observations, got {_kind(value)}",
                 hint='write [{"value": 2.1, "at": "2026-03-01T08:00:00Z"}, …]',
             )
-        observations = []
-        for i, item in enumerate(value):
-            observations.append(_observation(item, i, element))
-        observations.sort(key=lambda o: o[0])
-        return tuple(o[0] for o in observations), tuple(o[1] for o in observations)
+        if not value:
+            return (), ()
+        observations = [_observation(item, i, observed) for i, item in enumerate(value)]
+        observations.sort(key=_time)  # stable: observations at the same time keep their order
+        times, values = zip(*observations, strict=True)
+        return times, values
 
     return normalise
 
 
-def _observation(item: Any, i: int, element: Normaliser) -> tuple[float, Any]:
-    if not isinstance(item, Mapping):
+def _time(observation: tuple[float, Any]) -> float:
+    return observation[0]
+
+
+def _observation(item: Any, i: int, observed: Observed) -> tuple[float, Any]:
+    if not (type(item) is dict or isinstance(item, Mapping)):
         raise Invalid(
             "PR411",
             f"an observation is an object with `value` and `at`, got {_kind(item)}",
             f"[{i}]",
             'write {"value": 2.1, "at": "2026-03-01T08:00:00Z"}',
         )
-    if "at" not in item or item["at"] is None:
+    at = item.get("at")
+    if at is None:
         raise Invalid(
             "PR408",
             "observation has no `at` time",
             f"[{i}]",
             'add when it was observed, e.g. "at": "2026-03-01T08:00:00Z"',
         )
-    if item.get("value") is None:
+    value = item.get("value")
+    if value is None:
         raise Invalid("PR411", "observation has no `value`", f"[{i}].value")
     try:
-        at = parse_instant(item["at"], "a datetime")
+        at = parse_instant(at, "a datetime")
     except Invalid as exc:
         exc.path = f"[{i}].at"
         raise
     try:
-        return at, element(item if "unit" in item else item["value"])
+        return at, observed(item, value)
     except Invalid as exc:
         exc.path = f"[{i}]" + (exc.path or ".value")
         raise
 
 
-def _set(fact: FactInfo, element: Normaliser) -> Normaliser:
+def _observed_quantity(fact: FactInfo, element: QtyT) -> Observed:
+    """An observation's value in its own `unit` key, or a bare value or quantity object."""
+    in_unit = _in_unit(fact, element)
+
+    def observed(item: Mapping[str, Any], value: Any) -> float:
+        if "unit" in item:
+            return in_unit(value, item["unit"])
+        if type(value) is dict or isinstance(value, Mapping):
+            return in_unit(value.get("value"), value.get("unit"))
+        return in_unit(value, None)
+
+    return observed
+
+
+def _observed(element: Normaliser) -> Observed:
+    """An observation's value; a ``{"value": …}`` object nested in it is unwrapped."""
+
+    def observed(item: Mapping[str, Any], value: Any) -> Any:
+        if "unit" not in item and (type(value) is dict or isinstance(value, Mapping)):
+            value = value.get("value")
+        return element(value)
+
+    return observed
+
+
+def _set(element: Normaliser) -> Normaliser:
     def normalise(value: Any) -> frozenset[Any]:
         if not isinstance(value, list | tuple):
             raise Invalid(
@@ -296,22 +397,12 @@ def _set(fact: FactInfo, element: Normaliser) -> Normaliser:
 def normaliser(fact: FactInfo) -> Normaliser:
     """The function that validates and normalises one JSON value of `fact`."""
     match fact.type:
+        case SeriesT(element=QtyT() as element):
+            return _series(_observed_quantity(fact, element))
         case SeriesT(element=element):
-            inner = _element(fact, element)
-            if isinstance(element, QtyT):
-                quantity = inner
-
-                def observation_value(item: Any) -> Any:
-                    if isinstance(item, Mapping):
-                        return quantity({"value": item.get("value"), "unit": item.get("unit")})
-                    return quantity(item)
-
-                return _series(fact, observation_value)
-            return _series(
-                fact, lambda item: inner(item["value"] if isinstance(item, Mapping) else item)
-            )
+            return _series(_observed(_element(fact, element)))
         case SetT(element=element):
-            return _set(fact, _element(fact, element))
+            return _set(_element(fact, element))
     return _element(fact, fact.type)
 
 
@@ -325,24 +416,15 @@ class PatientReader:
         self.size = len(facts)
 
     def read(
-        self, patient: Any, ignore_unknown: bool = False
+        self, patient: Any, ignore_unknown: bool = False, extra: int = 0
     ) -> tuple[list[Any], Any, list[Diagnostic]]:
-        """(values by slot, the patient's raw `as_of` or None, diagnostics)."""
-        if not isinstance(patient, Mapping):
-            return (
-                [],
-                None,
-                [
-                    error(
-                        "PR401",
-                        f"a patient record is a JSON object, got {_kind(patient)}",
-                        None,
-                        path="$",
-                        help='write {"age": 54, …}',
-                    )
-                ],
-            )
-        values = [UNKNOWN] * self.size
+        """(values by slot, the patient's raw `as_of` or None, diagnostics).
+
+        The list has `extra` more slots at its end (UNKNOWN), for the caller to fill.
+        """
+        if not (type(patient) is dict or isinstance(patient, Mapping)):
+            return [], None, [self._not_an_object(patient)]
+        values = [UNKNOWN] * (self.size + extra)
         problems: list[Diagnostic] = []
         normalisers = self.normalisers
         as_of = None
@@ -353,22 +435,21 @@ class PatientReader:
                     as_of = raw
                 elif not ignore_unknown:
                     problems.append(self._undeclared(name))
-                continue
-            if raw is None:
-                continue
-            try:
-                values[entry[0]] = entry[1](raw)
-            except Invalid as exc:
-                problems.append(
-                    error(
-                        exc.code,
-                        f"fact `{name}`: {exc.message}",
-                        None,
-                        path=f"$.{name}{exc.path}",
-                        help=exc.hint,
-                    )
-                )
+            elif raw is not None:
+                try:
+                    values[entry[0]] = entry[1](raw)
+                except Invalid as exc:
+                    problems.append(_problem(name, exc))
         return values, as_of, problems
+
+    def _not_an_object(self, patient: Any) -> Diagnostic:
+        return error(
+            "PR401",
+            f"a patient record is a JSON object, got {_kind(patient)}",
+            None,
+            path="$",
+            help='write {"age": 54, …}',
+        )
 
     def _undeclared(self, name: Any) -> Diagnostic:
         text = str(name)
@@ -380,3 +461,13 @@ class PatientReader:
             help=did_you_mean(text, self.slots)
             or "remove it, or pass ignore_unknown=True (`--ignore-unknown`) to accept extra keys",
         )
+
+
+def _problem(name: str, exc: Invalid) -> Diagnostic:
+    return error(
+        exc.code,
+        f"fact `{name}`: {exc.message}",
+        None,
+        path=f"$.{name}{exc.path}",
+        help=exc.hint,
+    )

@@ -115,8 +115,8 @@ def conversion(source: str, target: str, molar_mass: float | None = None) -> Con
         raise UnitError(f"`{source}` and `{target}` are ratios of different kinds")
     zero = _convert(0.0, src, dst, molar_mass)
     one = _convert(1.0, src, dst, molar_mass)
-    factor = clean(one - zero)
-    return Conversion(factor, clean(zero))
+    # Keep the factor exact; only converted values are rounded (see `clean`).
+    return Conversion(one - zero, zero)
 
 
 def _convert(value: float, src: Any, dst: Any, molar_mass: float | None) -> float:
