@@ -163,6 +163,58 @@ def facts(protocol: str, fmt: str) -> None:
         click.echo(facts_table(rules))
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Change nothing; exit 1 if a file would change, naming it.",
+)
+def fmt(files: Sequence[str], check_only: bool) -> None:
+    """Rewrite rules FILES in the canonical layout (- reads standard input, writes stdout)."""
+    from .format import format_text
+
+    changed, failed = [], False
+    for name in files:
+        try:
+            if name == "-":
+                text = sys.stdin.read()
+            else:
+                with open(name, encoding="utf-8", newline="") as handle:
+                    text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            _print_errors(RulesError([error("PR101", f"cannot read `{name}`: {reason}", None)]))
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, name)
+        except RulesError as exc:
+            _print_errors(exc)
+            failed = True
+            continue
+        if name == "-":
+            if check_only and formatted != text:
+                changed.append(name)
+            elif not check_only:
+                click.echo(formatted, nl=False)
+            continue
+        if formatted == text:
+            continue
+        changed.append(name)
+        if check_only:
+            click.echo(f"would reformat {name}")
+        else:
+            with open(name, "w", encoding="utf-8", newline="") as handle:
+                handle.write(formatted)
+            click.echo(f"reformatted {name}", err=True)
+    if check_only and changed:
+        noun = "file" if len(changed) == 1 else "files"
+        click.echo(f"{len(changed)} {noun} would be reformatted", err=True)
+    raise SystemExit(EXIT_FINDINGS if failed or (check_only and changed) else 0)
+
+
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
