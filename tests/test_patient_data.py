@@ -200,7 +200,7 @@ def test_range_bounds_are_inclusive(rules):
 
 def test_an_unknown_unit(rules):
     d = only(refuse(rules, {"creatinine": {"value": 1, "unit": "furlong"}}))
-    assert (d.code, d.path) == ("PR406", "$.creatinine")
+    assert (d.code, d.path) == ("PR406", "$.creatinine.unit")
     assert "furlong" in d.message
 
 
@@ -210,7 +210,7 @@ def test_an_unknown_unit(rules):
 )
 def test_an_incompatible_unit(rules, fact, unit):
     d = only(refuse(rules, {fact: {"value": 1, "unit": unit}}))
-    assert (d.code, d.path) == ("PR406", f"$.{fact}")
+    assert (d.code, d.path) == ("PR406", f"$.{fact}.unit")
     assert unit in d.message
 
 

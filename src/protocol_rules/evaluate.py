@@ -89,6 +89,8 @@ class Program:
         self, patient: Mapping[str, Any], as_of: Any = None, *, ignore_unknown: bool = False
     ) -> Result:
         F, raw_as_of, problems = self.reader.read(patient, ignore_unknown, extra=1)
+        if problems and problems[0].code == "PR401":  # not an object: nothing else to say
+            raise PatientDataError(problems)
         as_of_seconds = self._as_of(as_of, raw_as_of, problems)
         if problems:
             raise PatientDataError(problems)

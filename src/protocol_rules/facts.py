@@ -20,6 +20,7 @@ from typing import Any
 from . import units
 from .check import FactInfo
 from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from .check.expressions import ucum_spelling
 from .diagnostics import Diagnostic, error
 from .suggestions import did_you_mean
 
@@ -86,7 +87,7 @@ def _date(value: Any) -> float:
     if isinstance(value, str) and len(value) > 10:
         raise Invalid(
             "PR407",
-            f'`{value}` has a time of day, but this fact is a date',
+            f"`{value}` has a time of day, but this fact is a date",
             hint=f'send the day only, e.g. "{value[:10]}", or declare the fact as `datetime`',
         )
     return parse_instant(value, "a date")
@@ -215,23 +216,26 @@ def _unit_problem(unit: str, target: str, molar_mass: float | None) -> Invalid:
     try:
         units.check_unit(unit)
     except units.UnitError:
+        fix = ucum_spelling(unit)
         return Invalid(
             "PR406",
             f"`{unit}` is not a valid UCUM unit",
-            "",
-            f"use a UCUM code such as `{target}`",
+            ".unit",
+            f"did you mean `{fix}`? units are UCUM codes"
+            if fix
+            else f"use a UCUM code such as `{target}`",
         )
     if molar_mass is None and units.needs_molar_mass(unit, target):
         return Invalid(
             "PR406",
             f"`{unit}` cannot be converted to `{target}` without a molar mass",
-            "",
+            ".unit",
             f"send the value in `{target}`, or declare `molar_mass` on the fact",
         )
     return Invalid(
         "PR406",
         f"`{unit}` cannot be converted to `{target}` (different dimensions)",
-        "",
+        ".unit",
         f"send the value in `{target}` or a unit of the same dimension",
     )
 
@@ -318,6 +322,9 @@ def _time(observation: tuple[float, Any]) -> float:
     return observation[0]
 
 
+_OBSERVATION_KEYS = frozenset({"value", "unit", "at"})
+
+
 def _observation(item: Any, i: int, observed: Observed) -> tuple[float, Any]:
     if not (type(item) is dict or isinstance(item, Mapping)):
         raise Invalid(
@@ -337,6 +344,14 @@ def _observation(item: Any, i: int, observed: Observed) -> tuple[float, Any]:
     value = item.get("value")
     if value is None:
         raise Invalid("PR411", "observation has no `value`", f"[{i}].value")
+    if len(item) > 2 and not item.keys() <= _OBSERVATION_KEYS:
+        extra = ", ".join(f"`{k}`" for k in sorted(map(str, item.keys() - _OBSERVATION_KEYS)))
+        raise Invalid(
+            "PR411",
+            f"an observation has the keys `value`, `unit` and `at`, not {extra}",
+            f"[{i}]",
+            "remove the other keys",
+        )
     try:
         at = parse_instant(at, "a datetime")
     except Invalid as exc:

@@ -162,15 +162,40 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
     bad_op = _bad_operator(token, source)
     if bad_op:
         return bad_op
-    if "NAME" in expected and token.type != "NAME" and _NAME_RE.match(str(token)):
-        return error(
-            "PR106",
-            f"`{token}` is a reserved word and cannot be used as a name",
-            span,
-            help=f"choose another name, such as `{token}_value`",
-        )
     stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
     found = _describe_token(token)
+    clause = _current_clause(stack)
+    if token.type in _ITEM_KEYWORDS and "NUMBER" in expected:
+        return error(
+            "PR101",
+            f"the expression ends early: expected an expression before {found}",
+            _previous_token_span(stack, source) or span,
+            label="needs something after it",
+            help="complete the condition, or remove the dangling operator",
+        )
+    if token.type in _COMPARE_TOKENS and _has_tree(clause, "compare_op"):
+        return error(
+            "PR101",
+            f"comparisons do not chain: found a second {found}",
+            span,
+            help="write `1 < n and n < 3`, or `n between LOW and HIGH` (inclusive)",
+        )
+    if token.type in _COMPARE_TOKENS and _stack_has(clause, "OVER"):
+        return error(
+            "PR307",
+            "a window must be read by an aggregate or a quantifier before it is compared",
+            span,
+            help="write e.g. `max(serum_creatinine over last 48 hours) > …` or `any(…) > …`",
+        )
+    word_like = _NAME_RE.match(str(token)) and token.type not in _EXPRESSION_START | {"ANY", "ALL"}
+    if "NAME" in expected and word_like:
+        if token.type != "NAME":
+            return error(
+                "PR106",
+                f"`{token}` is a reserved word and cannot be used as a name",
+                span,
+                help=f"choose another name, such as `{token}_value`",
+            )
     if "AND" in expected and _open_between(stack):
         return error(
             "PR101",
@@ -223,6 +248,30 @@ def _bad_operator(token: Token, source: Source) -> Diagnostic | None:
         source.span(token.start_pos - 1, token.end_pos),
         help=f"write `{fix}`",
     )
+
+
+_COMPARE_TOKENS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN"}
+_CLAUSE_START = {"AND", "OR", "NOT", "COLON", "LPAR", "COMMA", "EQ", "LBRACE"}
+
+
+def _current_clause(stack: list[object]) -> list[object]:
+    """The values on the parser stack since the last `and`, `or`, `(`, `:` …"""
+    for n in range(len(stack) - 1, -1, -1):
+        value = stack[n]
+        if isinstance(value, Token) and value.type in _CLAUSE_START:
+            return stack[n + 1 :]
+    return list(stack)
+
+
+def _has_tree(values: list[object], name: str) -> bool:
+    return any(isinstance(v, Tree) and v.data == name for v in values)
+
+
+def _previous_token_span(stack: list[object], source: Source) -> Span | None:
+    last = stack[-1] if stack else None
+    if isinstance(last, Token) and last.start_pos is not None:
+        return source.span(last.start_pos, last.end_pos)
+    return None
 
 
 def _open_between(stack: list[object]) -> bool:
@@ -634,8 +683,12 @@ class _Builder(Transformer):
         n, *conditions = children
         if not _is_integer_literal(n):
             self.diagnostics.append(
-                error("PR108", f"`{n}` is not a whole number", self._tok(n),
-                      help="count conditions with a whole number: `at least 2 of (…)`")
+                error(
+                    "PR108",
+                    f"`{n}` is not a whole number",
+                    self._tok(n),
+                    help="count conditions with a whole number: `at least 2 of (…)`",
+                )
             )
         return ast.Count(op, int(_number(n)), tuple(conditions), span=self._span(meta))
 

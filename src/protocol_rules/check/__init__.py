@@ -45,14 +45,19 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
     for define in defines:
         if not _LOWER.match(define.name):
             diags.append(
-                error("PR205", f"define name `{define.name}` is not lower case", define.name_span,
-                      help=f"write `{define.name.lower()}`")
+                error(
+                    "PR205",
+                    f"define name `{define.name}` is not lower case",
+                    define.name_span,
+                    help=f"write `{define.name.lower()}`",
+                )
             )
 
     fact_table = {f.name: (f.index, f.type) for f in reversed(facts)}
     define_types: dict[str, Type] = {}
     define_names = {d.name for d in defines}
-    checker = ExprChecker(fact_table, define_types.get, define_names)
+    ranges = {f.name: (f.low, f.high) for f in facts if f.low is not None}
+    checker = ExprChecker(fact_table, define_types.get, define_names, ranges)
 
     order, cyclic = _define_order(defines, diags)
     checked_defines: dict[str, DefineInfo] = {}
@@ -80,7 +85,8 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
             )
         )
     diags += checker.diagnostics
-    diags += _unused(facts, defines, checker)
+    if not any(d.is_error for d in diags):  # after an error, "unused" is usually a cascade
+        diags += _unused(facts, defines, checker)
     if not criteria:
         diags.append(
             warning(

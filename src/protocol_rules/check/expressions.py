@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import assert_never
 
 from .. import ast, units
-from ..diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic, error, warning
 from ..source import Span
 from ..suggestions import closest, did_you_mean
 from . import ir
@@ -59,8 +59,10 @@ class ExprChecker:
         facts: Mapping[str, tuple[int, Type]],
         define_types: Callable[[str], Type | None],
         define_names: set[str],
+        ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.facts = facts
+        self.ranges = ranges or {}
         self.define_types = define_types
         self.define_names = define_names
         self.diagnostics: list[Diagnostic] = []
@@ -279,7 +281,29 @@ class ExprChecker:
         left = self.check(node.left)
         right = self.check(node.right, expected=left.type)
         left, right = self._unify(left, right, node.op, node.span)
+        self._check_range(left, right, node)
         return ir.Compare(node.op, left, right, BOOL, source=node)
+
+    def _check_range(self, left: ir.Node, right: ir.Node, node: ast.Comparison) -> None:
+        """PR311: a threshold outside the fact's declared range decides nothing."""
+        if not (isinstance(left, ir.FactRef) and isinstance(right, ir.Const)):
+            return
+        bounds = self.ranges.get(left.name)
+        value = right.value
+        if bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        low, high = bounds
+        if not low <= value <= high:
+            unit = f" {left.type.unit}" if isinstance(left.type, QtyT) else ""
+            self.diagnostics.append(
+                warning(
+                    "PR311",
+                    f"`{node.right.span.text}` is outside the declared range of `{left.name}` "
+                    f"({low:g} to {high:g}{unit}), so this comparison never changes",
+                    node.span,
+                    help="check the threshold and its unit",
+                )
+            )
 
     def _between(self, node: ast.Between) -> ir.Node:
         operand = self.check(node.operand)
@@ -421,6 +445,8 @@ class ExprChecker:
             return ir.Contains(collection, node.mode, (), BOOL, source=node)
         element = ir.Each(ctype.element, source=node.collection)
         items = tuple(self._set_item(element, item, node.span) for item in node.items)
+        if not items:
+            self._error("PR312", "the set is empty", node.span, help="list at least one value")
         return ir.Contains(collection, node.mode, items, BOOL, source=node)
 
     # ------------------------------------------------------------------ time
@@ -700,9 +726,14 @@ _UNIT_FIXES = {
 }
 
 
+def ucum_spelling(unit: str) -> str | None:
+    """The UCUM code an author most likely meant by `unit` (`x10^9/L` -> `10*9/L`)."""
+    return _UNIT_FIXES.get(unit) or closest(unit, _COMMON_UNITS)
+
+
 def unit_error(unit: str, exc: Exception, span: Span) -> Diagnostic:
     """PR303 for a unit string that is not UCUM, with the UCUM spelling when we know it."""
-    fix = _UNIT_FIXES.get(unit) or closest(unit, _COMMON_UNITS)
+    fix = ucum_spelling(unit)
     help_ = (
         f"did you mean `'{fix}'`? units are UCUM codes"
         if fix
