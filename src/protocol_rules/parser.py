@@ -187,15 +187,14 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
             span,
             help="write e.g. `max(serum_creatinine over last 48 hours) > …` or `any(…) > …`",
         )
-    word_like = _NAME_RE.match(str(token)) and token.type not in _EXPRESSION_START | {"ANY", "ALL"}
-    if "NAME" in expected and word_like:
-        if token.type != "NAME":
-            return error(
-                "PR106",
-                f"`{token}` is a reserved word and cannot be used as a name",
-                span,
-                help=f"choose another name, such as `{token}_value`",
-            )
+    keyword = token.type not in _EXPRESSION_START | {"ANY", "ALL"}
+    if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
+        return error(
+            "PR106",
+            f"`{token}` is a reserved word and cannot be used as a name",
+            span,
+            help=f"choose another name, such as `{token}_value`",
+        )
     if "AND" in expected and _open_between(stack):
         return error(
             "PR101",
