@@ -19,8 +19,8 @@ from typing import Any
 
 from . import units
 from .check import FactInfo
-from .check.expressions import ucum_spelling
 from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from .check.unit_names import ucum_spelling
 from .diagnostics import Diagnostic, error
 from .suggestions import did_you_mean
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from .. import ast, units
 from ..diagnostics import Diagnostic, error, sort_key, warning
 from . import ir
-from .expressions import ExprChecker, _a, unit_error
+from .expressions import ExprChecker, _a
 from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo
 from .types import (
     BOOL,
@@ -28,6 +28,7 @@ from .types import (
     TimeT,
     Type,
 )
+from .unit_names import unit_error
 
 __all__ = ["CheckedProtocol", "CriterionInfo", "DefineInfo", "FactInfo", "check"]
 

@@ -1,0 +1,298 @@
+r"""Syntax errors in words an author understands: Lark's exceptions -> diagnostics.
+
+Used by `parser`. Says what was expected as words or literals (`expected \`:\` after the
+criterion text`), never terminal names, and recognises the common mistakes (`==`, `=<`,
+`between` without `and`, chained comparisons, a window compared without an aggregate).
+"""
+
+from __future__ import annotations
+
+import re
+
+import lark
+from lark import Token, Tree
+
+from ._grammar import parser as _lark_parser
+from .diagnostics import Diagnostic, error
+from .source import Source, Span
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+_REGEX_TERMINALS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a text in double quotes",
+    "UNIT": "a unit in single quotes such as `'mg/dL'`",
+    "DATE": "a date such as `@2026-03-01`",
+    "TIME_WORD": "a time unit such as `days`",
+    "$END": "the end of the file",
+}
+_COMPARISONS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN", "IS", "CONTAINS", "OVER"}
+_ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH"}
+_EXPRESSION_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
+_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION"}
+
+
+def describe(exc: lark.UnexpectedInput, source: Source) -> Diagnostic:
+    if isinstance(exc, lark.UnexpectedCharacters):
+        return _bad_character(exc, source)
+    if isinstance(exc, lark.UnexpectedToken):
+        return _bad_token(exc, source)
+    if isinstance(exc, lark.UnexpectedEOF):  # pragma: no cover - LALR reports $END tokens
+        end = len(source.text)
+        return error("PR103", "unexpected end of file", source.span(end, end))
+    raise AssertionError(exc)  # pragma: no cover
+
+
+def _bad_character(exc: lark.UnexpectedCharacters, source: Source) -> Diagnostic:
+    pos = exc.pos_in_stream
+    char = source.text[pos]
+    if char in "\"'":
+        line_end = source.text.find("\n", pos)
+        line_end = len(source.text) if line_end < 0 else line_end
+        what = "text" if char == '"' else "unit"
+        return error(
+            "PR104",
+            f"unterminated {what}: the closing `{char}` is missing",
+            source.span(pos, line_end),
+            label=f"this {what} is not closed on this line",
+            help=f"close it with `{char}` on the same line",
+        )
+    if char == "@":
+        return error(
+            "PR108",
+            "malformed date",
+            source.span(pos, _word_end(source.text, pos)),
+            help="write a date as `@2026-03-01` or a datetime as `@2026-03-01T08:00`",
+        )
+    if char == "&" or char == "|":
+        word = "and" if char == "&" else "or"
+        return error(
+            "PR102",
+            f"unexpected character `{char}`",
+            source.span(pos, pos + 1),
+            help=f"write `{word}` to combine conditions",
+        )
+    return error(
+        "PR102",
+        f"unexpected character `{char}`",
+        source.span(pos, pos + 1),
+        label="not part of the rules language",
+        help=_expected_help(exc.allowed) if exc.allowed else None,
+    )
+
+
+def _word_end(text: str, pos: int) -> int:
+    end = pos + 1
+    while end < len(text) and not text[end].isspace() and text[end] not in "(){},":
+        end += 1
+    return end
+
+
+def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
+    token = exc.token
+    expected = set(exc.expected)
+    if token.type == "$END":
+        end = len(source.text.rstrip())
+        return error(
+            "PR103",
+            "unexpected end of file",
+            source.span(end, end),
+            label=f"expected {_describe_expected(expected)}",
+            help=_end_help(expected),
+        )
+    span = source.span(token.start_pos, token.end_pos)
+    bad_op = _bad_operator(token, source)
+    if bad_op:
+        return bad_op
+    stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+    found = _describe_token(token)
+    clause = _current_clause(stack)
+    if token.type in _ITEM_KEYWORDS and "NUMBER" in expected:
+        return error(
+            "PR101",
+            f"the expression ends early: expected an expression before {found}",
+            _previous_token_span(stack, source) or span,
+            label="needs something after it",
+            help="complete the condition, or remove the dangling operator",
+        )
+    if token.type in _COMPARE_TOKENS and _has_tree(clause, "compare_op"):
+        return error(
+            "PR101",
+            f"comparisons do not chain: found a second {found}",
+            span,
+            help="write `1 < n and n < 3`, or `n between LOW and HIGH` (inclusive)",
+        )
+    if token.type in _COMPARE_TOKENS and _stack_has(clause, "OVER"):
+        return error(
+            "PR307",
+            "a window must be read by an aggregate or a quantifier before it is compared",
+            span,
+            help="write e.g. `max(serum_creatinine over last 48 hours) > …` or `any(…) > …`",
+        )
+    keyword = token.type not in _EXPRESSION_START | {"ANY", "ALL"}
+    if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
+        return error(
+            "PR106",
+            f"`{token}` is a reserved word and cannot be used as a name",
+            span,
+            help=f"choose another name, such as `{token}_value`",
+        )
+    if "AND" in expected and _open_between(stack):
+        return error(
+            "PR101",
+            f"`between` needs `and` between its bounds, found {found}",
+            span,
+            label="expected `and` here",
+            help="write `X between LOW and HIGH`, e.g. `age between 18 years and 65 years`",
+        )
+    if "COLON" in expected and _last_type(stack) == "NAME" and _stack_has(stack, "FACT"):
+        return error(
+            "PR101",
+            f"expected `:` after the fact name, found {found}",
+            span,
+            help="declare a fact as `fact NAME: TYPE`, e.g. `fact age: quantity 'a'`",
+        )
+    if "COLON" in expected and expected <= {"COLON", "NOTE"}:
+        return error(
+            "PR101",
+            f"expected `:` after the criterion text, found {found}",
+            span,
+            label="expected `:` before this",
+            help='end the criterion header with `:`, e.g. `inclusion I2 "Age 18-65": …`',
+        )
+    if token.type == "UNIT" and "UNIT" not in expected:
+        return error(
+            "PR101",
+            f"unexpected unit {found}",
+            span,
+            help="a unit follows a number directly: `25000 '/uL'`",
+        )
+    return error(
+        "PR101",
+        f"expected {_describe_expected(expected)}, found {found}",
+        span,
+        help=_expected_help(expected),
+    )
+
+
+def _bad_operator(token: Token, source: Source) -> Diagnostic | None:
+    """`==`, `=<`, `=>` and `<>` are lexed as two operators; say what to write instead."""
+    if token.type not in {"EQ", "LT", "GT"} or token.start_pos == 0:
+        return None
+    pair = source.text[token.start_pos - 1 : token.end_pos]
+    fix = {"==": "=", "=<": "<=", "=>": ">=", "<>": "!="}.get(pair)
+    if fix is None:
+        return None
+    return error(
+        "PR105",
+        f"`{pair}` is not an operator",
+        source.span(token.start_pos - 1, token.end_pos),
+        help=f"write `{fix}`",
+    )
+
+
+_COMPARE_TOKENS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN"}
+_CLAUSE_START = {"AND", "OR", "NOT", "COLON", "LPAR", "COMMA", "EQ", "LBRACE"}
+
+
+def _current_clause(stack: list[object]) -> list[object]:
+    """The values on the parser stack since the last `and`, `or`, `(`, `:` …"""
+    for n in range(len(stack) - 1, -1, -1):
+        value = stack[n]
+        if isinstance(value, Token) and value.type in _CLAUSE_START:
+            return stack[n + 1 :]
+    return list(stack)
+
+
+def _has_tree(values: list[object], name: str) -> bool:
+    return any(isinstance(v, Tree) and v.data == name for v in values)
+
+
+def _previous_token_span(stack: list[object], source: Source) -> Span | None:
+    last = stack[-1] if stack else None
+    if isinstance(last, Token) and last.start_pos is not None:
+        return source.span(last.start_pos, last.end_pos)
+    return None
+
+
+def _open_between(stack: list[object]) -> bool:
+    depth = 0
+    for value in reversed(stack):
+        if isinstance(value, Token):
+            if value.type == "AND":
+                depth += 1
+            elif value.type == "BETWEEN":
+                if depth == 0:
+                    return True
+                depth -= 1
+    return False
+
+
+def _last_type(stack: list[object]) -> str | None:
+    last = stack[-1] if stack else None
+    return last.type if isinstance(last, Token) else None
+
+
+def _stack_has(stack: list[object], token_type: str) -> bool:
+    return any(isinstance(v, Token) and v.type == token_type for v in stack)
+
+
+def _describe_token(token: Token) -> str:
+    value = str(token)
+    if len(value) > 40:
+        value = value[:37] + "..."
+    kinds = {"NAME": "name", "NUMBER": "number", "STRING": "text", "UNIT": "unit", "DATE": "date"}
+    kind = kinds.get(token.type)
+    return f"{kind} `{value}`" if kind else f"`{value}`"
+
+
+def _terminal_words(name: str) -> str:
+    if name in _REGEX_TERMINALS:
+        return _REGEX_TERMINALS[name]
+    for terminal in _lark_parser().terminals:
+        if terminal.name == name:
+            return f"`{terminal.pattern.value}`"
+    return name.lower()  # pragma: no cover - every terminal is named above or a string
+
+
+def _describe_expected(expected: set[str]) -> str:
+    expected = set(expected)
+    words: list[str] = []
+    if expected & _EXPRESSION_START >= {"NAME", "NUMBER", "LPAR"}:
+        words.append("an expression")
+        expected -= _EXPRESSION_START | {"MINUS", "ANY", "ALL"}
+    if len(expected & _COMPARISONS) >= 3:
+        words.append("a comparison such as `<` or `between`")
+        expected -= _COMPARISONS
+    if len(expected & _ARITHMETIC) >= 3:
+        words.append("an operator such as `+` or `*`")
+        expected -= _ARITHMETIC
+    if {"AND", "OR"} <= expected:
+        words.append("`and` or `or`")
+        expected -= {"AND", "OR"}
+    if len(expected & _ITEM_KEYWORDS) >= 3:
+        words.append("a new `fact`, `define` or criterion")
+        expected -= _ITEM_KEYWORDS | {"$END"}
+    words.extend(sorted(_terminal_words(name) for name in expected))
+    if len(words) > 6:
+        words = [*words[:6], "…"]
+    if len(words) <= 1:
+        return words[0] if words else "something else"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _expected_help(expected: set[str] | frozenset[str]) -> str | None:
+    if {"NAME", "NUMBER"} <= set(expected):
+        return "an expression is a fact name, a number, a quantity like `40 '%'`, or a call"
+    return None
+
+
+def _end_help(expected: set[str]) -> str | None:
+    if "RPAR" in expected:
+        return "a `(` is not closed: add `)`"
+    if "RBRACE" in expected:
+        return "a `{` is not closed: add `}`"
+    if {"NAME", "NUMBER"} <= expected:
+        return "the file ends in the middle of an expression"
+    return None
