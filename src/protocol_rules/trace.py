@@ -63,6 +63,19 @@ def unit_of(type_: Type) -> str | None:
     return type_.unit if isinstance(type_, QtyT) else None
 
 
+def static_info(program: Program) -> list[tuple[str, str, str | None, int, int]]:
+    """What a trace node shows that depends only on the protocol: computed once per program."""
+    table = program.__dict__.get("_trace_static")
+    if table is None:
+        table = []
+        for node in program.nodes:
+            span = node.source.span
+            text = " ".join(span.text.split())  # as written, on one line
+            table.append((text, _KINDS[type(node)], unit_of(node.type), span.line, span.column))
+        program.__dict__["_trace_static"] = table
+    return table
+
+
 class TraceBuilder:
     """Builds `Trace` trees for one evaluated patient."""
 
@@ -73,47 +86,52 @@ class TraceBuilder:
         self.patient = patient
 
     def build(self, i: int) -> Trace:
-        node = self.program.nodes[i]
+        program = self.program
+        node = program.nodes[i]
         if isinstance(node, ir.Convert):  # inserted by the checker, not written: show operand
-            return self._with_value(self.build(self.program.children[i][0]), i, node)
+            return self._with_value(self.build(program.children[i][0]), i, node)
+        expr, kind, unit, line, column = static_info(program)[i]
         value = self.V[i]
-        span = node.source.span
-        base = dict(
-            expr=" ".join(span.text.split()),  # as written, on one line
-            kind=_KINDS[type(node)],
-            value=json_value(value, node.type),
-            known=value is not UNKNOWN and value is not NOTRUN,
-            unit=unit_of(node.type),
-            evaluated=value is not NOTRUN,
-            line=span.line,
-            column=span.column,
-        )
-        children = tuple(self.build(c) for c in self.program.children[i])
-        extra: dict[str, Any] = {}
+        known = value is not UNKNOWN and value is not NOTRUN
+        children = tuple(self.build(c) for c in program.children[i])
+        why = fact = given = None
+        observations: tuple[Observation, ...] = ()
         match node:
             case ir.FactRef(name=name):
-                extra["fact"] = name
-                extra["given"] = self.patient.get(name)
+                fact, given = name, self.patient.get(name)
                 if value is UNKNOWN:
-                    extra["why"] = f"`{name}` is absent from the patient record"
+                    why = f"`{name}` is absent from the patient record"
             case ir.Window():
-                extra["observations"] = self._window_observations(i, node)
+                observations = self._window_observations(i, node)
                 if value is UNKNOWN:
-                    extra["why"] = _first_why(children) or "the series is unknown"
+                    why = _first_why(children) or "the series is unknown"
             case ir.Aggregate() | ir.Quantified():
-                extra.update(self._window_summary(i, node, value, children))
+                observations, why = self._window_summary(i, node, value, children)
                 if isinstance(node, ir.Quantified):
                     children = children[:1]
             case ir.DefineRef(name=name):
-                extra["fact"] = None
                 if value is UNKNOWN:
-                    extra["why"] = _first_why(children) or f"define `{name}` is unknown"
+                    why = _first_why(children) or f"define `{name}` is unknown"
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
-                extra["why"] = "division by zero"
+                why = "division by zero"
             case _:
                 if value is UNKNOWN:
-                    extra["why"] = _first_why(children)
-        return Trace(children=children, **base, **extra)
+                    why = _first_why(children)
+        return Trace(
+            expr,
+            kind,
+            json_value(value, node.type),
+            known,
+            unit,
+            value is not NOTRUN,
+            why,
+            fact,
+            given,
+            observations,
+            children,
+            line,
+            column,
+        )
 
     def _with_value(self, inner: Trace, i: int, node: ir.Node) -> Trace:
         import attrs
@@ -137,29 +155,29 @@ class TraceBuilder:
 
     def _window_summary(
         self, i: int, node: ir.Node, value: Any, children: tuple[Trace, ...]
-    ) -> dict[str, Any]:
+    ) -> tuple[tuple[Observation, ...], str | None]:
         window_index = self.program.children[i][0]
         window = self.V[window_index]
-        extra: dict[str, Any] = {}
-        if isinstance(node, ir.Quantified):
+        observations: tuple[Observation, ...] = ()
+        if isinstance(node, ir.Quantified) and window not in (UNKNOWN, NOTRUN):
             results = self.V[self.program.details[i]]
             window_node = self.program.nodes[window_index]
             unit = unit_of(window_node.type)
             element = window_node.type.element if isinstance(window_node.type, WindowT) else None
-            if window not in (UNKNOWN, NOTRUN):
-                extra["observations"] = tuple(
-                    Observation(format_instant(t), json_value(v, element), unit, True, _result(r))
-                    for t, v, r in zip(window[0], window[1], results, strict=False)
-                )
+            observations = tuple(
+                Observation(format_instant(t), json_value(v, element), unit, True, _result(r))
+                for t, v, r in zip(window[0], window[1], results, strict=False)
+            )
+        why = None
         if value is UNKNOWN:
             if window is UNKNOWN:
-                extra["why"] = _first_why(children) or "the series is unknown"
+                why = _first_why(children) or "the series is unknown"
             elif window is not NOTRUN and not window[1]:
                 window_text = self.program.nodes[window_index].source.span.text
-                extra["why"] = f"no observation in `{window_text}`"
+                why = f"no observation in `{window_text}`"
             else:
-                extra["why"] = _first_why(children) or "a value it compares with is unknown"
-        return extra
+                why = _first_why(children) or "a value it compares with is unknown"
+        return observations, why
 
 
 def _result(value: Any) -> Any:
