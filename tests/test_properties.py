@@ -30,9 +30,7 @@ from protocol_rules.check.types import QtyT, SeriesT
 from protocol_rules.testing import boundaries, compatible_units, exact_in, expressions, patients
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES_FILE = Path(
-    os.environ.get("PROTOCOL_RULES_FILE") or ROOT / "protocols" / "nct04194671.rules"
-)
+RULES_FILE = Path(os.environ.get("PROTOCOL_RULES_FILE") or ROOT / "protocols" / "nct04194671.rules")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from baseline import evaluate_baseline  # noqa: E402
 
@@ -65,7 +63,27 @@ def eligible(as_of: datetime = AS_OF) -> dict[str, Any]:
         "able_to_comply": True,
         "aki_cause": "septic",
         **dict.fromkeys(
-            ["pregnant", "lactating", "allergic", "organ_transplant", "hematopoietic_stem_cell_transplant", "malignant_tumor", "cancer_history", "end_stage_liver_disease", "uncontrolled_infection", "severe_pulmonary_dysfunction", "severe_arrhythmia", "hemodynamically_unstable", "vasculitis", "chronic_systemic_infection_history", "vasopressor_escalation_expected", "on_systemic_immunosuppression", "severe_hematologic_abnormality", "mechanical_ventilation", "in_other_trial"],
+            [
+                "pregnant",
+                "lactating",
+                "allergic",
+                "organ_transplant",
+                "hematopoietic_stem_cell_transplant",
+                "malignant_tumor",
+                "cancer_history",
+                "end_stage_liver_disease",
+                "uncontrolled_infection",
+                "severe_pulmonary_dysfunction",
+                "severe_arrhythmia",
+                "hemodynamically_unstable",
+                "vasculitis",
+                "chronic_systemic_infection_history",
+                "vasopressor_escalation_expected",
+                "on_systemic_immunosuppression",
+                "severe_hematologic_abnormality",
+                "mechanical_ventilation",
+                "in_other_trial",
+            ],
             False,
         ),
         "life_expectancy": 24,
@@ -229,9 +247,7 @@ def test_organ_failures_above_2(failures):
 @given(
     dose=st.sampled_from([0, 10, 14.99, 14.999999, 15, 15.000001, 15.01, 20]),
     unit=st.sampled_from(["mg/d", "mg/d", "g/d"]),
-    seconds_ago=st.sampled_from(
-        [-1.0, 0.0, DAY, 30 * DAY - 1, 30 * DAY, 30 * DAY + 1, 31 * DAY]
-    ),
+    seconds_ago=st.sampled_from([-1.0, 0.0, DAY, 30 * DAY - 1, 30 * DAY, 30 * DAY + 1, 31 * DAY]),
     as_of=as_of_times,
 )
 def test_prednisone_above_15_mg_in_the_last_30_days(dose, unit, seconds_ago, as_of):
@@ -263,7 +279,8 @@ def test_immunosuppression_changed_at_most_4_months_ago(days, time_of_day, on_th
 
 
 @given(
-    baseline=st.sampled_from([0.4, 0.7, 1.0, 1.13, 2.5]) | st.floats(0.1, 5).map(lambda b: round(b, 6)),
+    baseline=st.sampled_from([0.4, 0.7, 1.0, 1.13, 2.5])
+    | st.floats(0.1, 5).map(lambda b: round(b, 6)),
     delta=st.sampled_from([-0.01, -1e-9, 0.0, 1e-9, 0.01]),
     unit=st.sampled_from(["mg/dL", "mg/dL", "umol/L", "mg/L"]),
     hours_ago=st.sampled_from([0, 1, 24, 47]),
@@ -445,9 +462,7 @@ def kleene_outcomes(criteria: list[str]) -> list[dict[str, Outcome]]:
     results = []
     for k, values in enumerate(ASSIGNMENTS):
         # an unknown fact is sent as null or left out, alternately
-        patient = {
-            n: v for n, v in zip(BOOLEANS, values, strict=True) if v is not None or k % 2
-        }
+        patient = {n: v for n, v in zip(BOOLEANS, values, strict=True) if v is not None or k % 2}
         results.append(protocol.evaluate(patient).outcomes)
     return results
 
@@ -677,4 +692,3 @@ def test_the_strategies_reach_every_status():
 
     collect()
     assert seen == set(Status)
-

@@ -23,6 +23,20 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 
+def _read_text(path: str, code: str) -> str:
+    """A file's text (or standard input for `-`), or a `RulesError` saying why not."""
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise RulesError(
+            [error(code, f"cannot read `{path}`: {reason}", None, path=path)]
+        ) from None
+
+
 def _print_errors(exc: RulesError) -> None:
     click.echo(render_diagnostics(exc.diagnostics, color=use_color(sys.stderr)), err=True)
 
@@ -56,13 +70,9 @@ def check(files: Sequence[str], fmt: str) -> None:
     results = []
     for name in files:
         try:
-            with open(name, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            results.append(
-                (name, [error("PR101", f"cannot read `{name}`: {reason}", None, path=name)])
-            )
+            text = _read_text(name, "PR101")
+        except RulesError as exc:
+            results.append((name, list(exc.diagnostics)))
             continue
         results.append((name, check_text(text, name)))
     failed = any(d.is_error for _, diags in results for d in diags)
@@ -79,17 +89,7 @@ def check(files: Sequence[str], fmt: str) -> None:
 
 
 def _read_patient(path: str) -> Any:
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise RulesError(
-            [error("PR401", f"cannot read `{path}`: {reason}", None, path=path)]
-        ) from None
+    text = _read_text(path, "PR401")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -178,14 +178,9 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
     changed, failed = [], False
     for name in files:
         try:
-            if name == "-":
-                text = sys.stdin.read()
-            else:
-                with open(name, encoding="utf-8", newline="") as handle:
-                    text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            _print_errors(RulesError([error("PR101", f"cannot read `{name}`: {reason}", None)]))
+            text = _read_text(name, "PR101")
+        except RulesError as exc:
+            _print_errors(exc)
             failed = True
             continue
         try:

@@ -4,9 +4,8 @@
 prints its syntax tree in one layout:
 
 - the header, then its metadata lines indented 2 with the values aligned, then a blank line;
-- facts one per line (a description that would pass column 100 goes on the next line, a long
-  `one of` list wraps under its first choice); a blank line between facts only where the
-  source had one, to keep the author's grouping;
+- facts one per line, without blank lines between them (a description that would pass
+  column 100 goes on the next line, a long `one of` list wraps under its first choice);
 - every define and criterion after a blank line, with its expression on the next line
   indented 2; a criterion's `note` on its own line;
 - an expression on one line when it fits in 100 columns, otherwise its `and` / `or` chain one
@@ -17,9 +16,11 @@ prints its syntax tree in one layout:
 Comments are not in the grammar (it ignores them), so they are collected from the text with
 their positions: a comment on a line of its own stays attached to the code that follows it
 (before the item, or before the line of an expression that holds the next token), a comment
-after code stays at the end of the line that prints the code before it. The layout depends
-only on the syntax tree, the comments and the blank lines around comments, so formatting is
-idempotent and ``parse(format_text(x)) == parse(x)`` (spans aside).
+after code stays at the end of the line that prints the code before it. A blank line that
+separates a comment from what precedes or follows it is kept (one at most), so section
+banners keep their air. The layout depends only on the syntax tree, the comments and those
+blank lines, so formatting is idempotent and ``parse(format_text(x)) == parse(x)`` (spans
+aside).
 """
 
 from __future__ import annotations
@@ -274,7 +275,11 @@ class _Printer:
     def header(self, header: ast.Header) -> _Block:
         start = header.span.start
         id_at = _next_code(self.text, start + len("protocol"))
-        lines = [_Line(0, [_kw("protocol", start), _Frag(" "), _Frag(_ident(header.id), id_at, id_at + 1)])]
+        lines = [
+            _Line(
+                0, [_kw("protocol", start), _Frag(" "), _Frag(_ident(header.id), id_at, id_at + 1)]
+            )
+        ]
         width = max((len(m.key) for m in header.meta), default=0)
         for meta in header.meta:
             key = _kw(meta.key.ljust(width + 1), meta.span.start)
@@ -383,9 +388,9 @@ class _Printer:
                         _Line(indent, [_Frag(")"), *suffix]),
                     ]
                 return self.chain(node, indent)
-            case ast.Not(operand=ast.Logic() as operand):
+            case ast.Not(operand=ast.Logic() | ast.Count() | ast.Not() as operand):
                 word = _kw("not ", node.span.start)
-                return self.lines(operand, indent, [*prefix, word], suffix, _ATOM)
+                return self.lines(operand, indent, [*prefix, word], suffix, _NOT)
             case ast.Count():
                 return self.count_lines(node, indent, prefix, suffix, need)
         return _wrap(_Line(indent, flat))
@@ -653,7 +658,7 @@ class _Assembler:
         if prev is None:
             blank = False
         elif nxt is None or (prev.kind == nxt.kind == "fact"):
-            blank = self._blank_between(prev_end, first_start)
+            blank = bool(comments) and self._blank_between(prev_end, first_start)
         else:
             blank = True
         if prev is not None and nxt is None and not comments:

@@ -1,0 +1,235 @@
+"""Where a protocol's outcomes can flip: thresholds, window edges and relations.
+
+Read from the checked protocol (its IR), so that unit conversions, multipliers such as
+``2 * baseline_creatinine`` and defines are seen through."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+from .. import units as _units
+from ..check import ir
+from ..check.types import TEXT, NumT, QtyT, SeriesT, SetT, TimeT, Type
+from ..protocol import Protocol
+
+DAY = 86400.0
+
+
+@frozen
+class Linear:
+    """``scale * x + offset``, where x is a fact's value in its declared unit.
+
+    `kind` is ``value`` for numbers and quantities; ``instant`` when x is a date in seconds
+    since the epoch; ``since`` when x is the days from a date to `as_of` (`time_since`).
+    """
+
+    fact: str
+    scale: float = 1.0
+    offset: float = 0.0
+    kind: str = "value"
+
+    def then(self, scale: float, offset: float = 0.0) -> Linear:
+        return Linear(self.fact, scale * self.scale, scale * self.offset + offset, self.kind)
+
+    def solve(self, target: float) -> float | None:
+        """The fact value at which this expression equals `target`."""
+        if self.scale == 0:
+            return None
+        x = (target - self.offset) / self.scale
+        return x if math.isfinite(x) else None
+
+
+@frozen
+class Boundaries:
+    """The values at which a protocol's outcomes can flip, read from its checked bodies.
+
+    `values` are thresholds per fact in its declared unit (for a series: of its observations);
+    `windows` the window lengths per series in seconds; `ages` the `time_since` thresholds per
+    date fact in days; `instants` the dates a date fact is compared with (epoch seconds);
+    `relations` pairs of facts compared with each other (``max(…) > 2 * baseline``); `texts`
+    the texts a text fact is compared with.
+    """
+
+    values: Mapping[str, tuple[float, ...]]
+    windows: Mapping[str, tuple[float, ...]]
+    ages: Mapping[str, tuple[float, ...]]
+    instants: Mapping[str, tuple[float, ...]]
+    relations: tuple[tuple[Linear, Linear], ...]
+    texts: Mapping[str, tuple[str, ...]]
+
+
+def element_type(type_: Type) -> Type:
+    """The type of one value of a series or a set; other types as they are."""
+    return type_.element if isinstance(type_, SeriesT | SetT) else type_
+
+
+def boundaries(protocol: Protocol) -> Boundaries:
+    """Every threshold, window and relation the protocol's criteria and defines compare."""
+    harvester = _Harvester({d.name: d.body for d in protocol.defines})
+    for define in protocol.defines:
+        harvester.visit(define.body)
+    for criterion in protocol.criteria:
+        harvester.visit(criterion.body)
+    return harvester.result()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class _Harvester:
+    def __init__(self, defines: Mapping[str, ir.Node]) -> None:
+        self.defines = defines
+        self.found: dict[str, dict[str, set[Any]]] = {
+            k: {} for k in ("value", "windows", "since", "instant", "texts")
+        }
+        self.relations: dict[tuple[Linear, Linear], None] = {}
+        self.each: list[Linear | None] = []
+        self._busy: set[str] = set()
+
+    def result(self) -> Boundaries:
+        def frozen_(kind: str) -> dict[str, tuple[Any, ...]]:
+            return {k: tuple(sorted(v)) for k, v in self.found[kind].items()}
+
+        return Boundaries(
+            frozen_("value"),
+            frozen_("windows"),
+            frozen_("since"),
+            frozen_("instant"),
+            tuple(self.relations),
+            frozen_("texts"),
+        )
+
+    def _add(self, kind: str, fact: str, value: Any) -> None:
+        self.found[kind].setdefault(fact, set()).add(value)
+
+    def visit(self, node: ir.Node) -> None:
+        match node:
+            case ir.Compare(left=left, right=right):
+                self._compare(left, right)
+            case ir.Between(operand=operand, low=low, high=high):
+                self._compare(operand, low)
+                self._compare(operand, high)
+            case (
+                ir.InSet(operand=operand, items=items)
+                | ir.Contains(collection=operand, items=items)
+            ):
+                for item in items:
+                    self._compare(operand, item)
+            case ir.Window(series=ir.FactRef(name=name), seconds=ir.Const(value=seconds)):
+                if _number(seconds) is not None:
+                    self._add("windows", name, float(seconds))
+            case ir.Quantified(window=window, condition=condition):
+                self.visit(window)
+                self.each.append(self.linear(window))
+                self.visit(condition)
+                self.each.pop()
+                return
+        for child in ir.children(node):
+            self.visit(child)
+
+    def _compare(self, a: ir.Node, b: ir.Node) -> None:
+        for x, y in ((a, b), (b, a)):
+            if isinstance(y, ir.Const) and isinstance(y.value, str):
+                if isinstance(x, ir.FactRef) and element_type(x.type) == TEXT:
+                    self._add("texts", x.name, y.value)
+                continue
+            lin = self.linear(x)
+            if lin is None:
+                continue
+            if isinstance(y, ir.Const):
+                constant = _number(y.value)
+                solved = lin.solve(constant) if constant is not None else None
+                if solved is not None:
+                    self._add(lin.kind, lin.fact, solved)
+            else:
+                other = self.linear(y)
+                if (
+                    other is not None
+                    and other.kind == lin.kind == "value"
+                    and other.fact != lin.fact
+                    and (other, lin) not in self.relations
+                ):
+                    self.relations[(lin, other)] = None
+
+    def linear(self, node: ir.Node) -> Linear | None:
+        """`node` as a linear function of one fact, if it is one."""
+        match node:
+            case ir.FactRef(name=name, type=SeriesT(element=NumT() | QtyT())):
+                return Linear(name)
+            case ir.FactRef(name=name, type=NumT() | QtyT()):
+                return Linear(name)
+            case ir.FactRef(name=name, type=TimeT()):
+                return Linear(name, kind="instant")
+            case ir.Window(series=series):
+                return self.linear(series)
+            case ir.Aggregate(function=function, window=window) if function not in (
+                "count",
+                "exists",
+            ):
+                return self.linear(window)
+            case ir.Each():
+                return self.each[-1] if self.each else None
+            case ir.Convert(operand=operand, conversion=conversion):
+                inner = self.linear(operand)
+                return inner.then(conversion.factor, conversion.offset) if inner else None
+            case ir.Negate(operand=operand):
+                inner = self.linear(operand)
+                return inner.then(-1.0) if inner else None
+            case ir.Arith():
+                return self._arith(node)
+            case ir.TimeSince(operand=operand):
+                inner = self.linear(operand)
+                if inner is None or inner.kind != "instant" or inner.scale != 1.0:
+                    return None
+                return Linear(inner.fact, 1.0, -inner.offset / DAY, "since")
+            case ir.DateShift(sign=sign, date=when, seconds=ir.Const(value=seconds)):
+                inner = self.linear(when)
+                shift = _number(seconds)
+                return inner.then(1.0, sign * shift) if inner and shift is not None else None
+            case ir.DefineRef(name=name) if name in self.defines and name not in self._busy:
+                self._busy.add(name)
+                try:
+                    return self.linear(self.defines[name])
+                finally:
+                    self._busy.discard(name)
+        return None
+
+    def _arith(self, node: ir.Arith) -> Linear | None:
+        left, right = node.left, node.right
+        lc = _number(left.value) if isinstance(left, ir.Const) else None
+        rc = _number(right.value) if isinstance(right, ir.Const) else None
+        op = node.op.value
+        if rc is not None and (inner := self.linear(left)):
+            if op == "*":
+                return inner.then(rc * node.scale)
+            if op == "/" and rc != 0:
+                return inner.then(node.scale / rc)
+            if op in "+-" and node.scale == 1.0:
+                return inner.then(1.0, rc if op == "+" else -rc)
+        if lc is not None and (inner := self.linear(right)):
+            if op == "*":
+                return inner.then(lc * node.scale)
+            if op == "+":
+                return inner.then(1.0, lc)
+            if op == "-":
+                return inner.then(-1.0, lc)
+        return None
+
+
+def near(threshold: float, integer: bool) -> list[float]:
+    """A threshold and the values just around it."""
+    if integer:
+        low, high = math.floor(threshold), math.ceil(threshold)
+        return sorted({low - 1, low, high, high + 1})
+    magnitude = abs(threshold) or 1.0
+    step = 10.0 ** (math.floor(math.log10(magnitude)) - 3)
+    tiny = magnitude * 1e-9
+    around = [threshold - step, threshold - tiny, threshold, threshold + tiny, threshold + step]
+    return [_units.clean(x) for x in around]

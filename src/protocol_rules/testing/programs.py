@@ -1,0 +1,519 @@
+"""Random rules text: well-typed conditions and protocols, and programs from the grammar."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from functools import cache
+from typing import NamedTuple
+
+from hypothesis import strategies as st
+
+from .._grammar import grammar_text
+from ..ast import TIME_WORDS
+from ..check import FactInfo
+from ..check.types import (
+    BOOL,
+    INTEGER,
+    NUMBER,
+    TEXT,
+    BoolT,
+    ChoiceT,
+    NumT,
+    QtyT,
+    SeriesT,
+    SetT,
+    TextT,
+    TimeT,
+    Type,
+)
+from ..protocol import Protocol, parse_protocol
+from .exact import compatible_units
+
+_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
+_OPS = ("<", "<=", ">", ">=", "=", "!=")
+#: Texts of rules files: anything but line breaks.
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_characters="\n\r", exclude_categories=("Cs", "Cc")),
+    max_size=30,
+)
+_NICE = (0, 0.5, 1, 2, 2.5, 3, 12, 15, 18, 25, 40, 48, 60, 65, 100, 130, 1000, 25000)
+
+
+class _Expr(NamedTuple):
+    text: str
+    prec: int
+    type: Type | None = None
+
+
+@cache
+def reserved_words() -> frozenset[str]:
+    """Words of the language that cannot be names."""
+    words = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
+    return frozenset(words | set(TIME_WORDS))
+
+
+def _paren(expr: _Expr, need: int, extra: bool = False) -> str:
+    return f"({expr.text})" if expr.prec < need or extra else expr.text
+
+
+def _num_text(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _Vocabulary:
+    """Names usable in expressions, by type."""
+
+    def __init__(self, named: Iterable[tuple[str, Type]]) -> None:
+        self.all: list[tuple[str, Type]] = list(named)
+        self.bools = [n for n, t in self.all if isinstance(t, BoolT)]
+        self.scalars = [(n, t) for n, t in self.all if isinstance(t, NumT | QtyT)]
+        self.series = [(n, t.element) for n, t in self.all if isinstance(t, SeriesT)]
+        self.choices = [(n, t) for n, t in self.all if isinstance(t, ChoiceT)]
+        self.sets = [(n, t.element) for n, t in self.all if isinstance(t, SetT)]
+        self.times = [(n, t) for n, t in self.all if isinstance(t, TimeT)]
+        self.texts = [n for n, t in self.all if isinstance(t, TextT)]
+
+
+def _literal(type_: Type) -> st.SearchStrategy[str]:
+    """A literal of a number or quantity type, possibly in another compatible unit."""
+    numbers = st.sampled_from(_NICE) | st.integers(0, 500) | st.decimals(0, 100, places=2)
+    if isinstance(type_, QtyT):
+        options = compatible_units(type_.unit, type_.molar_mass)
+        if type_.is_duration:
+            words = st.sampled_from(("years", "months", "weeks", "days", "hours"))
+            return st.tuples(numbers, words).map(lambda p: f"{_num_text(float(p[0]))} {p[1]}")
+        return st.tuples(numbers, st.sampled_from(options)).map(
+            lambda p: f"{_num_text(float(p[0]))} '{p[1]}'"
+        )
+    if isinstance(type_, NumT) and type_.integer:
+        return st.integers(0, 20).map(str)
+    return numbers.map(lambda n: _num_text(float(n)))
+
+
+def _duration() -> st.SearchStrategy[str]:
+    return st.tuples(
+        st.sampled_from((1, 2, 3, 4, 12, 24, 30, 48)),
+        st.sampled_from(("hours", "days", "weeks", "months")),
+    ).map(lambda p: f"{p[0]} {p[1]}")
+
+
+def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
+    """Numeric terms: names, aggregates of windows, scaled or shifted."""
+    out: list[st.SearchStrategy[_Expr]] = []
+    if vocab.scalars:
+        out.append(st.sampled_from(vocab.scalars).map(lambda p: _Expr(p[0], _ATOM, p[1])))
+    numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
+    if numeric_series:
+        aggregate = st.sampled_from(("max", "min", "mean", "latest", "earliest"))
+        out.append(
+            st.tuples(aggregate, st.sampled_from(numeric_series), _duration()).map(
+                lambda p: _Expr(
+                    f"{p[0]}({p[1][0]} over last {p[2]})",
+                    _ATOM,
+                    NUMBER if p[0] == "mean" and isinstance(p[1][1], NumT) else p[1][1],
+                )
+            )
+        )
+    if vocab.series:
+        out.append(
+            st.tuples(st.sampled_from(vocab.series), _duration()).map(
+                lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
+            )
+        )
+    dates = [n for n, t in vocab.times if not t.has_time]
+    if dates:
+        out.append(
+            st.sampled_from(dates).map(lambda n: _Expr(f"time_since({n})", _ATOM, QtyT("d")))
+        )
+    return out
+
+
+@st.composite
+def _scaled(draw: st.DrawFn, term: st.SearchStrategy[_Expr]) -> _Expr:
+    """A numeric term as is, times or divided by a number, shifted, or negated."""
+    base = draw(term)
+    form = draw(st.sampled_from(("plain", "times", "divide", "plus", "negate")))
+    if form == "times":
+        k = draw(st.sampled_from((2, 3, 0.5, 1.5)))
+        return _Expr(f"{_num_text(k)} * {_paren(base, _UNARY)}", _PRODUCT, base.type)
+    if form == "divide":
+        k = draw(st.sampled_from((2, 4, 10)))
+        return _Expr(f"{_paren(base, _PRODUCT)} / {k}", _PRODUCT, base.type)
+    if form == "plus" and isinstance(base.type, QtyT | NumT):
+        shift = draw(_literal(base.type))
+        return _Expr(f"{_paren(base, _SUM)} + {shift}", _SUM, base.type)
+    if form == "negate" and isinstance(base.type, QtyT | NumT):
+        sign = "- " if base.text.startswith("-") else "-"
+        return _Expr(f"{sign}{_paren(base, _UNARY)}", _UNARY, base.type)
+    return base
+
+
+def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrategy[_Expr]]:
+    """Boolean leaves: names, comparisons, sets, windows, dates, texts (and `is known`)."""
+    out: list[st.SearchStrategy[_Expr]] = [st.sampled_from(("true", "false")).map(_atom)]
+    if vocab.bools:
+        out.append(st.sampled_from(vocab.bools).map(_atom))
+    if vocab.all and known:
+        out.append(
+            st.tuples(st.sampled_from(vocab.all), st.sampled_from(("known", "unknown"))).map(
+                lambda p: _Expr(f"{p[0][0]} is {p[1]}", _COMPARE)
+            )
+        )
+    terms = _terms(vocab)
+    if terms:
+        out.append(_comparison(_scaled(st.one_of(terms))))
+    if vocab.choices:
+        out.append(_choice(vocab))
+    if vocab.sets:
+        out.append(_contains(vocab))
+    if vocab.series:
+        out.append(_quantified(vocab))
+    if vocab.times:
+        out.append(_dated(vocab))
+    if vocab.texts:
+        out.append(
+            st.tuples(st.sampled_from(vocab.texts), _TEXT).map(
+                lambda p: _Expr(f"{p[0]} = {_quote(p[1])}", _COMPARE)
+            )
+        )
+    return out
+
+
+def _atom(text: str) -> _Expr:
+    return _Expr(text, _ATOM, BOOL)
+
+
+@st.composite
+def _comparison(draw: st.DrawFn, terms: st.SearchStrategy[_Expr]) -> _Expr:
+    term = draw(terms)
+    assert term.type is not None
+    left = _paren(term, _SUM)
+    form = draw(st.sampled_from(("compare", "between", "in")))
+    if form == "between":
+        low, high = sorted(draw(st.lists(st.sampled_from(_NICE), min_size=2, max_size=2)))
+        unit = _unit_suffix(draw, term.type)
+        return _Expr(f"{left} between {_num_text(low)}{unit} and {_num_text(high)}{unit}", _COMPARE)
+    if form == "in":
+        items = draw(st.lists(st.sampled_from(_NICE), min_size=1, max_size=3, unique=True))
+        unit = _unit_suffix(draw, term.type)
+        inner = ", ".join(f"{_num_text(v)}{unit}" for v in items)
+        return _Expr(f"{left} in {{{inner}}}", _COMPARE)
+    op = draw(st.sampled_from(_OPS))
+    return _Expr(f"{left} {op} {draw(_literal(term.type))}", _COMPARE)
+
+
+def _unit_suffix(draw: st.DrawFn, type_: Type) -> str:
+    if isinstance(type_, QtyT):
+        return f" '{draw(st.sampled_from(compatible_units(type_.unit, type_.molar_mass)))}'"
+    return ""
+
+
+@st.composite
+def _choice(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    name, choice = draw(st.sampled_from(vocab.choices))
+    form = draw(st.sampled_from(("=", "!=", "in", "not in")))
+    if form in ("=", "!="):
+        return _Expr(f"{name} {form} {draw(st.sampled_from(choice.choices))}", _COMPARE)
+    items = draw(st.lists(st.sampled_from(choice.choices), min_size=1, max_size=3, unique=True))
+    return _Expr(f"{name} {form} {{{', '.join(items)}}}", _COMPARE)
+
+
+@st.composite
+def _contains(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    name, element = draw(st.sampled_from(vocab.sets))
+    choices = isinstance(element, ChoiceT)
+    pool = st.sampled_from(element.choices) if choices else _TEXT.map(_quote)
+    items = draw(st.lists(pool, min_size=1, max_size=3, unique=True))
+    form = draw(st.sampled_from(("contains", "contains any of", "contains all of")))
+    if form == "contains":
+        return _Expr(f"{name} contains {items[0]}", _COMPARE)
+    return _Expr(f"{name} {form} {{{', '.join(items)}}}", _COMPARE)
+
+
+@st.composite
+def _quantified(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    name, element = draw(st.sampled_from(vocab.series))
+    window = f"{name} over last {draw(_duration())}"
+    quantifier = draw(st.sampled_from(("any", "all")))
+    if isinstance(element, BoolT):
+        form = draw(st.sampled_from(("exists", "latest", "any")))
+        if form == "any":
+            return _Expr(f"{quantifier}({window}) = {draw(st.sampled_from(('true', 'false')))}", 4)
+        return _atom(f"{form}({window})")
+    if isinstance(element, ChoiceT):
+        items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
+        word = draw(st.sampled_from(("in", "not in")))
+        return _Expr(f"{quantifier}({window}) {word} {{{', '.join(items)}}}", _COMPARE)
+    if draw(st.booleans()):
+        return _atom(f"exists({window})")
+    op = draw(st.sampled_from(_OPS))
+    return _Expr(f"{quantifier}({window}) {op} {draw(_literal(element))}", _COMPARE)
+
+
+@st.composite
+def _dated(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    name, type_ = draw(st.sampled_from(vocab.times))
+    day = draw(st.dates(date(2015, 1, 1), date(2030, 12, 31)))
+    literal = f"@{day.isoformat()}" + ("T08:00" if type_.has_time else "")
+    op = draw(st.sampled_from(_OPS[:4]))
+    if draw(st.booleans()):
+        return _Expr(f"{name} + {draw(_duration())} {op} {literal}", _COMPARE)
+    return _Expr(f"{name} {op} {literal}", _COMPARE)
+
+
+#: Whether to add a redundant pair of parentheses (one time in six).
+_EXTRA_PARENS = st.integers(0, 5).map(lambda i: i == 0)
+
+
+@st.composite
+def _negation(draw: st.DrawFn, inner: st.SearchStrategy[_Expr]) -> _Expr:
+    operand = draw(inner)
+    return _Expr(f"not {_paren(operand, _NOT, draw(_EXTRA_PARENS))}", _NOT, BOOL)
+
+
+@st.composite
+def _chain(draw: st.DrawFn, inner: st.SearchStrategy[_Expr]) -> _Expr:
+    op = draw(st.sampled_from(("and", "or")))
+    need, prec = (_NOT, _AND) if op == "and" else (_AND, _OR)
+    operands = draw(st.lists(inner, min_size=2, max_size=3))
+    texts = [_paren(o, need, draw(_EXTRA_PARENS)) for o in operands]
+    return _Expr(f" {op} ".join(texts), prec, BOOL)
+
+
+@st.composite
+def _counted(draw: st.DrawFn, inner: st.SearchStrategy[_Expr]) -> _Expr:
+    operands = draw(st.lists(inner, min_size=1, max_size=4))
+    n = draw(st.integers(0, len(operands)))
+    word = draw(st.sampled_from(("at least", "at most")))
+    return _atom(f"{word} {n} of ({', '.join(o.text for o in operands)})")
+
+
+def _boolean(vocab: _Vocabulary, depth: int, known: bool = True) -> st.SearchStrategy[_Expr]:
+    leaves = st.one_of(_conditions(vocab, known))
+    if depth <= 0:
+        return leaves
+    inner = st.deferred(lambda: _boolean(vocab, depth - 1, known))
+    return st.one_of(leaves, _negation(inner), _chain(inner), _counted(inner))
+
+
+def expressions(
+    facts: Protocol | Mapping[str, str] | Iterable[FactInfo],
+    *,
+    depth: int = 3,
+    known: bool = True,
+) -> st.SearchStrategy[str]:
+    """Rules text of random well-typed conditions over `facts`.
+
+    `facts` is a protocol, its `FactInfo`s, or a mapping of fact name to declared type as
+    written in a rules file (``{"age": "quantity 'a'", "pregnant": "boolean"}``). `depth`
+    bounds the nesting of `not`, `and`, `or` and `at least … of`. With ``known=False`` the
+    conditions never test `is known` / `is unknown`, so they are monotone: learning a missing
+    fact never changes a decided condition.
+    """
+    infos = _fact_infos(facts)
+    vocab = _Vocabulary((f.name, f.type) for f in infos)
+    return _boolean(vocab, depth, known).map(lambda e: e.text)
+
+
+def _fact_infos(facts: Protocol | Mapping[str, str] | Iterable[FactInfo]) -> list[FactInfo]:
+    if isinstance(facts, Protocol):
+        return list(facts.facts)
+    if isinstance(facts, Mapping):
+        lines = [f"fact {name}: {type_}" for name, type_ in facts.items()]
+        text = "\n".join(["protocol facts", *lines, 'inclusion I1 "x": true'])
+        return list(parse_protocol(text, "<facts>").facts)
+    return list(facts)
+
+
+_WORDS = (
+    "age", "weight", "egfr", "creatinine", "platelets", "lvef", "dose", "pregnant", "consent",
+    "cause", "drugs", "onset", "visit", "score", "stage", "sodium", "heart_rate", "notes",
+    "diagnosis", "transplant", "infection", "smoker", "bmi", "history", "events",
+)  # fmt: skip
+_FACT_TYPES: tuple[tuple[str, Type], ...] = (
+    ("boolean", BOOL),
+    ("integer range 0 to 10", INTEGER),
+    ("number", NUMBER),
+    ("quantity 'mg/dL' molar_mass 113.12 'g/mol'", QtyT("mg/dL", 113.12)),
+    ("quantity '/uL'", QtyT("/uL")),
+    ("quantity '%' range 0 to 100", QtyT("%")),
+    ("quantity 'a' range 0 to 130", QtyT("a")),
+    ("quantity 'mo'", QtyT("mo")),
+    ("quantity 'mL/min/{1.73_m2}'", QtyT("mL/min/{1.73_m2}")),
+    ("date", TimeT(False)),
+    ("datetime", TimeT(True)),
+    ("text", TEXT),
+    ("series of quantity 'mg/dL' molar_mass 113.12 'g/mol'", SeriesT(QtyT("mg/dL", 113.12))),
+    ("series of quantity 'mL/kg/h'", SeriesT(QtyT("mL/kg/h"))),
+    ("series of number", SeriesT(NUMBER)),
+    ("series of boolean", SeriesT(BOOL)),
+    ("set of text", SetT(TEXT)),
+)
+
+
+def _names(prefix: str = "") -> st.SearchStrategy[str]:
+    fresh = st.from_regex(r"[a-z][a-z0-9_]{0,9}", fullmatch=True)
+    return (st.sampled_from(_WORDS) | fresh).map(lambda n: prefix + n)
+
+
+@st.composite
+def protocols(
+    draw: st.DrawFn,
+    facts: Mapping[str, str] | None = None,
+    *,
+    max_facts: int = 8,
+    max_criteria: int = 5,
+    known: bool = True,
+    messy: bool = False,
+) -> str:
+    """Rules text of a random protocol that parses and checks without errors.
+
+    Its facts are `facts` (name -> declared type, as in `expressions`) or random ones of every
+    type; then boolean defines, and criteria with texts and notes that use facts and defines.
+    ``known=False`` leaves out `is known` / `is unknown` (see `expressions`). With `messy`,
+    tokens are laid out with random spaces, newlines and comments, which a formatter or a
+    parser must not care about.
+    """
+    reserved = reserved_words()
+    taken = set(facts or ())
+    names = draw(
+        st.lists(
+            _names().filter(lambda n: n not in reserved and n not in taken),
+            min_size=1,
+            max_size=max_facts + 2,
+            unique=True,
+        )
+    )
+    split = max(1, len(names) - 2)
+    lines = [_header(draw)]
+    if facts is None:
+        named = [_random_fact(draw, name, lines) for name in names[:split]]
+    else:
+        named = [(f.name, f.type) for f in _fact_infos(facts)]
+        lines += [f"fact {name}: {declared}" for name, declared in facts.items()]
+    for name in names[split:] if facts is None else names[:2]:
+        body = draw(_boolean(_Vocabulary(named), 2, known))
+        lines.append(f"define {name} =\n  {body.text}")
+        named.append((name, BOOL))
+    vocab = _Vocabulary(named)
+    for i in range(draw(st.integers(1, max_criteria))):
+        kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
+        note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
+        body = draw(_boolean(vocab, 3, known))
+        lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body.text}")
+    text = "\n\n".join(lines) + "\n"
+    return _scramble(draw, text) if messy else text
+
+
+def _random_fact(draw: st.DrawFn, name: str, lines: list[str]) -> tuple[str, Type]:
+    """Declare a fact of a random type (appending its line) and return its name and type."""
+    if draw(st.integers(0, 5)) == 0:
+        choices = [f"{name}_{c}" for c in ("a", "b", "c")[: draw(st.integers(1, 3))]]
+        wrapper = draw(st.sampled_from(("", "series of ", "set of ")))
+        declared = f"{wrapper}one of {', '.join(choices)}"
+        choice = ChoiceT(tuple(choices), name)
+        type_: Type = {"": choice, "series of ": SeriesT(choice), "set of ": SetT(choice)}[wrapper]
+    else:
+        declared, type_ = draw(st.sampled_from(_FACT_TYPES))
+    description = f" {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
+    lines.append(f"fact {name}: {declared}{description}")
+    return name, type_
+
+
+def _header(draw: st.DrawFn) -> str:
+    ident = draw(st.sampled_from(("NCT01234567", '"MSC-001"', "demo_trial", '"protocol"')))
+    keys = draw(st.lists(st.sampled_from(("title", "sponsor", "phase", "source")), unique=True))
+    metas = [f"  {key} {_quote(draw(_TEXT))}" for key in keys]
+    return "\n".join([f"protocol {ident}", *metas])
+
+
+_TOKEN = re.compile(
+    r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|@[0-9T:.+\-Z]+|[A-Za-z_][A-Za-z0-9_]*'
+    r"|[0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|<=|>=|!=|\S"
+)
+_TIGHT = set("(){},:")
+_SEPARATORS = (" ", " ", " ", "  ", "\n", "\n  ", "\t", " # a note\n", "\n# ' \" # x\n\n")
+
+
+def _scramble(draw: st.DrawFn, text: str) -> str:
+    """The same tokens with random whitespace and comments between them."""
+    tokens = _TOKEN.findall(text)
+    out = [tokens[0]]
+    for before, token in itertools.pairwise(tokens):
+        choices = _SEPARATORS
+        if before in _TIGHT or token in _TIGHT:
+            choices = ("", *_SEPARATORS)
+        out.append(draw(st.sampled_from(choices)))
+        out.append(token)
+    return "".join(out) + "\n"
+
+
+_UNITS_WRITTEN = ("mg/dL", "/uL", "%", "a", "mo", "10*9/L", "g/mol", "mL/min/{1.73_m2}", "mg/d")
+_DATES = ("@2026-03-01", "@2026-03-01T08:00", "@2026-03-01T08:00:00Z", "@2024-02-29")
+_FUNCTIONS = ("max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since")
+
+
+def grammar_programs(
+    *, start: str = "start", names: Sequence[str] = (), numbers: Sequence[str] = ()
+) -> st.SearchStrategy[str]:
+    """Texts the grammar accepts, drawn with `hypothesis.extra.lark.from_lark`.
+
+    `start` is a rule of the grammar: ``start`` for whole files, ``expr`` for expressions.
+
+    Every token is followed by whitespace, a newline or a comment (`from_lark` would glue
+    `fact` and `age` into `factage`), names avoid the reserved words, and numbers, units,
+    texts and dates are drawn from small pools of plausible and odd spellings. Most texts
+    parse; few check, since names are not declared consistently: for the parser, the
+    formatter and the error paths of the checker. `names` and `numbers` extend the pools.
+    """
+    from hypothesis.extra.lark import from_lark
+
+    from .._grammar import parser
+
+    lark = parser()
+    gap = st.sampled_from((" ", " ", " ", "\n", "\n  ", "\t", " # note\n"))
+    reserved = reserved_words()
+    name_pool = ("age", "x", "p", "egfr", "drugs", "cause", "I1", "E2", "NCT1", *_FUNCTIONS)
+    words = st.sampled_from((*name_pool, *names)) | st.from_regex(
+        r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True
+    ).filter(lambda n: n not in reserved)
+    texts = st.text(
+        st.characters(codec="utf-8", exclude_characters="\n\r", exclude_categories=("Cs",)),
+        max_size=12,
+    ).map(_quote)
+    pools: dict[str, st.SearchStrategy[str]] = {
+        "NAME": words,
+        "NUMBER": st.sampled_from(("0", "1", "2", "3", "18", "0.5", "25000", "1e3", "1_000"))
+        | st.sampled_from(tuple(numbers) or ("65",)),
+        "UNIT": st.sampled_from(_UNITS_WRITTEN).map(lambda u: f"'{u}'")
+        | st.sampled_from(("''", "'mg/dl'", "'foo'", "'{'", "'1'")),
+        "STRING": texts,
+        "DATE": st.sampled_from((*_DATES, "@2026-02-30", "@2026-03-01T25:00")),
+        "TIME_WORD": st.sampled_from(tuple(TIME_WORDS)),
+    }
+    terminals, rules, _ = lark.grammar.compile([start], ())
+    used = {t.name for t in terminals}
+    used |= {s.name for rule in rules for s in rule.expansion if s.is_term}
+    explicit: dict[str, st.SearchStrategy[str]] = {}
+    for terminal in lark.terminals:
+        if terminal.name in lark.ignore_tokens or terminal.name not in used:
+            continue
+        if terminal.name in pools:
+            token = pools[terminal.name]
+        elif terminal.pattern.type == "str":
+            token = st.just(terminal.pattern.value)
+        else:  # pragma: no cover - every regular terminal has a pool above
+            raise AssertionError(f"no strategy for terminal {terminal.name}")
+        explicit[terminal.name] = st.tuples(token, gap).map("".join)
+    for name in lark.ignore_tokens:
+        explicit[name] = st.just("# comment\n" if name == "COMMENT" else " ")
+    return from_lark(lark, start=start, explicit=explicit)

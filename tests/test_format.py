@@ -1,0 +1,365 @@
+"""The formatter: one canonical layout, idempotent, faithful to the syntax tree and comments.
+
+Golden cases for the layout rules, laws over generated programs (random layouts and comments
+from `testing.protocols(messy=True)`, and programs from the grammar itself), the same laws on
+every `.rules` file of the repository and every whole-file ```rules block of the docs, and the
+`protocol-rules fmt` command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+
+from protocol_rules import ProtocolError
+from protocol_rules.cli import cli
+from protocol_rules.format import WIDTH, format_text
+from protocol_rules.parser import parse
+from protocol_rules.source import Source
+from protocol_rules.testing import grammar_programs, protocols
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree(text: str):
+    syntax, diagnostics = parse(Source("x.rules", text))
+    assert syntax is not None, diagnostics
+    return syntax
+
+
+def comments(text: str) -> list[str]:
+    """The comments of rules text, skipping `#` inside texts and units."""
+    found = []
+    pattern = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[^"\'#]+|.', re.DOTALL)
+    for match in pattern.finditer(text):
+        if match.group().startswith("#"):
+            found.append(match.group().rstrip())
+    return found
+
+
+def assert_faithful(text: str) -> str:
+    """The laws: same tree, idempotent, every comment kept; returns the formatted text."""
+    formatted = format_text(text, "x.rules")
+    assert tree(formatted) == tree(text)
+    assert format_text(formatted, "x.rules") == formatted
+    kept = "\n".join(comments(formatted))
+    for comment, count in Counter(comments(text)).items():
+        assert kept.count(comment) >= count, comment
+    assert formatted == "" or (formatted.endswith("\n") and not formatted.endswith("\n\n"))
+    assert all(line == line.rstrip(" \t") for line in formatted.split("\n"))
+    return formatted
+
+
+# --------------------------------------------------------------------------- laws
+
+
+_PIECE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#.*|\w+|\S')
+
+
+def has_a_top_level_chain(line: str) -> bool:
+    """Whether a line holds an `and` / `or` outside parentheses (its leading one aside)."""
+    depth = betweens = 0
+    for piece in _PIECE.findall(re.sub(r"^\s*(and|or) ", "", line)):
+        if piece in ("(", "{"):
+            depth += 1
+        elif piece in (")", "}"):
+            depth -= 1
+        elif depth or piece.startswith("#"):
+            continue
+        elif piece == "between":
+            betweens += 1
+        elif piece == "and" and betweens:
+            betweens -= 1
+        elif piece in ("and", "or"):
+            return True
+    return False
+
+
+@given(protocols(messy=True))
+def test_generated_protocols_in_any_layout(text):
+    formatted = assert_faithful(text)
+    for line in formatted.split("\n"):
+        code = next((line[: m.start()] for m in _PIECE.finditer(line) if m[0][0] == "#"), line)
+        assert len(code.rstrip()) <= WIDTH or not has_a_top_level_chain(code), line
+
+
+_LITERAL_OR_SPACE = re.compile(r'("(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\')|\s+')
+
+
+@given(protocols(messy=False))
+def test_formatting_does_not_depend_on_the_layout(text):
+    formatted = format_text(text)
+    # everything on one line (there are no comments to keep)
+    squeezed = _LITERAL_OR_SPACE.sub(lambda m: m.group(1) or " ", text)
+    assert format_text(squeezed) == formatted
+
+
+def assert_faithful_or_refused(text: str, where: str = "x.rules") -> None:
+    """A text that parses formats faithfully; one that does not raises the parser's errors."""
+    syntax, diagnostics = parse(Source(where, text))
+    if syntax is not None:
+        assert_faithful(text)
+        return
+    with pytest.raises(ProtocolError) as caught:
+        format_text(text, where)
+    assert [d.code for d in caught.value.diagnostics] == [d.code for d in diagnostics]
+
+
+@settings(max_examples=150)
+@given(grammar_programs())
+def test_programs_from_the_grammar(text):
+    assert_faithful_or_refused(text)
+
+
+SOURCES = sorted(p for p in ROOT.rglob("*.rules") if ".git" not in p.parts)
+
+
+def docs_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"^```rules[^\n]*\n(.*?)^```", text, re.M | re.S):
+            if match.group(1).lstrip().startswith("protocol"):
+                line = text.count("\n", 0, match.start()) + 1
+                blocks.append((f"{page.relative_to(ROOT)}:{line}", match.group(1)))
+    return blocks
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
+def test_every_rules_file_of_the_repository(path):
+    assert_faithful(path.read_text(encoding="utf-8"))
+
+
+DOCS_BLOCKS = docs_blocks()
+
+
+@pytest.mark.parametrize(("where", "text"), DOCS_BLOCKS, ids=[w for w, _ in DOCS_BLOCKS])
+def test_every_whole_file_rules_block_of_the_docs(where, text):
+    assert_faithful_or_refused(text, where)  # some blocks show a syntax error on purpose
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_header_facts_defines_and_criteria():
+    text = (
+        'protocol  "MSC-001" title "A trial" registry_id "X-1"\n'
+        "fact age:quantity 'a' range 0 to 130 \"Age\" fact pregnant : boolean\n"
+        "fact lvef: quantity '%'\n"
+        "define young = age < 65 years\n"
+        'inclusion I1 "Adult" note "inclusive": age between 18 years and 65 years\n'
+        'exclusion E1 "Pregnant": pregnant\n'
+    )
+    assert format_text(text) == (
+        'protocol "MSC-001"\n'
+        '  title       "A trial"\n'
+        '  registry_id "X-1"\n'
+        "\n"
+        "fact age: quantity 'a' range 0 to 130 \"Age\"\n"
+        "fact pregnant: boolean\n"
+        "fact lvef: quantity '%'\n"
+        "\n"
+        "define young =\n"
+        "  age < 65 years\n"
+        "\n"
+        'inclusion I1 "Adult"\n'
+        '  note "inclusive":\n'
+        "  age between 18 years and 65 years\n"
+        "\n"
+        'exclusion E1 "Pregnant":\n'
+        "  pregnant\n"
+    )
+
+
+def test_a_protocol_id_that_is_a_reserved_word_stays_quoted():
+    assert format_text('protocol "define"').startswith('protocol "define"\n')
+    assert format_text('protocol "NCT01"').startswith("protocol NCT01\n")
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("((x > 1))", "x > 1"),
+        ("not (x > 1)", "not x > 1"),
+        ("(not p) and q", "not p and q"),
+        ("not (p and q)", "not (p and q)"),
+        ("(p or q) and r", "(p or q) and r"),
+        ("p or (q and r)", "p or (q and r)"),  # readability: `and` inside `or` keeps its parens
+        ("p and (q and r)", "p and (q and r)"),  # a nested chain is another tree
+        ("(p and q) and r", "(p and q) and r"),
+        ("(2 * x) + 1 > 0", "2 * x + 1 > 0"),
+        ("2 * (x + 1) > 0", "2 * (x + 1) > 0"),
+        ("(x - 1) - 2 > 0", "x - 1 - 2 > 0"),
+        ("x - (1 - 2) > 0", "x - (1 - 2) > 0"),
+        ("-(-x) > 0", "- -x > 0"),
+        ("(x > 1) = p", "(x > 1) = p"),
+        ("x   not  in {1,2 ,3}", "x not in {1, 2, 3}"),
+        ("x in {-1, 2.50, 1e3}", "x in {-1, 2.5, 1000.0}"),
+        ("max(s over last 48 hours) > 2 * x", "max(s over last 48 hours) > 2 * x"),
+        ("any(s over last 3 days) between 1 and 2", "any(s over last 3 days) between 1 and 2"),
+        ("at least 2 of ( p , q,r )", "at least 2 of (p, q, r)"),
+        ("x > 25000 '/uL' or x is unknown", "x > 25000 '/uL' or x is unknown"),
+        ('t = "a \\"quoted\\" \\\\ text"', 't = "a \\"quoted\\" \\\\ text"'),
+        ("d < @2026-03-01T08:00", "d < @2026-03-01T08:00"),
+    ],
+)
+def test_minimal_parentheses_and_spacing(written, canonical):
+    text = f'protocol T\ninclusion I1 "x": {written}\n'
+    assert format_text(text) == f'protocol T\n\ninclusion I1 "x":\n  {canonical}\n'
+
+
+def test_long_chains_one_operand_per_line():
+    operands = [f"condition_number_{i} > {i}" for i in range(6)]
+    text = 'protocol T\nexclusion E1 "x": ' + " or ".join(operands[:3])
+    text += " or (" + " and ".join(operands[3:]) + " and a_rather_long_name_here is known)\n"
+    assert format_text(text) == (
+        "protocol T\n\n"
+        'exclusion E1 "x":\n'
+        "  condition_number_0 > 0\n"
+        "  or condition_number_1 > 1\n"
+        "  or condition_number_2 > 2\n"
+        "  or (\n"
+        "    condition_number_3 > 3\n"
+        "    and condition_number_4 > 4\n"
+        "    and condition_number_5 > 5\n"
+        "    and a_rather_long_name_here is known\n"
+        "  )\n"
+    )
+
+
+def test_long_sets_and_choice_lists_wrap_under_their_first_item():
+    choices = [f"cause_number_{i}" for i in range(8)]
+    text = (
+        f"protocol T\nfact cause: one of {', '.join(choices)}\n"
+        f'exclusion E1 "x": cause in {{{", ".join(choices)}}}\n'
+    )
+    formatted = format_text(text)
+    assert formatted == (
+        "protocol T\n\n"
+        "fact cause: one of cause_number_0, cause_number_1, cause_number_2, cause_number_3, "
+        "cause_number_4,\n"
+        "                   cause_number_5, cause_number_6, cause_number_7\n"
+        "\n"
+        'exclusion E1 "x":\n'
+        "  cause in {cause_number_0, cause_number_1, cause_number_2, cause_number_3, "
+        "cause_number_4,\n"
+        "            cause_number_5, cause_number_6, cause_number_7}\n"
+    )
+
+
+def test_a_long_description_goes_on_the_next_line():
+    description = "A description long enough to push the declaration past one hundred columns"
+    text = f'protocol T\nfact informed_consent: boolean "{description}"\n'
+    assert format_text(text) == (
+        f'protocol T\n\nfact informed_consent: boolean\n  "{description}"\n'
+    )
+
+
+def test_comments_stay_with_the_code_they_annotate():
+    text = (
+        "# About this file\n"
+        "\n"
+        "protocol T  # the id\n"
+        '  title "t"\n'
+        "# Facts\n"
+        "\n"
+        "fact a: boolean\n"
+        "fact b: boolean # trailing\n"
+        "\n"
+        "fact c: boolean\n"
+        "define d =\n"
+        "  # inside the define\n"
+        "  a or b\n"
+        'exclusion E1 "x": a # after a\n'
+        "  or b\n"
+        "# the end\n"
+    )
+    assert format_text(text) == (
+        "# About this file\n"
+        "\n"
+        "protocol T  # the id\n"
+        '  title "t"\n'
+        "\n"
+        "# Facts\n"
+        "\n"
+        "fact a: boolean\n"
+        "fact b: boolean  # trailing\n"
+        "fact c: boolean\n"
+        "\n"
+        "define d =\n"
+        "  # inside the define\n"
+        "  a or b\n"
+        "\n"
+        'exclusion E1 "x":\n'
+        "  a or b  # after a\n"
+        "# the end\n"
+    )
+
+
+def test_hash_signs_in_texts_and_units_are_not_comments():
+    text = 'protocol T\nexclusion E1 "#1 rule": x = "#x"\n'
+    assert format_text(text) == 'protocol T\n\nexclusion E1 "#1 rule":\n  x = "#x"\n'
+
+
+def test_syntax_errors_are_raised_with_their_diagnostics():
+    with pytest.raises(ProtocolError) as caught:
+        format_text('protocol T\ninclusion I1 "x": age >\nfact : boolean\n', "bad.rules")
+    codes = [d.code for d in caught.value.diagnostics]
+    assert codes and all(code.startswith("PR1") for code in codes)
+    assert caught.value.diagnostics[0].span.source.name == "bad.rules"
+
+
+def test_type_errors_do_not_stop_the_formatter():
+    text = "protocol T\ninclusion I1 \"x\":   nosuch   > 1 'furlong'\n"
+    assert format_text(text) == "protocol T\n\ninclusion I1 \"x\":\n  nosuch > 1 'furlong'\n"
+
+
+def test_an_empty_file():
+    assert format_text("") == ""
+    assert format_text("\n\n# only a comment\n\n") == "# only a comment\n"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_fmt_check_reports_files_that_would_change(tmp_path):
+    messy = tmp_path / "messy.rules"
+    messy.write_text('protocol T fact a: boolean inclusion I1 "x": a\n', encoding="utf-8")
+    tidy = tmp_path / "tidy.rules"
+    tidy.write_text(format_text(messy.read_text()), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["fmt", "--check", str(messy), str(tidy)])
+    assert result.exit_code == 1
+    assert f"would reformat {messy}" in result.output
+    assert str(tidy) not in result.output
+    assert messy.read_text() == 'protocol T fact a: boolean inclusion I1 "x": a\n'
+    assert runner.invoke(cli, ["fmt", "--check", str(tidy)]).exit_code == 0
+
+
+def test_fmt_rewrites_files_in_place(tmp_path):
+    messy = tmp_path / "messy.rules"
+    messy.write_text('protocol T fact a: boolean inclusion I1 "x": a\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["fmt", str(messy)])
+    assert result.exit_code == 0
+    assert messy.read_text() == format_text('protocol T fact a: boolean inclusion I1 "x": a')
+    assert CliRunner().invoke(cli, ["fmt", "--check", str(messy)]).exit_code == 0
+
+
+def test_fmt_reads_standard_input():
+    result = CliRunner().invoke(cli, ["fmt", "-"], input="protocol   T\n")
+    assert result.exit_code == 0
+    assert result.output == "protocol T\n"
+
+
+def test_fmt_refuses_a_file_that_does_not_parse(tmp_path):
+    bad = tmp_path / "bad.rules"
+    bad.write_text('protocol T\ninclusion I1 "x": a and\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["fmt", str(bad)])
+    assert result.exit_code == 1
+    assert "PR103" in result.output
+    assert bad.read_text() == 'protocol T\ninclusion I1 "x": a and\n'
