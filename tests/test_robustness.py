@@ -30,7 +30,6 @@ from protocol_rules import (
 from protocol_rules.diagnostics import CODES
 from protocol_rules.format import format_text
 from protocol_rules.testing import grammar_programs, patients, protocols
-from protocol_rules.units import UnitError
 
 ROOT = Path(__file__).resolve().parents[1]
 NCT_TEXT = (ROOT / "protocols" / "nct04194671.rules").read_text(encoding="utf-8")
@@ -39,25 +38,6 @@ SCHEMA = json.loads(
     (ROOT / "src" / "protocol_rules" / "schemas" / "result.schema.json").read_text("utf-8")
 )
 AS_OF = "2026-03-02T08:00:00Z"
-
-
-#: Crashes already reported, each pinned by a strict xfail test at the end of this module:
-#: (exception type, words of its message, the module it is raised in). The fuzz tests let
-#: these through so that they keep looking for new ones; remove an entry once it is fixed.
-KNOWN_CRASHES = [
-    (TypeError, "bad operand type for unary -", "check/expressions.py"),
-    (TypeError, "unsupported operand type(s)", "check/expressions.py"),
-    (UnitError, "ratios of different kinds", "units.py"),
-]
-
-
-def _known(exc: BaseException) -> bool:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = Path(frames[-1].filename).as_posix() if frames else ""
-    return any(
-        isinstance(exc, kind) and words in str(exc) and where.endswith(module)
-        for kind, words, module in KNOWN_CRASHES
-    )
 
 
 def load_or_refuse(text: str) -> Any:
@@ -69,10 +49,6 @@ def load_or_refuse(text: str) -> Any:
         assert all(d.code in CODES for d in exc.diagnostics)
         str(exc)
         return None
-    except Exception as exc:
-        if _known(exc):
-            return None
-        raise
 
 
 def evaluate_or_refuse(protocol: Any, patient: Any) -> Result | None:
@@ -312,13 +288,6 @@ def test_a_long_arithmetic_chain_is_refused_not_a_crash(operator):
 # --------------------------------------------------------------------------- known crashes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, Exception),
-    reason="BUG: a number literal too large for a float becomes inf, and `int(inf)` raises "
-    "OverflowError in check/expressions.py (NumberLit) and parser.py (_count); fix: report "
-    "PR108 `number is too large` in parser._number when the float is not finite",
-)
 @pytest.mark.parametrize(
     "expression",
     ["x > " + "9" * 400, "at least " + "9" * 400 + " of (b)"],
@@ -329,24 +298,11 @@ def test_a_huge_number_literal_is_refused(expression):
         parse_protocol(_criterion(expression))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: facts._number calls math.isfinite on a JSON integer too large for a float "
-    "(OverflowError); fix: `try: float(value) except OverflowError: raise Invalid('PR404', …)`",
-)
 def test_a_huge_json_integer_is_refused():
     with pytest.raises(PatientDataError):
         NCT.evaluate({"non_renal_organ_failures": 10**400, "as_of": AS_OF})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: an instant past 9999-12-31 (or before year 1) in UTC parses, then "
-    "datetime.fromtimestamp raises ValueError in evaluate.run and facts.format_instant; fix: "
-    "in facts.parse_instant, check that `moment.astimezone(UTC)` exists and raise PR407 if not",
-)
 @pytest.mark.parametrize(
     "patient",
     [
@@ -364,14 +320,6 @@ def test_an_instant_outside_the_calendar_is_refused(patient):
         NCT.evaluate(patient).to_dict()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: the checker folds `-X` when X is an `ir.Const`, but a name or call with an "
-    "error is `Const(<name or None>, ERROR)`, so `-agee` computes -'agee' (TypeError); fix: in "
-    "ExprChecker.check's Negate case fold only when operand.type is NumT or QtyT, and return "
-    "`ir.Negate(operand, ERROR)` for ErrorT",
-)
 @pytest.mark.parametrize("expression", ["-agee > 1", "-nosuch(x) > 1"], ids=["name", "call"])
 def test_negating_a_name_with_an_error_is_reported(expression):
     with pytest.raises(ProtocolError) as caught:
@@ -379,29 +327,12 @@ def test_negating_a_name_with_an_error_is_reported(expression):
     assert {d.code for d in caught.value.diagnostics} & {"PR201", "PR206"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: in `65 'mg/dL' + 1 'a'` the checker's failed unit conversion of the right "
-    "operand is `Const(None, ERROR)`, which `_fold` then adds to 65 (TypeError); fix: in "
-    "ExprChecker._arithmetic return `ir.Arith(op, left, right, ERROR)` when the converted "
-    "right operand has ErrorT, or make `_fold` skip constants of ErrorT",
-)
 def test_adding_incompatible_quantities_is_reported():
     with pytest.raises(ProtocolError) as caught:
         parse_protocol(_criterion("65 'mg/dL' + 1 'a' > 1 'mg/dL'"))
     assert "PR304" in {d.code for d in caught.value.diagnostics}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnitError,
-    reason="BUG: `65 / 65 years * 65 months` is a plain number in `(1/a).mo`, but "
-    "ExprChecker._quantity_product asks units.conversion(unit, '1') for its scale, which now "
-    "refuses dimensionless units of different kinds (UnitError escapes parse_protocol); fix: "
-    "skip the kind check in units.conversion when the target is '1', or catch UnitError there "
-    "and report PR304",
-)
 def test_a_product_of_quantities_that_cancels_out_is_a_number():
     protocol = parse_protocol(_criterion("65 / 65 years * 65 months > 1"))
     assert protocol.evaluate({}).outcomes["I1"].value == "met"  # 65 months / 1 year

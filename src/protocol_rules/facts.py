@@ -79,6 +79,11 @@ def parse_instant(text: Any, what: str = "a date or datetime") -> float:
         raise Invalid("PR407", f"expected {what} as an ISO 8601 string, got {_kind(text)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if moment.year in (1, 9999):  # an offset may push it outside what UTC can represent
+        try:
+            moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise Invalid("PR407", f"`{text}` is outside the years 1 to 9999 in UTC") from None
     return moment.timestamp()
 
 
@@ -120,9 +125,14 @@ def _kind(value: Any) -> str:
 
 def _number(value: Any, integer: bool = False) -> float:
     kind = type(value)
-    if kind is int or (kind is float and not integer and math.isfinite(value)):
+    if kind is int and -_LARGEST < value < _LARGEST:
+        return value  # type: ignore[no-any-return]
+    if kind is float and not integer and math.isfinite(value):
         return value  # type: ignore[no-any-return]
     return _checked_number(value, integer)
+
+
+_LARGEST = 1e300  # larger integers would overflow a float in unit conversion
 
 
 def _checked_number(value: Any, integer: bool) -> float:
@@ -131,6 +141,8 @@ def _checked_number(value: Any, integer: bool) -> float:
         if isinstance(value, str):
             hint = "send numbers as JSON numbers, without quotes"
         raise Invalid("PR403", f"expected a number, got {_kind(value)}", hint=hint)
+    if isinstance(value, int) and not -_LARGEST < value < _LARGEST:
+        raise Invalid("PR404", "the number is too large", hint="check the value and its unit")
     if not math.isfinite(value):
         raise Invalid("PR404", f"expected a finite number, got `{value}`")
     if integer:

@@ -8,6 +8,7 @@ at once, not a cascade.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 
@@ -122,6 +123,20 @@ class _Builder(Transformer):
     def _span(self, meta: object) -> Span:
         return self.source.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
 
+    def _num(self, token: Token) -> float:
+        value = _number(token)
+        if not math.isfinite(value) or abs(value) > 1e300:
+            self.diagnostics.append(
+                error(
+                    "PR108",
+                    f"`{token}` is too large a number",
+                    self._tok(token),
+                    help="write a number below 1e300",
+                )
+            )
+            return 0.0
+        return value
+
     def _tok(self, token: Token) -> Span:
         return self.source.span(token.start_pos, token.end_pos)
 
@@ -168,11 +183,11 @@ class _Builder(Transformer):
     def molar_mass_option(self, meta, children):
         value, unit = children
         return ast.MolarMass(
-            _number(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
+            self._num(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
         )
 
     def signed_number(self, meta, children):
-        value = _number(children[-1])
+        value = self._num(children[-1])
         return (-value if len(children) == 2 else value), self._span(meta)
 
     def boolean_type(self, meta, children):
@@ -350,17 +365,17 @@ class _Builder(Transformer):
 
     def number(self, meta, children):
         (token,) = children
-        return ast.NumberLit(_number(token), _is_integer_literal(token), span=self._span(meta))
+        return ast.NumberLit(self._num(token), _is_integer_literal(token), span=self._span(meta))
 
     def quantity(self, meta, children):
         value, unit = children
         return ast.QuantityLit(
-            _number(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
+            self._num(value), _unquote(unit), span=self._span(meta), unit_span=self._tok(unit)
         )
 
     def duration(self, meta, children):
         value, word = children
-        return ast.DurationLit(_number(value), str(word), span=self._span(meta))
+        return ast.DurationLit(self._num(value), str(word), span=self._span(meta))
 
     def date(self, meta, children):
         (token,) = children
@@ -410,7 +425,7 @@ class _Builder(Transformer):
                     help="count conditions with a whole number: `at least 2 of (…)`",
                 )
             )
-        return ast.Count(op, int(_number(n)), tuple(conditions), span=self._span(meta))
+        return ast.Count(op, int(self._num(n)), tuple(conditions), span=self._span(meta))
 
     def at_least(self, meta, children):
         return self._count(meta, children, ast.CountOp.AT_LEAST)

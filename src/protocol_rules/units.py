@@ -109,7 +109,7 @@ def conversion(source: str, target: str, molar_mass: float | None = None) -> Con
     if source == target:
         return IDENTITY
     src, dst = _parse(source), _parse(target)
-    if not src.dimensionality and _kind(source) != _kind(target):
+    if not src.dimensionality and target != "1" and _kind(source) != _kind(target):
         # `mmol/mol` and `%` are both dimensionless but measure different things (HbA1c
         # IFCC vs NGSP is not a unit conversion): only like ratios convert into each other.
         raise UnitError(f"`{source}` and `{target}` are ratios of different kinds")

@@ -140,7 +140,9 @@ class ExprChecker:
                 return self._arithmetic(node)
             case ast.Negate(operand=o):
                 operand = self.check(o)
-                if not isinstance(operand.type, NumT | QtyT | ErrorT):
+                if isinstance(operand.type, ErrorT):
+                    return ir.Negate(operand, ERROR, source=node)
+                if not isinstance(operand.type, NumT | QtyT):
                     self._error("PR301", f"cannot negate {_a(operand.type)}", o.span)
                     return ir.Negate(operand, ERROR, source=node)
                 if isinstance(operand, ir.Const):
@@ -603,6 +605,8 @@ class ExprChecker:
         left, right = node.left, node.right
         if not (isinstance(left, ir.Const) and isinstance(right, ir.Const)):
             return node
+        if isinstance(left.type, ErrorT) or isinstance(right.type, ErrorT):
+            return ir.Arith(node.op, left, right, ERROR, source=node.source)
         a, b = left.value, right.value
         match node.op:
             case ast.ArithOp.ADD:
