@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "PR208": "duplicate choice or metadata key",
     "PR209": "fact declared but never used",
     "PR210": "define never used",
+    "PR211": "protocol without criteria",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",

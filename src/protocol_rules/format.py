@@ -392,7 +392,7 @@ class _Printer:
                 word = _kw("not ", node.span.start)
                 return self.lines(operand, indent, [*prefix, word], suffix, _NOT)
             case ast.Count():
-                return self.count_lines(node, indent, prefix, suffix, need)
+                return self.count_lines(node, indent, prefix, suffix)
         return _wrap(_Line(indent, flat))
 
     def chain(self, node: ast.Logic, indent: int) -> list[_Line]:
@@ -403,7 +403,7 @@ class _Printer:
         return out
 
     def count_lines(
-        self, node: ast.Count, indent: int, prefix: list[_Frag], suffix: list[_Frag], need: int
+        self, node: ast.Count, indent: int, prefix: list[_Frag], suffix: list[_Frag]
     ) -> list[_Line]:
         head = _kw(f"{node.op.value} {node.n} of (", node.span.start)
         out = [_Line(indent, [*prefix, head])]

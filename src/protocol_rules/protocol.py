@@ -129,4 +129,3 @@ class Protocol:
 
     def __repr__(self) -> str:
         return f"<Protocol {self.id}: {len(self.facts)} facts, {len(self.criteria)} criteria>"
-

@@ -91,7 +91,7 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
     if not criteria:
         diags.append(
             warning(
-                "PR210",
+                "PR211",
                 "the protocol has no criteria",
                 file.header.span if file.header else None,
                 help='add e.g. `inclusion I1 "Age 18 or older": age >= 18 years`',

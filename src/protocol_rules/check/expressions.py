@@ -326,12 +326,12 @@ class ExprChecker:
 
     def _in_set(self, node: ast.InSet) -> ir.Node:
         operand = self.check(node.operand)
-        items = tuple(self._set_item(operand, item, node.span) for item in node.items)
+        items = tuple(self._set_item(operand, item) for item in node.items)
         if not items:
             self._error("PR312", "the set is empty", node.span, help="list at least one value")
         return ir.InSet(operand, items, node.negated, BOOL, source=node)
 
-    def _set_item(self, operand: ir.Node, item_node: ast.Expr, span: Span) -> ir.Node:
+    def _set_item(self, operand: ir.Node, item_node: ast.Expr) -> ir.Node:
         item = self.check(item_node, expected=operand.type)
         _, item = self._unify(operand, item, ast.CompareOp.EQ, item_node.span)
         return item
@@ -353,7 +353,7 @@ class ExprChecker:
         if isinstance(lt, NumT) and isinstance(rt, NumT):
             return left, right
         if isinstance(lt, QtyT) and isinstance(rt, QtyT):
-            return left, self._convert(right, lt, span, other=lt)
+            return left, self._convert(right, lt)
         if isinstance(lt, TimeT) and isinstance(rt, TimeT):
             return left, right
         if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (
@@ -395,7 +395,7 @@ class ExprChecker:
         )
         return left, right
 
-    def _convert(self, node: ir.Node, target: QtyT, span: Span, other: QtyT) -> ir.Node:
+    def _convert(self, node: ir.Node, target: QtyT) -> ir.Node:
         """Express `node` (a quantity) in `target.unit`; folds constants at load time."""
         assert isinstance(node.type, QtyT)
         source_unit = node.type.unit
@@ -403,7 +403,7 @@ class ExprChecker:
         try:
             conversion = units.conversion(source_unit, target.unit, molar_mass)
         except units.UnitError:
-            self._incompatible(source_unit, target.unit, molar_mass, node, span)
+            self._incompatible(source_unit, target.unit, molar_mass, node)
             return ir.Const(None, ERROR, source=node.source)
         new_type = QtyT(target.unit, molar_mass)
         if conversion.is_identity:
@@ -413,7 +413,7 @@ class ExprChecker:
         return ir.Convert(node, conversion, new_type, source=node.source)
 
     def _incompatible(
-        self, source: str, target: str, molar_mass: float | None, node: ir.Node, span: Span
+        self, source: str, target: str, molar_mass: float | None, node: ir.Node
     ) -> None:
         if molar_mass is None and units.needs_molar_mass(source, target):
             self._error(
@@ -447,7 +447,7 @@ class ExprChecker:
             )
             return ir.Contains(collection, node.mode, (), BOOL, source=node)
         element = ir.Each(ctype.element, source=node.collection)
-        items = tuple(self._set_item(element, item, node.span) for item in node.items)
+        items = tuple(self._set_item(element, item) for item in node.items)
         if not items:
             self._error("PR312", "the set is empty", node.span, help="list at least one value")
         return ir.Contains(collection, node.mode, items, BOOL, source=node)
@@ -483,7 +483,7 @@ class ExprChecker:
                 help="write e.g. `over last 48 hours` or `over last 30 days`",
             )
             return ir.Const(None, ERROR, source=duration.source)
-        return self._convert(duration, QtyT(SECONDS), duration.source.span, QtyT(SECONDS))
+        return self._convert(duration, QtyT(SECONDS))
 
     def _quantified(self, node: ast.Quantified) -> ir.Node:
         window = self._window_argument(node.window, f"`{node.quantifier.value}`")
@@ -524,7 +524,7 @@ class ExprChecker:
             return self._date_arithmetic(node, left, right)
         if op in (ast.ArithOp.ADD, ast.ArithOp.SUB):
             if isinstance(lt, QtyT) and isinstance(rt, QtyT):
-                right = self._convert(right, lt, node.span, lt)
+                right = self._convert(right, lt)
                 return self._fold(ir.Arith(op, left, right, lt, source=node))
             return self._bad_arith(node, lt, rt)
         if isinstance(lt, QtyT) and isinstance(rt, NumT):
@@ -549,7 +549,7 @@ class ExprChecker:
             except units.UnitError:
                 same = None
             if same is not None:  # a ratio of like quantities is a plain number
-                right = self._convert(right, lt, node.span, lt)
+                right = self._convert(right, lt)
                 return ir.Arith(op, left, right, NUMBER, source=node)
         combine = units.product_unit if op is ast.ArithOp.MUL else units.quotient_unit
         unit = self._combined_unit(combine, lt.unit, rt.unit, node)

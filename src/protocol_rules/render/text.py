@@ -113,9 +113,8 @@ def trace_lines(trace: Trace, paint: _Painter | None = None) -> list[str]:
 
 def _headline(trace: Trace, paint: _Painter) -> str:
     arrow = f"  → {_paint_value(trace, paint)}"
-    if trace.kind in ("comparison", "between", "in") and trace.children:
-        operands = "  ".join(_operand(trace, c) for c in trace.children)
-        return f"{_comparison_text(trace)}{arrow}" if not operands else _compact(trace, arrow)
+    if trace.kind == "comparison":
+        return _compact(trace, arrow)
     if trace.kind in _SIMPLE or trace.kind == "aggregate":
         if not trace.known:
             return f"{trace.expr}  → {_paint_value(trace, paint)}"
@@ -125,7 +124,7 @@ def _headline(trace: Trace, paint: _Painter) -> str:
 
 def _compact(trace: Trace, arrow: str) -> str:
     """`platelet_count = 24,000 /uL  <  25,000 /uL  → true` for a comparison of simple operands."""
-    if all(c.kind in _SIMPLE for c in trace.children) and trace.kind == "comparison":
+    if len(trace.children) == 2 and all(c.kind in _SIMPLE for c in trace.children):
         left, right = trace.children
         op = trace.expr[len(left.expr) : len(trace.expr) - len(right.expr)].strip()
         if op in ("<", "<=", ">", ">=", "=", "!="):
@@ -137,14 +136,6 @@ def _right(trace: Trace) -> str:
     if trace.kind == "literal" and trace.unit and trace.value is not None:
         return quantity(trace.value, trace.unit)
     return describe(trace)
-
-
-def _operand(parent: Trace, child: Trace) -> str:
-    return describe(child)
-
-
-def _comparison_text(trace: Trace) -> str:
-    return trace.expr
 
 
 def _shown_children(trace: Trace) -> list[Trace]:
