@@ -685,7 +685,7 @@ def test_the_strategies_reach_every_status():
     measured = ("age", "baseline_egfr", "lvef", "platelet_count")
     fixed = {k: v for k, v in eligible().items() if k not in measured}
 
-    @settings(max_examples=200, database=None)
+    @settings(max_examples=200, database=None, derandomize=True)
     @given(patients(NCT, as_of=AS_OF, absent=0.05, fixed=fixed))
     def collect(patient):
         seen.add(NCT.evaluate(patient).status)
