@@ -315,3 +315,47 @@ def test_a_rendered_result_does_not_change_when_the_record_is_mutated(nct):
     )
     patient["baseline_creatinine"]["value"] = 1
     assert result.to_json() == before
+
+
+# --------------------------------------------------------------------------- converted operands
+
+CONVERTED = [
+    ("fact a: quantity 'mg/L'\nfact b: quantity 'mg/dL'", "a > 2 * b", {"a": 30, "b": 1}),
+    ("fact u: quantity 'mL/d'", "u < 500 'mL' / 24 hours", {"u": 300}),
+    ("fact u: quantity 'mL'", "u < 100 'mL/(6.h)' * 6 hours", {"u": 30}),
+    (
+        "fact s: series of number\nfact x: date",
+        "count(s over last time_since(x)) > 0",
+        {"s": [{"value": 1, "at": "2026-02-01"}], "x": "2026-01-01"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "facts, expr, patient", CONVERTED, ids=["fact-x2", "per-day", "per-6h", "window"]
+)
+def test_a_result_with_a_runtime_unit_conversion_renders_in_every_format(
+    validator, facts, expr, patient
+):
+    protocol = pr.parse_protocol(f'protocol T\n{facts}\ninclusion I1 "x": {expr}\n')
+    result = protocol.evaluate(patient, as_of="2026-03-01T00:00:00Z")
+    assert result.status is Status.ELIGIBLE
+    _render_all(result)
+    assert_valid(validator, result.to_dict())
+
+
+def test_a_converted_operand_shows_its_value_in_the_unit_it_is_compared_in():
+    facts, expr, patient = CONVERTED[0]
+    protocol = pr.parse_protocol(f'protocol T\n{facts}\ninclusion I1 "x": {expr}\n')
+    text = protocol.evaluate(patient).explain()
+    assert "2 * b  → 20 mg/L" in text
+    assert "b = 1 mg/dL" in text
+
+
+def test_every_node_of_the_checked_form_has_a_trace_kind():
+    import typing
+
+    from protocol_rules.check import ir
+    from protocol_rules.trace import _KINDS
+
+    assert set(typing.get_args(ir.Node)) <= set(_KINDS)

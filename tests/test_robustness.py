@@ -176,6 +176,23 @@ def test_generated_protocols_load_and_evaluate_their_patients(text, data):
         assert evaluate_or_refuse(protocol, data.draw(patients(protocol))) is not None
 
 
+def test_generated_protocols_draw_runtime_unit_conversions_on_purpose():
+    """Operands the checker converts at run time (`a > 2 * b`, `u < 5 'mL/h' * 24 hours`,
+    `over last time_since(d)`) broke every renderer once: the strategies must draw them often."""
+    from protocol_rules.check import ir
+
+    drawn = []
+
+    @settings(max_examples=60, database=None, derandomize=True)
+    @given(protocols())
+    def collect(text):
+        nodes = parse_protocol(text)._program.nodes
+        drawn.append(any(isinstance(node, ir.Convert) for node in nodes))
+
+    collect()
+    assert sum(drawn) >= len(drawn) // 10, f"{sum(drawn)} of {len(drawn)} with a conversion"
+
+
 # --------------------------------------------------------------------------- patients
 
 _leaf = st.one_of(

@@ -39,6 +39,8 @@ _KINDS = {
     ir.TimeSince: "time_since",
     ir.DateShift: "date arithmetic",
     ir.DateDiff: "date arithmetic",
+    # Never shown: a trace shows the converted operand in its place (see `TraceBuilder.build`).
+    ir.Convert: "conversion",
 }
 
 

@@ -30,6 +30,7 @@ from ..check.types import (
     Type,
 )
 from ..protocol import Protocol, parse_protocol
+from ..units import is_dimensionless
 from .exact import compatible_units
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
@@ -106,6 +107,18 @@ def _duration() -> st.SearchStrategy[str]:
     ).map(lambda p: f"{p[0]} {p[1]}")
 
 
+def _window_length(vocab: _Vocabulary) -> st.SearchStrategy[str]:
+    """A window's length: a duration literal, or an expression that is converted at run time.
+
+    `time_since(d)` is in days and a window counts seconds, so the checker inserts a runtime
+    conversion: drawn on purpose, because renderers must show converted operands too.
+    """
+    if not vocab.times:
+        return _duration()
+    since = st.sampled_from([n for n, _ in vocab.times]).map(lambda n: f"time_since({n})")
+    return _duration() | since
+
+
 def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
     """Numeric terms: names, aggregates of windows, scaled or shifted."""
     out: list[st.SearchStrategy[_Expr]] = []
@@ -115,7 +128,7 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
     if numeric_series:
         aggregate = st.sampled_from(("max", "min", "mean", "latest", "earliest"))
         out.append(
-            st.tuples(aggregate, st.sampled_from(numeric_series), _duration()).map(
+            st.tuples(aggregate, st.sampled_from(numeric_series), _window_length(vocab)).map(
                 lambda p: _Expr(
                     f"{p[0]}({p[1][0]} over last {p[2]})",
                     _ATOM,
@@ -125,7 +138,7 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
         )
     if vocab.series:
         out.append(
-            st.tuples(st.sampled_from(vocab.series), _duration()).map(
+            st.tuples(st.sampled_from(vocab.series), _window_length(vocab)).map(
                 lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
             )
         )
@@ -171,6 +184,9 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
     terms = _terms(vocab)
     if terms:
         out.append(_comparison(_scaled(st.one_of(terms))))
+        quantities = st.one_of(terms).filter(lambda e: _has_dimension(e.type))
+        if _has_quantity_terms(vocab):
+            out.append(_converted(_scaled(quantities), vocab))
     if vocab.choices:
         out.append(_choice(vocab))
     if vocab.sets:
@@ -186,6 +202,48 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
             )
         )
     return out
+
+
+def _has_dimension(type_: Type | None) -> bool:
+    """A quantity with a dimension (a `'%'` times a duration per hour is a plain number)."""
+    return isinstance(type_, QtyT) and not is_dimensionless(type_.unit)
+
+
+def _has_quantity_terms(vocab: _Vocabulary) -> bool:
+    return bool(
+        any(_has_dimension(t) for _, t in vocab.scalars)
+        or any(_has_dimension(e) for _, e in vocab.series)
+        or any(not t.has_time for _, t in vocab.times)
+    )
+
+
+@st.composite
+def _converted(draw: st.DrawFn, terms: st.SearchStrategy[_Expr], vocab: _Vocabulary) -> _Expr:
+    """A quantity compared with an operand the checker must convert at run time.
+
+    `u < 500 'mL/h' * 24 hours` against a fact in `'mL/d'`, or `a > 2 * b` with `b` in a
+    compatible unit: the right side is not a constant, so it gets a runtime conversion, which
+    every renderer must show (the class of bug issue 10 found).
+    """
+    term = draw(terms)
+    assert isinstance(term.type, QtyT)
+    op = draw(st.sampled_from(_OPS))
+    left = _paren(term, _SUM)
+    units = compatible_units(term.type.unit, term.type.molar_mass)
+    others = [
+        (name, t)
+        for name, t in vocab.scalars
+        if isinstance(t, QtyT) and t.unit != term.type.unit and t.unit in units
+    ]
+    if others and draw(st.booleans()):
+        name, _ = draw(st.sampled_from(others))
+        k = draw(st.sampled_from((1, 2, 0.5)))
+        return _Expr(f"{left} {op} {_num_text(k)} * {name}", _COMPARE)
+    unit = draw(st.sampled_from(units))
+    hours = draw(st.sampled_from((1, 6, 24)))
+    amount = draw(st.sampled_from(_NICE))
+    per_hour = f"({unit})/h" if "/" in unit or "." in unit else f"{unit}/h"
+    return _Expr(f"{left} {op} {_num_text(amount)} '{per_hour}' * {hours} hours", _COMPARE)
 
 
 def _atom(text: str) -> _Expr:
@@ -242,7 +300,7 @@ def _contains(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
 @st.composite
 def _quantified(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
     name, element = draw(st.sampled_from(vocab.series))
-    window = f"{name} over last {draw(_duration())}"
+    window = f"{name} over last {draw(_window_length(vocab))}"
     quantifier = draw(st.sampled_from(("any", "all")))
     if isinstance(element, BoolT):
         form = draw(st.sampled_from(("exists", "latest", "any")))
