@@ -30,7 +30,7 @@ from ..check.types import (
     Type,
 )
 from ..protocol import Protocol, parse_protocol
-from ..units import is_dimensionless
+from ..units import conversion, is_dimensionless
 from .exact import compatible_units
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
@@ -119,8 +119,8 @@ def _window_length(vocab: _Vocabulary) -> st.SearchStrategy[str]:
     return _duration() | since
 
 
-def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
-    """Numeric terms: names, aggregates of windows, scaled or shifted."""
+def _terms(vocab: _Vocabulary, counts: bool = True) -> list[st.SearchStrategy[_Expr]]:
+    """Numeric terms: names, aggregates of windows, scaled or shifted (and `count`s)."""
     out: list[st.SearchStrategy[_Expr]] = []
     if vocab.scalars:
         out.append(st.sampled_from(vocab.scalars).map(lambda p: _Expr(p[0], _ATOM, p[1])))
@@ -136,7 +136,7 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
                 )
             )
         )
-    if vocab.series:
+    if vocab.series and counts:
         out.append(
             st.tuples(st.sampled_from(vocab.series), _window_length(vocab)).map(
                 lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
@@ -184,9 +184,8 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
     terms = _terms(vocab)
     if terms:
         out.append(_comparison(_scaled(st.one_of(terms))))
-        quantities = st.one_of(terms).filter(lambda e: _has_dimension(e.type))
-        if _has_quantity_terms(vocab):
-            out.append(_converted(_scaled(quantities), vocab))
+    if _has_quantity_terms(vocab):
+        out.append(_converted(_quantity_terms(vocab), vocab))
     if vocab.choices:
         out.append(_choice(vocab))
     if vocab.sets:
@@ -217,11 +216,22 @@ def _has_quantity_terms(vocab: _Vocabulary) -> bool:
     )
 
 
+def _quantity_terms(vocab: _Vocabulary) -> st.SearchStrategy[_Expr]:
+    """Terms that are quantities with a dimension (no counts, no plain numbers)."""
+    dimensioned = _Vocabulary(
+        (name, t)
+        for name, t in vocab.all
+        if _has_dimension(t.element if isinstance(t, SeriesT) else t)
+        or (isinstance(t, TimeT) and not t.has_time)
+    )
+    return _scaled(st.one_of(_terms(dimensioned, counts=False)))
+
+
 @st.composite
 def _converted(draw: st.DrawFn, terms: st.SearchStrategy[_Expr], vocab: _Vocabulary) -> _Expr:
     """A quantity compared with an operand the checker must convert at run time.
 
-    `u < 500 'mL/h' * 24 hours` against a fact in `'mL/d'`, or `a > 2 * b` with `b` in a
+    `u < 5 'mL/min' * 24 hours` against a fact in `'mL/d'`, or `a > 2 * b` with `b` in a
     compatible unit: the right side is not a constant, so it gets a runtime conversion, which
     every renderer must show (the class of bug issue 10 found).
     """
@@ -229,21 +239,21 @@ def _converted(draw: st.DrawFn, terms: st.SearchStrategy[_Expr], vocab: _Vocabul
     assert isinstance(term.type, QtyT)
     op = draw(st.sampled_from(_OPS))
     left = _paren(term, _SUM)
-    units = compatible_units(term.type.unit, term.type.molar_mass)
+    target, molar_mass = term.type.unit, term.type.molar_mass
     others = [
-        (name, t)
+        name
         for name, t in vocab.scalars
-        if isinstance(t, QtyT) and t.unit != term.type.unit and t.unit in units
+        if isinstance(t, QtyT)
+        and t.unit in compatible_units(target, molar_mass)
+        and not conversion(t.unit, target, molar_mass).is_identity
     ]
     if others and draw(st.booleans()):
-        name, _ = draw(st.sampled_from(others))
         k = draw(st.sampled_from((1, 2, 0.5)))
-        return _Expr(f"{left} {op} {_num_text(k)} * {name}", _COMPARE)
-    unit = draw(st.sampled_from(units))
-    hours = draw(st.sampled_from((1, 6, 24)))
-    amount = draw(st.sampled_from(_NICE))
-    per_hour = f"({unit})/h" if "/" in unit or "." in unit else f"{unit}/h"
-    return _Expr(f"{left} {op} {_num_text(amount)} '{per_hour}' * {hours} hours", _COMPARE)
+        return _Expr(f"{left} {op} {_num_text(k)} * {draw(st.sampled_from(others))}", _COMPARE)
+    unit = draw(st.sampled_from(compatible_units(target, molar_mass)))
+    per_minute = f"({unit})/min" if "/" in unit or "." in unit else f"{unit}/min"
+    amount, hours = draw(st.sampled_from(_NICE)), draw(st.sampled_from((1, 6, 24)))
+    return _Expr(f"{left} {op} {_num_text(amount)} '{per_minute}' * {hours} hours", _COMPARE)
 
 
 def _atom(text: str) -> _Expr:
@@ -466,8 +476,10 @@ def protocols(
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
-        body = draw(_boolean(vocab, 3, known))
-        lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body.text}")
+        body = draw(_boolean(vocab, 3, known)).text
+        if i == 0 and _has_quantity_terms(vocab):  # always at least one runtime conversion
+            body = f"{draw(_converted(_quantity_terms(vocab), vocab)).text} or {body}"
+        lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body}")
     text = "\n\n".join(lines) + "\n"
     return _scramble(draw, text) if messy else text
 
