@@ -12,6 +12,7 @@ from .diagnostics import (
     Severity,
 )
 from .facts import UNKNOWN
+from .patient_json import read_patient_json
 from .protocol import Protocol, check_text, load_protocol, parse_protocol
 from .result import CriterionResult, MissingFact, Observation, Outcome, Result, Status, Trace
 
@@ -36,4 +37,5 @@ __all__ = [
     "check_text",
     "load_protocol",
     "parse_protocol",
+    "read_patient_json",
 ]

@@ -89,22 +89,9 @@ def check(files: Sequence[str], fmt: str) -> None:
 
 
 def _read_patient(path: str) -> Any:
-    text = _read_text(path, "PR401")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"{path}:{exc.lineno}:{exc.colno}"
-        raise RulesError(
-            [
-                error(
-                    "PR401",
-                    f"the patient file is not valid JSON: {exc.msg}",
-                    None,
-                    path=where,
-                    help='a patient is a JSON object such as {"age": 54}',
-                )
-            ]
-        ) from None
+    from .patient_json import read_patient_json
+
+    return read_patient_json(_read_text(path, "PR401"), path)
 
 
 @cli.command(name="eval")

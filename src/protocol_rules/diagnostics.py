@@ -71,6 +71,8 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    "PR412": "key given twice in a patient JSON object",
+    "PR413": "patient JSON nested too deeply",
 }
 
 

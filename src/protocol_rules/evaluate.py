@@ -20,6 +20,7 @@ from . import ast
 from .check import CheckedProtocol, ir
 from .diagnostics import PatientDataError, error
 from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .render.safe import printable
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
 
 U = UNKNOWN
@@ -125,9 +126,8 @@ class Program:
         try:
             return parse_instant(value, "a datetime")
         except Invalid as exc:
-            problems.append(
-                error("PR407", f"`as_of`: {exc.message}", None, path=path, help=exc.hint)
-            )
+            message = printable(f"`as_of`: {exc.message}", newlines=False)
+            problems.append(error("PR407", message, None, path=path, help=exc.hint))
             return U
 
     def _status(self, values: list[Any]) -> Status:

@@ -22,6 +22,7 @@ from .check import FactInfo
 from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from .check.unit_names import ucum_spelling
 from .diagnostics import Diagnostic, error
+from .render.safe import printable
 from .suggestions import did_you_mean
 
 #: The value of a fact, or of an expression, that is not known.
@@ -472,14 +473,14 @@ class PatientReader:
     def _not_an_object(self, patient: Any) -> Diagnostic:
         return error(
             "PR401",
-            f"a patient record is a JSON object, got {_kind(patient)}",
+            f"a patient record is a JSON object, got {printable(_kind(patient), newlines=False)}",
             None,
             path="$",
             help='write {"age": 54, …}',
         )
 
     def _undeclared(self, name: Any) -> Diagnostic:
-        text = str(name)
+        text = printable(str(name), newlines=False)  # a key is echoed: escape what it hides
         return error(
             "PR402",
             f"`{text}` is not a fact this protocol declares",
@@ -491,10 +492,11 @@ class PatientReader:
 
 
 def _problem(name: str, exc: Invalid) -> Diagnostic:
+    """The diagnostic of one bad fact; values echoed from the record are made printable."""
     return error(
         exc.code,
-        f"fact `{name}`: {exc.message}",
+        f"fact `{name}`: {printable(exc.message, newlines=False)}",
         None,
         path=f"$.{name}{exc.path}",
-        help=exc.hint,
+        help=printable(exc.hint, newlines=False) if exc.hint else None,
     )

@@ -12,9 +12,13 @@ import html
 import re
 import unicodedata
 
-# C0 and C1 controls except tab and newline, DEL, and the Unicode bidi controls that can
-# reorder what a reader sees (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C).
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls except tab and newline, DEL, the Unicode bidi controls that can
+# reorder what a reader sees (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), the line
+# and paragraph separators (U+2028, U+2029), and lone surrogates (valid in a JSON string
+# escape, but they cannot be written out as UTF-8).
+_UNSAFE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
