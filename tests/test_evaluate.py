@@ -1041,3 +1041,30 @@ def test_criterion_results_carry_the_protocol_text_and_note(nct):
     )
     with pytest.raises(KeyError):
         result.criterion("E99")
+
+
+# --------------------------------------------------------------------------- windows in defines
+
+DEFINED_WINDOW = """protocol T
+fact age: quantity 'a' range 0 to 130
+fact weight: quantity 'kg' range 0 to 500
+fact insulin_dose: series of quantity '[IU]/d' range 0 to 1000
+define doses = insulin_dose
+define recent_insulin = doses over last 8 weeks
+define insulin_per_kg = mean(recent_insulin) / weight
+inclusion I4 "mean insulin dose of ≥ 0.2 IU/kg/day AND ≥ 15 IU/body/day":
+  insulin_per_kg >= 0.2 '[IU]/kg/d' and mean(recent_insulin) >= 15 '[IU]/d'
+exclusion E1 "any dose above 100 IU/d": any(recent_insulin) > 100 '[IU]/d'
+"""
+
+
+@pytest.mark.parametrize("doses", [[], obs((20, "2025-01-01T00:00:00Z"))], ids=["empty", "old"])
+def test_an_empty_window_held_in_a_define_names_the_series_as_missing(doses):
+    """docs/language/defines.md's own example, with no dose in the window (was AssertionError)."""
+    result = pr.parse_protocol(DEFINED_WINDOW).evaluate(
+        {"insulin_dose": doses, "weight": 70}, as_of=AS_OF
+    )
+    assert result.status is Status.INDETERMINATE
+    (missing,) = result.missing_facts
+    assert (missing.name, missing.reason) == ("insulin_dose", "no observation in the window")
+    assert "no observation in `recent_insulin`" in result.explain()

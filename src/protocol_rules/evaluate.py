@@ -193,19 +193,28 @@ class Program:
                 window_index = self.children[i][0]
                 window = V[window_index]
                 if window is not U and window is not NOTRUN and not window[0]:
-                    name = _series_name(self.nodes[window_index])
-                    out.append((name, "no observation in the window"))
+                    out.append((self._series_name(window_index), "no observation in the window"))
                     continue
             for child in self.children[i]:
                 if V[child] is U:
                     stack.append(child)
         return out
 
+    def _series_name(self, index: int) -> str:
+        """The fact a window reads, through defines that hold the window or the series."""
+        index = self._through_defines(index)
+        if isinstance(self.nodes[index], ir.Window):
+            index = self._through_defines(self.children[index][0])
+        node = self.nodes[index]
+        if isinstance(node, ir.FactRef):
+            return node.name
+        return node.source.span.text  # pragma: no cover - a window reads a fact or a define
 
-def _series_name(window: ir.Node) -> str:
-    assert isinstance(window, ir.Window)
-    series = window.series
-    return series.name if isinstance(series, ir.FactRef) else series.source.span.text
+    def _through_defines(self, index: int) -> int:
+        """The slot of the node a define reference stands for (itself if not a reference)."""
+        while isinstance(node := self.nodes[index], ir.DefineRef):
+            index = self.define_roots[node.name]
+        return index
 
 
 def _snapshot(value: Any) -> Any:
