@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
     "PR209": "fact declared but never used",
     "PR210": "define never used",
     "PR211": "protocol without criteria",
+    "PR213": "expression nested too deeply through defines",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",

@@ -144,7 +144,7 @@ class Program:
     ) -> tuple[CriterionResult, ...]:
         from .trace import TraceBuilder
 
-        build = TraceBuilder(self, F, V, patient).build
+        build = TraceBuilder(self, F, V, patient).criterion
         ineligible = status is Status.INELIGIBLE
         open_ = status is Status.INDETERMINATE
         results = []

@@ -86,6 +86,17 @@ class TraceBuilder:
         self.F = F
         self.V = V
         self.patient = patient
+        self._expanded: dict[str, str | None] = {}  # define name -> why it is unknown
+
+    def criterion(self, i: int) -> Trace:
+        """The trace of the criterion whose root is node `i`.
+
+        A define used twice in one criterion is expanded the first time only: a chain of
+        defines that each use the previous one twice would otherwise double the tree at
+        every link.
+        """
+        self._expanded = {}
+        return self.build(i)
 
     def build(self, i: int) -> Trace:
         program = self.program
@@ -95,7 +106,10 @@ class TraceBuilder:
         expr, kind, unit, line, column = static_info(program)[i]
         value = self.V[i]
         known = value is not UNKNOWN and value is not NOTRUN
-        children = tuple(self.build(c) for c in program.children[i])
+        below = program.children[i]
+        if isinstance(node, ir.DefineRef) and node.name in self._expanded:
+            below = ()  # shown in full where the criterion first uses it
+        children = tuple(self.build(c) for c in below)
         why = fact = given = None
         observations: tuple[Observation, ...] = ()
         match node:
@@ -113,7 +127,9 @@ class TraceBuilder:
                     children = children[:1]
             case ir.DefineRef(name=name):
                 if value is UNKNOWN:
-                    why = _first_why(children) or f"define `{name}` is unknown"
+                    why = _first_why(children) or self._expanded.get(name)
+                    why = why or f"define `{name}` is unknown"
+                self._expanded.setdefault(name, why)
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
                 why = "division by zero"
             case _:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from .. import ast, units
 from ..diagnostics import Diagnostic, error, sort_key, warning
 from . import ir
+from .depth import too_deep
 from .expressions import ExprChecker, _a
 from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo
 from .types import (
@@ -86,6 +87,11 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
             )
         )
     diags += checker.diagnostics
+    if not any(d.is_error for d in diags):
+        diags += too_deep(
+            ((d.name, d.body, d.decl.name_span) for d in checked_defines.values()),
+            ((c.id, c.body, c.decl.id_span) for c in checked_criteria),
+        )
     if not any(d.is_error for d in diags):  # after an error, "unused" is usually a cascade
         diags += _unused(facts, defines, checker)
     if not criteria:
@@ -348,34 +354,36 @@ def _define_order(
     order: list[ast.Define] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
     cyclic: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = [*path[path.index(name) :], name]
-            if not cyclic.intersection(cycle):
-                define = by_name[name]
-                diags.append(
-                    error(
-                        "PR204",
-                        "defines refer to each other in a cycle: "
-                        + " -> ".join(f"`{c}`" for c in cycle),
-                        define.name_span,
-                        help="a define may use only defines that do not use it back",
+    for define in defines:  # depth first, with an explicit stack: chains may be long
+        if state.get(define.name):
+            continue
+        path, pending = [define.name], [iter(deps[define.name])]
+        state[define.name] = 1
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                name = path.pop()
+                state[name] = 2
+                if name not in cyclic:
+                    order.append(by_name[name])
+            elif state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep]
+                if not cyclic.intersection(cycle):
+                    diags.append(
+                        error(
+                            "PR204",
+                            "defines refer to each other in a cycle: "
+                            + " -> ".join(f"`{c}`" for c in cycle),
+                            by_name[dep].name_span,
+                            help="a define may use only defines that do not use it back",
+                        )
                     )
-                )
-            cyclic.update(cycle)
-            return
-        state[name] = 1
-        for dep in deps[name]:
-            visit(dep, [*path, name])
-        state[name] = 2
-        if name not in cyclic:
-            order.append(by_name[name])
-
-    for define in defines:
-        visit(define.name, [])
+                cyclic.update(cycle)
+            elif state.get(dep) != 2:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(iter(deps[dep]))
     return order, cyclic
 
 
