@@ -1068,3 +1068,40 @@ def test_an_empty_window_held_in_a_define_names_the_series_as_missing(doses):
     (missing,) = result.missing_facts
     assert (missing.name, missing.reason) == ("insulin_dose", "no observation in the window")
     assert "no observation in `recent_insulin`" in result.explain()
+
+
+# --------------------------------------------------------------------------- the calendar's ends
+
+
+@pytest.mark.parametrize(
+    "expr, patient",
+    [
+        ("d - 1 days < @2026-01-01", {"d": "0001-01-01"}),
+        ("d + 1e300 days > @2026-01-01", {"d": "2026-01-01"}),
+        ("t + 1e15 'h' > @2026-01-01T00:00", {"t": "2026-01-01T00:00:00Z"}),
+        ("t - 1e15 'h' < @2026-01-01T00:00", {"t": "2026-01-01T00:00:00Z"}),
+    ],
+    ids=["before-year-1", "1e300-days", "1e15-hours", "minus-1e15-hours"],
+)
+def test_date_arithmetic_outside_the_calendar_is_unknown_and_says_why(expr, patient):
+    result = evaluate(expr, patient)
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    shift = result.criterion("I1").trace.children[0]
+    assert (shift.kind, shift.known) == ("date arithmetic", False)
+    assert shift.why == "the date falls outside the years 1 to 9999"
+    assert "outside the years 1 to 9999" in result.explain()
+    result.to_json()
+    result.to_markdown()
+
+
+def test_date_arithmetic_at_the_calendar_edges_is_still_a_date():
+    assert outcome("d - 1 days = @0001-01-01", {"d": "0001-01-02"}) == MET
+    assert outcome("d + 1 days = @9999-12-31", {"d": "9999-12-30"}) == MET
+
+
+def test_formatting_an_instant_never_fails():
+    from protocol_rules.facts import format_instant
+
+    assert format_instant(-1e300) == "before 0001-01-01"
+    assert format_instant(1e300) == "after 9999-12-31"
+    assert format_instant(0.0, has_time=False) == "1970-01-01"

@@ -19,7 +19,7 @@ from typing import Any
 from . import ast
 from .check import CheckedProtocol, ir
 from .diagnostics import PatientDataError, error
-from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .facts import FIRST_INSTANT, LAST_INSTANT, UNKNOWN, Invalid, PatientReader, parse_instant
 from .render.safe import printable
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
 
@@ -376,7 +376,10 @@ class _Compiler:
 
                 def shift(F, V):
                     x, s = date_fn(F, V), seconds_fn(F, V)
-                    V[i] = r = U if x is U or s is U else x + sign * s
+                    r = U if x is U or s is U else x + sign * s
+                    if r is not U and not FIRST_INSTANT <= r <= LAST_INSTANT:
+                        r = U  # not a date of the calendar (years 1 to 9999): unknown
+                    V[i] = r
                     return r
 
                 return shift

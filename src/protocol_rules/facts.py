@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from . import units
@@ -99,9 +99,19 @@ def _date(value: Any) -> float:
     return parse_instant(value, "a date")
 
 
+#: The first and last instants of the calendar Python's dates can hold (years 1 to 9999), in
+#: seconds since the epoch. Date arithmetic that leaves them gives unknown (see `evaluate`).
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def format_instant(seconds: float, has_time: bool = True) -> str:
-    """ISO text of an instant, as shown in traces."""
-    moment = datetime.fromtimestamp(seconds, UTC)
+    """ISO text of an instant, as shown in traces; never fails, even outside the calendar."""
+    try:
+        moment = _EPOCH + timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # evaluation never makes one; say so if it does
+        return "before 0001-01-01" if seconds < 0 else "after 9999-12-31"
     if not has_time and moment.hour == moment.minute == moment.second == 0:
         return moment.date().isoformat()
     return moment.isoformat().replace("+00:00", "Z")

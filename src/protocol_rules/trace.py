@@ -132,6 +132,8 @@ class TraceBuilder:
                 self._expanded.setdefault(name, why)
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
                 why = "division by zero"
+            case ir.DateShift() if value is UNKNOWN and not _first_why(children):
+                why = "the date falls outside the years 1 to 9999"
             case _:
                 if value is UNKNOWN:
                     why = _first_why(children)
