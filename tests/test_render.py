@@ -359,3 +359,54 @@ def test_every_node_of_the_checked_form_has_a_trace_kind():
     from protocol_rules.trace import _KINDS
 
     assert set(typing.get_args(ir.Node)) <= set(_KINDS)
+
+
+# ------------------------------------------------------------------- inputs that are not JSON
+
+
+def test_mappings_tuples_and_date_objects_evaluate_and_render(nct, validator):
+    """`evaluate` accepts any Mapping, tuples and `date`/`datetime` objects; so does every
+    renderer: the record is snapshotted as JSON data (was TypeError in `to_json`)."""
+    import types
+    from collections import UserDict
+    from datetime import UTC, date, datetime
+
+    inner = {"value": 180, "unit": "10*9/L"}
+    patient = UserDict(
+        {
+            "age": types.MappingProxyType({"value": 40, "unit": "a"}),
+            "platelet_count": types.MappingProxyType(inner),
+            "immunosuppression_last_change": date(2025, 1, 1),
+            "on_systemic_immunosuppression": True,
+            "serum_creatinine": (
+                types.MappingProxyType(
+                    {"value": 2.1, "unit": "mg/dL", "at": datetime(2026, 3, 1, 8, tzinfo=UTC)}
+                ),
+            ),
+        }
+    )
+    result = nct.evaluate(patient, as_of=datetime(2026, 3, 2, 8, tzinfo=UTC))
+    text = result.to_json()
+    data = json.loads(text)
+    assert_valid(validator, data)
+    reads = {
+        node["fact"]: node["given"]
+        for c in data["criteria"]
+        for node in _walk(c["trace"])
+        if node["kind"] == "fact" and node["evaluated"]
+    }
+    assert reads["platelet_count"] == {"value": 180, "unit": "10*9/L"}
+    assert reads["immunosuppression_last_change"] == "2025-01-01"
+    assert reads["serum_creatinine"] == [
+        {"value": 2.1, "unit": "mg/dL", "at": "2026-03-01T08:00:00Z"}
+    ]
+    inner["value"] = 10  # the caller changes the mapping behind the proxy
+    assert result.to_json() == text
+    result.explain()
+    result.to_markdown()
+
+
+def _walk(trace: dict):
+    yield trace
+    for child in trace.get("children", ()):
+        yield from _walk(child)

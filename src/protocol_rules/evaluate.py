@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -103,7 +103,8 @@ class Program:
         as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
         # A partial of the plain function keeps few objects alive per result (GC pressure
         # when callers keep many results); each criterion's value is in V at its root.
-        given = {k: _snapshot(v) for k, v in patient.items()}  # later edits by the caller
+        slots = self.reader.slots  # the record's facts as given, safe from later edits
+        given = {k: _snapshot(v) for k, v in patient.items() if k in slots}
         make_criteria = partial(Program._criteria, self, status, F, V, given)
         return Result(self.checked.id, self.title, status, make_criteria, missing, as_of_dt)
 
@@ -217,14 +218,53 @@ class Program:
         return index
 
 
+_ATOMS = frozenset((str, int, float, bool, type(None)))
+
+
 def _snapshot(value: Any) -> Any:
-    """A copy of a record's value as given, so a result never changes after it was made."""
+    """A copy of a fact's value as given, as JSON-ready data, so a result never changes after
+    it was made and always renders: Mappings become dicts, tuples lists, dates ISO strings.
+
+    The common shapes (a number, a quantity dict, a list of observation dicts) are copied
+    without a recursive call; anything else goes through `_plain`.
+    """
     kind = type(value)
+    if kind in _ATOMS:
+        return value
     if kind is list:  # a series or a set: copy its observations too
-        return [dict(o) if type(o) is dict else o for o in value]
-    if kind is dict:  # a quantity object
-        return dict(value)
-    return value
+        return [o if type(o) in _ATOMS else _copy_object(o) for o in value]
+    return _copy_object(value)
+
+
+def _copy_object(value: Any) -> Any:
+    if type(value) is dict:
+        copy = dict(value)
+        for item in copy.values():
+            if type(item) not in _ATOMS:
+                return _plain(value)
+        return copy
+    return _plain(value)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON data. Validated facts are a few levels deep; deeper parts (only in
+    keys `evaluate` does not read) are cut short rather than followed."""
+    if type(value) in _ATOMS:
+        return value
+    if depth > 8:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    for plain in (bool, int, float, str):  # subclasses, e.g. numpy's float64
+        if isinstance(value, plain):
+            return plain(value)
+    return repr(value)
 
 
 def compile_protocol(checked: CheckedProtocol) -> Program:
