@@ -267,3 +267,14 @@ def test_the_nct04194671_protocol_is_clean(nct):
     assert check_text(PROTOCOL_FILE.read_text(encoding="utf-8")) == []
     assert len([c for c in nct.criteria if c.kind.value == "inclusion"]) == 4
     assert [c.id for c in nct.criteria][-1] == "E20"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["x > 1e300 * 1e300", "x > 1e200 / 1e-200", "q > 1e300 'Mg'", "q > 2 * 1e300 'Mg'"],
+)
+def test_a_constant_that_overflows_is_refused(expr):
+    text = f"protocol T\nfact x: number\nfact q: quantity 'ug'\ninclusion I1 \"x\": {expr}\n"
+    d = only_error(text)
+    assert d.code == "PR314"
+    assert "overflows" in d.message

@@ -1105,3 +1105,52 @@ def test_formatting_an_instant_never_fails():
     assert format_instant(-1e300) == "before 0001-01-01"
     assert format_instant(1e300) == "after 9999-12-31"
     assert format_instant(0.0, has_time=False) == "1970-01-01"
+
+
+# --------------------------------------------------------------------------- overflow
+
+
+@pytest.mark.parametrize(
+    "expr, patient, why",
+    [
+        ("n * 1e300 * 1e300 > 1", {"n": 2}, "the result is too large to compute"),
+        ("n / 1e-300 / 1e-300 > 1", {"n": 2}, "the result is too large to compute"),
+        ("n / (k - k) > 1", {"n": 2, "k": 1}, "division by zero"),
+        (
+            "sum(s over last 2 days) > 1 'mg/dL'",
+            {"s": obs((1e308, "2026-03-03T00:00:00Z"), (1e308, "2026-03-03T01:00:00Z"))},
+            "the sum is too large to compute",
+        ),
+        (
+            "mean(s over last 2 days) > 1 'mg/dL'",
+            {"s": obs((1e308, "2026-03-03T00:00:00Z"), (1e308, "2026-03-03T01:00:00Z"))},
+            "the sum is too large to compute",
+        ),
+    ],
+    ids=["product", "quotient", "zero", "sum", "mean"],
+)
+def test_arithmetic_that_overflows_is_unknown_never_infinity(expr, patient, why):
+    result = evaluate(expr, patient)
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    computed = result.criterion("I1").trace.children[0]
+    assert (computed.known, computed.value, computed.why) == (False, None, why)
+    text = result.to_json()
+    assert "Infinity" not in text and "NaN" not in text
+
+
+def test_a_runtime_conversion_that_overflows_is_unknown():
+    protocol = pr.parse_protocol(
+        "protocol T\nfact a: quantity 'ug'\nfact b: quantity 'kg'\ninclusion I1 \"x\": a < 2 * b\n"
+    )
+    result = protocol.evaluate({"a": 1, "b": 1e299})
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    converted = result.criterion("I1").trace.children[1]
+    assert converted.why == "the value is too large to convert to `ug`"
+    assert "Infinity" not in result.to_json()
+
+
+def test_huge_and_tiny_numbers_print_compactly():
+    result = evaluate("n > 1 and n * 1e-300 > 0", {"n": 1e250})
+    text = result.explain()
+    assert "n = 1e250" in text and "1e-50" in text
+    assert max(len(line) for line in text.splitlines()) < 200

@@ -376,7 +376,10 @@ class _Compiler:
 
                 def convert(F, V):
                     x = a(F, V)
-                    V[i] = r = U if x is U else conversion(x)
+                    r = U if x is U else conversion(x)
+                    if r is not U and r - r != 0:  # overflowed to infinity: not a value
+                        r = U
+                    V[i] = r
                     return r
 
                 return convert
@@ -658,6 +661,8 @@ def _arith(i: int, fns: list[Fn], op: Callable[[Any, Any], Any], scale: float) -
             else:
                 if scale != 1.0:
                     r *= scale
+                if r - r != 0:  # overflowed to infinity (or NaN): not a value
+                    r = U
         V[i] = r
         return r
 
@@ -702,8 +707,8 @@ def _aggregate(i: int, window: Fn, function: str) -> Fn:
     reduce: Callable[[tuple[Any, ...]], Any] = {
         "max": max,
         "min": min,
-        "sum": sum,
-        "mean": lambda xs: sum(xs) / len(xs),
+        "sum": _finite_sum,
+        "mean": _mean,
         "latest": lambda xs: xs[-1],
         "earliest": lambda xs: xs[0],
     }[function]
@@ -714,6 +719,17 @@ def _aggregate(i: int, window: Fn, function: str) -> Fn:
         return r
 
     return aggregate
+
+
+def _finite_sum(values: tuple[Any, ...]) -> Any:
+    """The sum, or unknown when it overflows to infinity (each value is finite)."""
+    total = sum(values)
+    return total if total - total == 0 else U
+
+
+def _mean(values: tuple[Any, ...]) -> Any:
+    total = _finite_sum(values)
+    return U if total is U else total / len(values)
 
 
 def _count(i: int, fns: list[Fn], at_least: bool, n: int) -> Fn:

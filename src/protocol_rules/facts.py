@@ -198,11 +198,25 @@ def _in_unit(fact: FactInfo, element: QtyT) -> Callable[[Any, Any], float]:
         if unit is not None and unit != target:
             convert = known.get(unit) if type(unit) is str else None
             if convert is None:
-                convert = known[unit] = _conversion(unit, target, molar_mass).__call__
+                convert = _conversion(unit, target, molar_mass).__call__
+                if len(known) < CONVERSIONS_PER_FACT:  # a stream of odd spellings: stop caching
+                    known[unit] = convert
             number = convert(number)
+            if number - number != 0:
+                raise Invalid(
+                    "PR404",
+                    f"`{value:g} {unit}` is too large: it overflows in `{target}`",
+                    hint="check the value and its unit",
+                )
         return number if in_range is None else in_range(number)
 
+    in_unit.cache = known  # type: ignore[attr-defined]  # for tests: it stays bounded
     return in_unit
+
+
+#: Unit spellings whose conversion each quantity fact remembers. Records use a handful; a
+#: stream of unique spellings (a fuzzer, a broken exporter) must not grow memory without end.
+CONVERSIONS_PER_FACT = 32
 
 
 def _conversion(unit: Any, target: str, molar_mass: float | None) -> units.Conversion:

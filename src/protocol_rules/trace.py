@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import ast
 from .check import ir
 from .check.types import QtyT, SeriesT, TimeT, Type, WindowT
 from .evaluate import NOTRUN
@@ -54,8 +55,11 @@ def json_value(value: Any, type_: Type) -> Any:
         return [json_value(v, type_.element) for v in value[1]]
     if isinstance(value, frozenset):
         return sorted(value, key=str)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return int(value)
+    if isinstance(value, float):
+        if value - value != 0:  # evaluation makes none; JSON has no infinity
+            return None
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
     return value
 
 
@@ -93,10 +97,10 @@ class TraceBuilder:
 
         A define used twice in one criterion is expanded the first time only: a chain of
         defines that each use the previous one twice would otherwise double the tree at
-        every link.
+        every link. Each call builds with its own record of expanded defines, so threads can
+        build traces of one result at the same time.
         """
-        self._expanded = {}
-        return self.build(i)
+        return TraceBuilder(self.program, self.F, self.V, self.patient).build(i)
 
     def build(self, i: int) -> Trace:
         program = self.program
@@ -130,8 +134,9 @@ class TraceBuilder:
                     why = _first_why(children) or self._expanded.get(name)
                     why = why or f"define `{name}` is unknown"
                 self._expanded.setdefault(name, why)
-            case ir.Arith() if value is UNKNOWN and not _first_why(children):
-                why = "division by zero"
+            case ir.Arith(op=op) if value is UNKNOWN and not _first_why(children):
+                divisor = children[1].value if op is ast.ArithOp.DIV else None
+                why = "division by zero" if divisor == 0 else "the result is too large to compute"
             case ir.DateShift() if value is UNKNOWN and not _first_why(children):
                 why = "the date falls outside the years 1 to 9999"
             case _:
@@ -157,7 +162,11 @@ class TraceBuilder:
         import attrs
 
         value = self.V[i]
-        return attrs.evolve(inner, value=json_value(value, node.type), unit=unit_of(node.type))
+        unit = unit_of(node.type)
+        if value is UNKNOWN and inner.known:  # the conversion overflowed
+            why = f"the value is too large to convert to `{unit}`"
+            return attrs.evolve(inner, value=None, known=False, unit=unit, why=why)
+        return attrs.evolve(inner, value=json_value(value, node.type), unit=unit)
 
     def _window_observations(self, i: int, node: ir.Window) -> tuple[Observation, ...]:
         series_index = self.program.children[i][0]
@@ -195,6 +204,8 @@ class TraceBuilder:
             elif window is not NOTRUN and not window[1]:
                 window_text = self.program.nodes[window_index].source.span.text
                 why = f"no observation in `{window_text}`"
+            elif isinstance(node, ir.Aggregate) and node.function in ("sum", "mean"):
+                why = "the sum is too large to compute"
             else:
                 why = _first_why(children) or "a value it compares with is unknown"
         return observations, why

@@ -7,6 +7,7 @@ with everything so that one mistake is reported once, not as a cascade.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import assert_never
@@ -409,7 +410,7 @@ class ExprChecker:
         if conversion.is_identity:
             return _retype(node, new_type)
         if isinstance(node, ir.Const):
-            return ir.Const(conversion(node.value), new_type, source=node.source)
+            return self._finite(conversion(node.value), new_type, node.source, target.unit)
         return ir.Convert(node, conversion, new_type, source=node.source)
 
     def _incompatible(
@@ -620,9 +621,24 @@ class ExprChecker:
                     self._error("PR301", "division by zero", node.source.span)
                     return ir.Const(None, ERROR, source=node.source)
                 value = a / b
-        return ir.Const(
-            units.clean(value) if isinstance(value, float) else value, node.type, source=node.source
+        if isinstance(value, float):
+            return self._finite(units.clean(value), node.type, node.source)
+        return ir.Const(value, node.type, source=node.source)
+
+    def _finite(
+        self, value: float, type_: Type, source: ast.Expr, converted_to: str | None = None
+    ) -> ir.Node:
+        """A constant computed at load time, unless it overflowed to infinity (PR314)."""
+        if math.isfinite(value):
+            return ir.Const(value, type_, source=source)
+        how = f"when converted to `{converted_to}`" if converted_to else "when computed"
+        self._error(
+            "PR314",
+            f"`{source.span.text}` overflows {how}: it is too large a number",
+            source.span,
+            help="check the numbers and their units",
         )
+        return ir.Const(None, ERROR, source=source)
 
     # ------------------------------------------------------------------ helpers
 

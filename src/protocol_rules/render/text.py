@@ -41,13 +41,20 @@ class _Painter:
 
 
 def number(value: float) -> str:
-    """`24999` -> ``24,999``; `2.99768` -> ``2.9977``."""
+    """`24999` -> ``24,999``; `2.99768` -> ``2.9977``; `1e300` -> ``1e300``, not 301 digits."""
     if isinstance(value, bool):
         return str(value).lower()
-    if float(value).is_integer() and abs(value) < 1e15:
+    magnitude = abs(value)
+    if magnitude >= 1e15 or 0 < magnitude < 1e-4 or magnitude != magnitude:
+        mantissa, _, exponent = f"{value:.4e}".partition("e")
+        if not exponent:  # inf or nan: evaluation makes none
+            return mantissa
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    if float(value).is_integer():
         return f"{int(value):,}"
-    text = f"{value:,.4f}".rstrip("0").rstrip(".")
-    return text if text not in ("0", "-0") else f"{value:.4g}"
+    if magnitude < 1:
+        return f"{value:.4g}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
 
 
 def quantity(value: Any, unit: str | None) -> str:
