@@ -278,3 +278,29 @@ def test_a_constant_that_overflows_is_refused(expr):
     d = only_error(text)
     assert d.code == "PR314"
     assert "overflows" in d.message
+
+
+def test_a_quantity_fact_without_a_range_is_a_warning():
+    text = (
+        "protocol T\nfact platelets: quantity '/uL'\nfact doses: series of quantity 'mg/d'\n"
+        "fact age: quantity 'a' range 0 to 130\nfact score: number\n"
+        "inclusion I1 \"x\": platelets > 1 '/uL' and exists(doses over last 2 days)"
+        " and age > 1 'a' and score > 1\n"
+    )
+    found = [d for d in check_text(text, "t.rules") if d.code == "PR313"]
+    assert [(d.severity.value, d.span.line, d.span.text) for d in found] == [
+        ("warning", 2, "platelets"),
+        ("warning", 3, "doses"),
+    ]
+    assert "range 0 to" in found[0].help
+    pr_protocol = pytest.importorskip("protocol_rules").parse_protocol(text)
+    assert {d.code for d in pr_protocol.warnings} == {"PR313"}
+
+
+def test_every_quantity_of_the_shipped_protocol_has_a_range(nct):
+    from protocol_rules.check.types import QtyT, SeriesT
+
+    for fact in nct.facts:
+        element = fact.type.element if isinstance(fact.type, SeriesT) else fact.type
+        if isinstance(element, QtyT):
+            assert fact.low is not None and fact.low <= 0 < fact.high, fact.name

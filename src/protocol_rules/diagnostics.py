@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "PR310": "option does not apply to this type",
     "PR311": "value outside the declared range",
     "PR312": "mixed or empty set",
+    "PR313": "quantity fact without a range",
     "PR314": "constant too large: it overflows",
     # patient data
     "PR401": "patient record is not a JSON object",

@@ -94,6 +94,7 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
         )
     if not any(d.is_error for d in diags):  # after an error, "unused" is usually a cascade
         diags += _unused(facts, defines, checker)
+        diags += _unbounded(facts)
     if not criteria:
         diags.append(
             warning(
@@ -405,6 +406,22 @@ def _unused(
                 f"define `{define.name}` is never used",
                 define.name_span,
                 help="use it in a criterion, or remove it",
+            )
+
+
+def _unbounded(facts: list[FactInfo]) -> Iterator[Diagnostic]:
+    """PR313: a quantity without a `range` accepts any value, 1e300 platelets included."""
+    for fact in facts:
+        element = fact.type.element if isinstance(fact.type, SeriesT) else fact.type
+        if isinstance(element, QtyT) and fact.low is None:
+            yield warning(
+                "PR313",
+                f"quantity fact `{fact.name}` has no range, so any value is accepted",
+                fact.decl.name_span,
+                label="no range",
+                help=f"declare the plausible values after the unit, e.g. `quantity "
+                f"'{element.unit}' range 0 to …`: an impossible value (a typo, a unit "
+                "mix-up) is then refused instead of deciding the verdict",
             )
 
 
