@@ -121,13 +121,14 @@ def eval_(
         _print_errors(exc)
         raise SystemExit(EXIT_FINDINGS) from None
     if fmt == "json":
-        click.echo(result.to_json())
+        click.echo(result.to_json(indent=2))
     elif fmt == "markdown":
         click.echo(result.to_markdown())
     else:
-        from .render.text import explain
+        from .render.text import explain, terminal_width
 
-        click.echo(explain(result, color=use_color(sys.stdout), brief=brief))
+        width = terminal_width(sys.stdout)
+        click.echo(explain(result, color=use_color(sys.stdout), brief=brief, width=width))
 
 
 @cli.command()

@@ -76,6 +76,7 @@ CODES: dict[str, str] = {
     "PR411": "malformed observation or quantity object",
     "PR412": "key given twice in a patient JSON object",
     "PR413": "patient JSON nested too deeply",
+    "PR414": "observations after `as_of` not used",
 }
 
 

@@ -18,8 +18,16 @@ from typing import Any
 
 from . import ast
 from .check import CheckedProtocol, ir
-from .diagnostics import PatientDataError, error
-from .facts import FIRST_INSTANT, LAST_INSTANT, UNKNOWN, Invalid, PatientReader, parse_instant
+from .diagnostics import Diagnostic, PatientDataError, error, warning
+from .facts import (
+    FIRST_INSTANT,
+    LAST_INSTANT,
+    UNKNOWN,
+    Invalid,
+    PatientReader,
+    format_instant,
+    parse_instant,
+)
 from .render.safe import printable
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
 
@@ -76,6 +84,7 @@ class Program:
         # The value that makes a criterion exclude: false for an inclusion, true for an exclusion.
         self.excluding = tuple(not inclusion for inclusion in self.inclusion)
         self.facts_by_name = {f.name: f for f in checked.facts}
+        self.series_slots = [(f.index, f.name) for f in checked.facts if _is_series(f.type)]
         self.criterion_rows = [
             (index, c.id, c.kind.value, c.text, c.note, excluding)
             for (index, _), c, excluding in zip(
@@ -101,12 +110,38 @@ class Program:
         status = self._status(values)
         missing = self._missing(values, V) if status is Status.INDETERMINATE else ()
         as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
+        warnings = () if as_of_seconds is U else self._after_as_of(F, as_of_seconds)
         # A partial of the plain function keeps few objects alive per result (GC pressure
         # when callers keep many results); each criterion's value is in V at its root.
         slots = self.reader.slots  # the record's facts as given, safe from later edits
         given = {k: _snapshot(v) for k, v in patient.items() if k in slots}
         make_criteria = partial(Program._criteria, self, status, F, V, given)
-        return Result(self.checked.id, self.title, status, make_criteria, missing, as_of_dt)
+        return Result(
+            self.checked.id, self.title, status, make_criteria, missing, as_of_dt, warnings
+        )
+
+    def _after_as_of(self, F: list[Any], as_of: float) -> tuple[Diagnostic, ...]:
+        """PR414 for each series with observations after `as_of`: no window reads them."""
+        found = []
+        for slot, name in self.series_slots:
+            series = F[slot]
+            if series is U or not series[0] or series[0][-1] <= as_of:
+                continue
+            times = series[0]
+            late = len(times) - bisect_right(times, as_of)
+            when = format_instant(as_of)
+            found.append(
+                warning(
+                    "PR414",
+                    f"fact `{name}`: {_observations(late)} after `as_of` ({when}) "
+                    f"{'was' if late == 1 else 'were'} not used",
+                    None,
+                    path=f"$.{name}",
+                    help="windows end at `as_of`; the latest observation is at "
+                    f"{format_instant(times[-1])}: evaluate with a later `as_of` to use it",
+                )
+            )
+        return tuple(found)
 
     def _as_of(self, given: Any, raw: Any, problems: list[Any]) -> Any:
         value = given if given is not None else raw
@@ -219,6 +254,16 @@ class Program:
 
 
 _ATOMS = frozenset((str, int, float, bool, type(None)))
+
+
+def _is_series(type_: Any) -> bool:
+    from .check.types import SeriesT
+
+    return isinstance(type_, SeriesT)
+
+
+def _observations(n: int) -> str:
+    return "1 observation" if n == 1 else f"{n} observations"
 
 
 def _snapshot(value: Any) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 
 from attrs import frozen
 
+from .diagnostics import Diagnostic
+
 
 class Status(enum.StrEnum):
     """The verdict on a patient for a whole protocol."""
@@ -142,6 +144,7 @@ class Result:
         "protocol_id",
         "protocol_title",
         "status",
+        "warnings",
     )
 
     def __init__(
@@ -152,6 +155,7 @@ class Result:
         make_criteria: Callable[[], tuple[CriterionResult, ...]],
         missing_facts: tuple[MissingFact, ...],
         as_of: datetime | None,
+        warnings: tuple[Diagnostic, ...] = (),
     ) -> None:
         self.protocol_id = protocol_id
         self.protocol_title = protocol_title
@@ -160,6 +164,9 @@ class Result:
         self._criteria: tuple[CriterionResult, ...] | None = None
         self.missing_facts = missing_facts
         self.as_of = as_of
+        #: What the patient record held that the verdict did not use, such as observations
+        #: after `as_of` (PR414): warnings, not errors, since the verdict stands.
+        self.warnings = warnings
 
     @property
     def criteria(self) -> tuple[CriterionResult, ...]:
@@ -189,11 +196,13 @@ class Result:
     def eligible(self) -> bool:
         return self.status is Status.ELIGIBLE
 
-    def explain(self, color: bool = False) -> str:
-        """A readable tree for a terminal: every criterion, why, and what is missing."""
+    def explain(self, color: bool = False, brief: bool = False, width: int | None = None) -> str:
+        """Readable text for a terminal: the verdict, what decides it and what is missing, then
+        every criterion with its tree (`brief`: only the deciding criteria's trees), wrapped to
+        `width` columns (100 when None)."""
         from .render.text import explain
 
-        return explain(self, color=color)
+        return explain(self, color=color, brief=brief, width=width)
 
     def to_markdown(self) -> str:
         """A Markdown report of the verdict and each criterion's trace."""
@@ -207,8 +216,8 @@ class Result:
 
         return to_dict(self, traces=traces)
 
-    def to_json(self, indent: int | None = 2, traces: bool = True) -> str:
-        """`to_dict` as JSON text."""
+    def to_json(self, indent: int | None = None, traces: bool = True) -> str:
+        """`to_dict` as strict JSON text: compact by default, indented with `indent=2`."""
         from .render.json import to_json
 
         return to_json(self, indent=indent, traces=traces)

@@ -44,16 +44,32 @@ def is_printable(text: str) -> bool:
     )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
 
 
 def markdown_text(text: str) -> str:
     """Text for a Markdown document: printable, HTML-escaped, Markdown punctuation escaped.
 
     Raw HTML in a criterion text (``<img onerror=…>``) must not become markup in a report that
-    is rendered as a web page.
+    is rendered as a web page: `<` and `>` become entities, which every Markdown renderer shows
+    as text (a backslash escape is not understood by all of them).
     """
-    return _MD_SPECIAL.sub(r"\\\1", printable(text, newlines=False)).replace("&", "&amp;")
+    escaped = _MD_SPECIAL.sub(r"\\\1", printable(text, newlines=False).replace("&", "&amp;"))
+    return escaped.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def json_text(text: str) -> str:
+    """JSON text with every character `printable` escapes written as a ``\\uXXXX`` escape.
+
+    `json.dumps(..., ensure_ascii=False)` leaves C1 controls, bidi overrides and lone
+    surrogates raw. Outside its strings JSON text is ASCII, so replacing them anywhere is exact:
+    a JSON reader gets the same strings back, and a terminal shows them harmlessly.
+    """
+    return _UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def html_text(text: str) -> str:
