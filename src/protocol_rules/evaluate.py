@@ -43,6 +43,7 @@ class _NotRun:
 
 
 NOTRUN: Any = _NotRun()
+_CODE_OF = {True: "m", False: "n", UNKNOWN: "u"}  # a criterion's value -> `OUTCOME_CODES`
 DAY = 86400.0
 MET, NOT_MET, OPEN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
@@ -92,6 +93,7 @@ class Program:
             )
         ]
         self.title = dict(checked.metadata).get("title")
+        self.criterion_ids = tuple(c.id for c in checked.criteria)
 
     # ------------------------------------------------------------------ running
 
@@ -112,12 +114,21 @@ class Program:
         as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
         warnings = () if as_of_seconds is U else self._after_as_of(F, as_of_seconds)
         # A partial of the plain function keeps few objects alive per result (GC pressure
-        # when callers keep many results); each criterion's value is in V at its root.
+        # when callers keep many results); each criterion's value is in V at its root, and
+        # the outcomes are one string.
         slots = self.reader.slots  # the record's facts as given, safe from later edits
         given = {k: _snapshot(v) for k, v in patient.items() if k in slots}
-        make_criteria = partial(Program._criteria, self, status, F, V, given)
+        make_criteria = partial(Program._criteria, self, status, V, given)
+        codes = "".join(map(_CODE_OF.__getitem__, values))
         return Result(
-            self.checked.id, self.title, status, make_criteria, missing, as_of_dt, warnings
+            self.checked.id,
+            self.title,
+            status,
+            make_criteria,
+            missing,
+            as_of_dt,
+            warnings,
+            (self.criterion_ids, codes),
         )
 
     def _after_as_of(self, F: list[Any], as_of: float) -> tuple[Diagnostic, ...]:
@@ -176,11 +187,11 @@ class Program:
         return Status.INDETERMINATE if U in values else Status.ELIGIBLE
 
     def _criteria(
-        self, status: Status, F: list[Any], V: list[Any], patient: Mapping[str, Any]
+        self, status: Status, V: list[Any], patient: Mapping[str, Any]
     ) -> tuple[CriterionResult, ...]:
         from .trace import TraceBuilder
 
-        build = TraceBuilder(self, F, V, patient).criterion
+        build = TraceBuilder(self, V, patient).criterion
         ineligible = status is Status.INELIGIBLE
         open_ = status is Status.INDETERMINATE
         results = []

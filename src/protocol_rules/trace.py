@@ -85,9 +85,8 @@ def static_info(program: Program) -> list[tuple[str, str, str | None, int, int]]
 class TraceBuilder:
     """Builds `Trace` trees for one evaluated patient."""
 
-    def __init__(self, program: Program, F: list[Any], V: list[Any], patient: Mapping[str, Any]):
+    def __init__(self, program: Program, V: list[Any], patient: Mapping[str, Any]):
         self.program = program
-        self.F = F
         self.V = V
         self.patient = patient
         self._expanded: dict[str, str | None] = {}  # define name -> why it is unknown
@@ -100,7 +99,7 @@ class TraceBuilder:
         every link. Each call builds with its own record of expanded defines, so threads can
         build traces of one result at the same time.
         """
-        return TraceBuilder(self.program, self.F, self.V, self.patient).build(i)
+        return TraceBuilder(self.program, self.V, self.patient).build(i)
 
     def build(self, i: int) -> Trace:
         program = self.program
