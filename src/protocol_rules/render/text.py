@@ -244,14 +244,17 @@ def _wrap(line: str, width: int, indent: str) -> list[str]:
     for phrase in _UNBROKEN:
         glued = glued.replace(phrase, phrase.replace(" ", "\0"))
     parts = re.split(r"( +)", glued)  # `→` stays with the value after it
+    measure = _visible if "\x1b" in line else len
     lines: list[str] = []
-    current = parts[0]
+    current, length = parts[0], measure(parts[0])
     for space, word in zip(parts[1::2], parts[2::2], strict=True):
-        if _visible(current) + len(space) + _visible(word) > width and current.strip():
+        size = measure(word)
+        if length + len(space) + size > width and current.strip():
             lines.append(current)
-            current = indent + word
+            current, length = indent + word, len(indent) + size
         else:
             current += space + word
+            length += len(space) + size
     lines.append(current)
     return [line.replace("\0", " ") for line in lines]  # `printable` leaves no NUL of its own
 
@@ -302,7 +305,11 @@ def explain(
                 skipped = skipped or (traces and any(not t.evaluated for t in c.trace.walk()))
     if skipped:  # said once here rather than at every such operand
         lines += ["", *_wrap(NOT_EVALUATED, width, "  ")]
-    return "\n".join(part for line in lines for part in _wrap(line, width, _continuation(line)))
+    return "\n".join(
+        part
+        for line in lines
+        for part in (_wrap(line, width, _continuation(line)) if len(line) > width else (line,))
+    )
 
 
 def _continuation(line: str) -> str:
