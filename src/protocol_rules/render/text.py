@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..result import CriterionResult, MissingFact, Outcome, Result, Status, Trace
@@ -240,6 +241,11 @@ def _wrap(line: str, width: int, indent: str) -> list[str]:
     whole; runs of spaces inside a line are kept."""
     if _visible(line) <= width:
         return [line]
+    return list(_wrapped(line, width, indent))
+
+
+@lru_cache(maxsize=4096)  # criterion texts and notes are the same for every patient
+def _wrapped(line: str, width: int, indent: str) -> tuple[str, ...]:
     glued = line.replace("→ ", "→\0")
     for phrase in _UNBROKEN:
         glued = glued.replace(phrase, phrase.replace(" ", "\0"))
@@ -256,7 +262,7 @@ def _wrap(line: str, width: int, indent: str) -> list[str]:
             current += space + word
             length += len(space) + size
     lines.append(current)
-    return [line.replace("\0", " ") for line in lines]  # `printable` leaves no NUL of its own
+    return tuple(line.replace("\0", " ") for line in lines)  # `printable` leaves no NUL
 
 
 def _visible(text: str) -> int:
