@@ -465,3 +465,19 @@ def test_a_valid_example_patient_is_accepted_after_a_bad_one(nct):
         nct.evaluate(bad)
     assert info.value.fact == "platelet_count"
     assert nct.evaluate(load_patient("eligible.json")).status is Status.ELIGIBLE
+
+
+def test_date_and_datetime_objects_are_read_like_their_iso_strings():
+    from datetime import date
+
+    protocol = pr.parse_protocol(
+        'protocol D\nfact onset: date\nfact seen: datetime\ninclusion I1 "x": '
+        "onset = @2026-01-01 and seen > @2026-01-01T00:00\n"
+    )
+    result = protocol.evaluate(
+        {"onset": date(2026, 1, 1), "seen": datetime(2026, 1, 2, 10, tzinfo=UTC)}
+    )
+    assert result.criterion("I1").outcome is Outcome.MET
+    string = refuse(protocol, {"onset": "2026-01-01T10:00:00Z"})
+    objects = refuse(protocol, {"onset": datetime(2026, 1, 1, 10, tzinfo=UTC)})
+    assert [d.code for d in string.diagnostics] == [d.code for d in objects.diagnostics]

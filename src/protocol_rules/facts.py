@@ -96,6 +96,12 @@ def _date(value: Any) -> float:
             f"`{value}` has a time of day, but this fact is a date",
             hint=f'send the day only, e.g. "{value[:10]}", or declare the fact as `datetime`',
         )
+    if isinstance(value, datetime) and value.time() != datetime.min.time():
+        raise Invalid(  # as for the same value sent as a string
+            "PR407",
+            f"`{value.isoformat()}` has a time of day, but this fact is a date",
+            hint="send a `date`, or declare the fact as `datetime`",
+        )
     return parse_instant(value, "a date")
 
 
