@@ -1,0 +1,632 @@
+"""The columnar layout: scalar facts wide, series and sets long; read, checked and normalised.
+
+- **patients** (wide): ``patient_id``, an optional ``as_of``, one column per scalar fact, and for a
+  quantity an optional ``<fact>.unit`` column (empty: the declared unit);
+- **observations** (long): ``patient_id, fact, at, value, unit`` — one row per observation of a
+  series, or per member of a set (``at`` empty). A row with ``at`` and ``value`` both empty says
+  the patient's series or set is known and empty (``[]`` in a record); a patient without rows
+  for a fact does not have it (unknown).
+
+On disk: a folder with ``patients.parquet`` (or ``.csv``) and, if there are series or sets,
+``observations.parquet`` (or ``.csv``); or one Parquet / CSV file of patients.
+
+Checking is vectorised: each column is cast to the fact's type, converted once per distinct unit
+(`units.conversion`, rounded as the interpreter rounds) and range-checked. The few values that
+fail are *suspects*: their patient's record is rebuilt for those facts and read by the
+interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic `evaluate` gives
+(and a value the fast path could not read but the reader accepts is taken from the reader).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import attrs
+
+from .. import units
+from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
+from ..diagnostics import Diagnostic, error
+from ..engines import ScreeningError
+from ..facts import UNKNOWN, Invalid, parse_instant
+from ..suggestions import did_you_mean
+from .population import AS_OF, AT, ID, ROW, VALUE, Population, clean, dtype, element, is_collection
+
+PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT = "patient_id", "fact", "at", "value", "unit"
+UNIT_SUFFIX = ".unit"
+FILES = ("patients", "observations")
+
+
+@attrs.frozen
+class Layout:
+    """Population data in the columnar layout (see the module docstring)."""
+
+    patients: Any  # polars DataFrame (or LazyFrame)
+    observations: Any = None
+
+
+def _layout_error(code: str, message: str, path: str, help: str) -> ScreeningError:
+    return ScreeningError([error(code, message, None, path=path, help=help)])
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_layout(path: str) -> Layout:
+    """A `Layout` from a folder (patients + observations) or from one file of patients."""
+    import polars as pl
+
+    if os.path.isdir(path):
+        found = {}
+        for name in FILES:
+            for ext in (".parquet", ".csv"):
+                candidate = os.path.join(path, name + ext)
+                if os.path.exists(candidate):
+                    found[name] = candidate
+        if "patients" not in found:
+            raise _layout_error(
+                "PR508",
+                f"`{path}` has no patients.parquet or patients.csv",
+                path,
+                "a layout folder holds patients.parquet (or .csv) and observations.parquet",
+            )
+        return Layout(_read_file(found["patients"]), _maybe(found.get("observations")))
+    if not os.path.exists(path):
+        raise _layout_error("PR508", f"cannot read `{path}`: no such file", path, "check the path")
+    if not path.lower().endswith((".parquet", ".csv")):
+        raise _layout_error(
+            "PR508",
+            f"cannot read `{path}`: unknown file type",
+            path,
+            "screen a .jsonl file, a .parquet or .csv file of patients, or a layout folder",
+        )
+    del pl
+    return Layout(_read_file(path))
+
+
+def _maybe(path: str | None) -> Any:
+    return _read_file(path) if path else None
+
+
+def _read_file(path: str) -> Any:
+    import polars as pl
+
+    try:
+        if path.lower().endswith(".parquet"):
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema=False)  # every cell as text; cast per fact
+    except Exception as exc:  # polars raises many kinds for a corrupt file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _layout_error("PR508", f"cannot read `{path}`: {first}", path, "check the file") from None
+
+
+def write_layout(layout: Layout, folder: str, fmt: str = "parquet") -> list[str]:
+    """Write a layout into `folder` as Parquet or CSV; returns the files written."""
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, frame in zip(FILES, (layout.patients, layout.observations), strict=True):
+        if frame is None:
+            continue
+        target = os.path.join(folder, f"{name}.{fmt}")
+        if fmt == "parquet":
+            frame.write_parquet(target)
+        else:
+            frame.write_csv(target)
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def from_layout(
+    layout: Layout, program: Any, as_of: float | None, *, ignore_unknown: bool = False
+) -> Population:
+    """A checked, normalised `Population` from layout frames."""
+    import polars as pl
+
+    wide = layout.patients
+    if isinstance(wide, pl.LazyFrame):
+        wide = wide.collect()
+    long = layout.observations
+    if isinstance(long, pl.LazyFrame):
+        long = long.collect()
+    return _Reader(program, wide, long, as_of, ignore_unknown).population()
+
+
+class _Reader:
+    def __init__(
+        self, program: Any, wide: Any, long: Any, as_of: float | None, ignore_unknown: bool
+    ) -> None:
+        self.program = program
+        self.facts = {f.name: f for f in program.checked.facts}
+        self.wide = wide
+        self.long = long
+        self.as_of = as_of
+        self.ignore_unknown = ignore_unknown
+        self.n = wide.height
+        self.suspects: dict[int, set[str]] = {}  # row -> facts to re-read
+        self.problems: dict[int, list[Diagnostic]] = {}
+        self._check_shape()
+
+    # ------------------------------------------------------------------ shape
+
+    def _check_shape(self) -> None:
+        import polars as pl
+
+        wide = self.wide
+        if PATIENT_ID not in wide.columns:
+            raise _layout_error(
+                "PR509",
+                "the patients table has no `patient_id` column",
+                "patients",
+                "add a `patient_id` column: one row per patient",
+            )
+        names = list(self.facts)
+        for column in wide.columns:
+            if column in (PATIENT_ID, "as_of"):
+                continue
+            fact_name = column[: -len(UNIT_SUFFIX)] if column.endswith(UNIT_SUFFIX) else column
+            fact = self.facts.get(fact_name)
+            if fact is None:
+                if self.ignore_unknown:
+                    continue
+                raise _layout_error(
+                    "PR510",
+                    f"column `{column}` of the patients table is not a fact this protocol declares",
+                    f"patients.{column}",
+                    did_you_mean(fact_name, names)
+                    or "remove it, or pass ignore_unknown=True (`--ignore-unknown`)",
+                )
+            if is_collection(fact):
+                raise _layout_error(
+                    "PR511",
+                    f"`{fact_name}` is a series or a set: its values go in the observations table",
+                    f"patients.{column}",
+                    "write one row per observation: patient_id, fact, at, value, unit",
+                )
+        duplicated = wide.get_column(PATIENT_ID).is_duplicated()
+        if duplicated.any():
+            first = wide.get_column(PATIENT_ID).filter(duplicated)[0]
+            raise _layout_error(
+                "PR512",
+                f"patient `{first}` has more than one row in the patients table",
+                "patients.patient_id",
+                "give each patient one row; observations go in the observations table",
+            )
+        if self.long is None:
+            return
+        missing = [c for c in (PATIENT_ID, FACT, VALUE_COLUMN) if c not in self.long.columns]
+        if missing:
+            raise _layout_error(
+                "PR509",
+                f"the observations table has no `{missing[0]}` column",
+                "observations",
+                "the columns are patient_id, fact, at, value, unit",
+            )
+        extra = set(self.long.columns) - {PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT}
+        if extra:
+            column = sorted(extra)[0]
+            raise _layout_error(
+                "PR510",
+                f"column `{column}` of the observations table is not part of the layout",
+                f"observations.{column}",
+                "the columns are patient_id, fact, at, value, unit",
+            )
+        ids = self.long.get_column(PATIENT_ID)
+        if ids.dtype != wide.schema[PATIENT_ID]:
+            ids = ids.cast(wide.schema[PATIENT_ID], strict=False)
+        unknown_ids = ~ids.is_in(wide.get_column(PATIENT_ID).implode()) | ids.is_null()
+        if unknown_ids.any():
+            first = self.long.get_column(PATIENT_ID).filter(unknown_ids)[0]
+            raise _layout_error(
+                "PR513",
+                f"the observations table has rows for patient `{first}`, "
+                "who is not in the patients table",
+                "observations.patient_id",
+                "add the patient to the patients table (every patient has one row there)",
+            )
+        del pl
+
+    # ------------------------------------------------------------------ scalars
+
+    def population(self) -> Population:
+        import polars as pl
+
+        wide = self.wide
+        columns = [
+            pl.Series(ROW, range(self.n), dtype=pl.UInt32),
+            wide.get_column(PATIENT_ID).alias(ID),
+            self._as_of(),
+        ]
+        for fact in self.facts.values():
+            if is_collection(fact):
+                continue
+            columns.append(self._scalar(fact))
+        observations, presence = self._long()
+        for fact in self.facts.values():
+            if is_collection(fact):
+                columns.append(presence[fact.name])
+        patients = pl.DataFrame(columns)
+        patients, observations = self._reread(patients, observations)
+        errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
+        return Population(patients, observations, errors, self.record)
+
+    def _as_of(self) -> Any:
+        import polars as pl
+
+        program = self.program
+        if self.as_of is not None:
+            return pl.repeat(self.as_of, self.n, dtype=pl.Float64, eager=True).alias(AS_OF)
+        if "as_of" not in self.wide.columns:
+            if program.needs_as_of:
+                for row in range(self.n):
+                    self._no_as_of(row)
+            return pl.Series(AS_OF, [None] * self.n, dtype=pl.Float64)
+        raw = self.wide.get_column("as_of")
+        seconds, bad = _instants(raw, True)
+        for row in bad:
+            problems: list[Diagnostic] = []
+            program._as_of(None, _python(raw[row]), problems)
+            self.problems.setdefault(row, []).extend(problems)
+        if program.needs_as_of:
+            for row in raw.is_null().arg_true().to_list():
+                self._no_as_of(row)
+        return seconds.alias(AS_OF)
+
+    def _no_as_of(self, row: int) -> None:
+        """PR410, as `evaluate` reports it for a record without `as_of`."""
+        problems: list[Diagnostic] = []
+        self.program._as_of(None, None, problems)
+        self.problems.setdefault(row, []).extend(problems)
+
+    def _scalar(self, fact: Any) -> Any:
+        import polars as pl
+
+        if fact.name not in self.wide.columns:
+            return pl.Series(fact.name, [None] * self.n, dtype=dtype(fact.type))
+        raw = self.wide.get_column(fact.name)
+        unit_column = fact.name + UNIT_SUFFIX
+        unit = self.wide.get_column(unit_column) if unit_column in self.wide.columns else None
+        values, suspect = _values(fact, element(fact.type), raw, unit)
+        for row in suspect.arg_true().to_list():
+            self.suspects.setdefault(row, set()).add(fact.name)
+        return values.alias(fact.name)
+
+    # ------------------------------------------------------------------ series and sets
+
+    def _long(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        import polars as pl
+
+        facts = [f for f in self.facts.values() if is_collection(f)]
+        presence = {f.name: pl.Series(f.name, [None] * self.n, dtype=pl.Boolean) for f in facts}
+        observations = {
+            f.name: pl.DataFrame(
+                schema={ROW: pl.UInt32, AT: pl.Float64, VALUE: dtype(f.type)}
+            )
+            for f in facts
+        }
+        if self.long is None or self.long.height == 0:
+            return observations, presence
+        rows = self._long_rows()
+        self.long_rows = rows
+        declared = set(self.facts)
+        undeclared = rows.filter(~pl.col(FACT).is_in(list(declared)))
+        if undeclared.height:
+            for fact_name, row in undeclared.select(FACT, ROW).unique().iter_rows():
+                if fact_name in self.facts:
+                    continue
+                if not self.ignore_unknown:
+                    self.problems.setdefault(row, []).append(
+                        self.program.reader._undeclared(fact_name)
+                    )
+        scalars = [f for f in self.facts.values() if not is_collection(f)]
+        misplaced = rows.filter(pl.col(FACT).is_in([f.name for f in scalars]))
+        if misplaced.height:
+            name = misplaced.get_column(FACT)[0]
+            raise _layout_error(
+                "PR511",
+                f"`{name}` is a scalar fact: its value goes in a column of the patients table",
+                "observations.fact",
+                f"add a column `{name}` to the patients table",
+            )
+        for fact in facts:
+            part = rows.filter(pl.col(FACT) == fact.name)
+            if part.height == 0:
+                continue
+            present = part.get_column(ROW).unique()
+            presence[fact.name] = presence[fact.name].scatter(present, True)
+            observations[fact.name] = self._observations(fact, part)
+        return observations, presence
+
+    def _long_rows(self) -> Any:
+        import polars as pl
+
+        long = self.long
+        ids = self.wide.select(pl.col(PATIENT_ID), pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW))
+        key = long.get_column(PATIENT_ID)
+        if key.dtype != ids.schema[PATIENT_ID]:
+            long = long.with_columns(pl.col(PATIENT_ID).cast(ids.schema[PATIENT_ID], strict=False))
+        long = long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(":seq"))
+        return long.join(ids, on=PATIENT_ID, how="left")
+
+    def _observations(self, fact: Any, part: Any) -> Any:
+        import polars as pl
+
+        series = isinstance(fact.type, SeriesT)
+        at_raw = part.get_column(AT_COLUMN) if AT_COLUMN in part.columns else None
+        value_raw = part.get_column(VALUE_COLUMN)
+        unit = part.get_column(UNIT) if UNIT in part.columns else None
+        marker = value_raw.is_null()
+        if at_raw is not None:
+            marker = marker & at_raw.is_null()
+        values, suspect = _values(fact, element(fact.type), value_raw, unit)
+        if series:
+            if at_raw is None:
+                at = pl.Series(AT, [None] * part.height, dtype=pl.Float64)
+                bad_at = ~marker
+            else:
+                at, bad = _instants(at_raw, True)
+                bad_at = at_raw.is_null()
+                if bad:
+                    flags = [False] * part.height
+                    for i in bad:
+                        flags[i] = True
+                    bad_at = bad_at | pl.Series(flags)
+            suspect = suspect | ((bad_at | value_raw.is_null()) & ~marker)
+        else:
+            at = pl.Series(AT, [None] * part.height, dtype=pl.Float64)
+            suspect = suspect | (value_raw.is_null() & ~marker)
+        rows = part.get_column(ROW)
+        for row in rows.filter(suspect).unique().to_list():
+            self.suspects.setdefault(row, set()).add(fact.name)
+        frame = pl.DataFrame(
+            [rows.alias(ROW), at.alias(AT), values.alias(VALUE), part.get_column(":seq")]
+        ).filter(~marker)
+        return frame.sort([ROW, AT, ":seq"]).drop(":seq")
+
+    # ------------------------------------------------------------------ suspects
+
+    def _reread(self, patients: Any, observations: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Read each suspect row's suspect facts with the interpreter's reader."""
+        import polars as pl
+
+        reader = self.program.reader
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        replaced: dict[str, list[tuple[int, Any]]] = {}
+        for row, names in sorted(self.suspects.items()):
+            record = self.record(row, only=names)
+            values, _, problems = reader.read(record, True)
+            if problems:
+                self.problems.setdefault(row, []).extend(problems)
+                continue
+            for name in names:
+                fact = self.facts[name]
+                value = values[fact.index]
+                if is_collection(fact):
+                    replaced.setdefault(name, []).append((row, value))
+                else:
+                    patches.setdefault(name, []).append((row, None if value is UNKNOWN else value))
+        if patches:
+            columns = []
+            for name, items in patches.items():
+                column = patients.get_column(name)
+                index = pl.Series([r for r, _ in items], dtype=pl.UInt32)
+                new = pl.Series([v for _, v in items], dtype=column.dtype)
+                columns.append(column.scatter(index, new))
+            patients = patients.with_columns(columns)
+        for name, items in replaced.items():
+            observations[name] = _replace(observations[name], self.facts[name], items)
+        return patients, observations
+
+    def record(self, row: int, only: set[str] | None = None) -> dict[str, Any]:
+        """Patient `row`'s record as `evaluate` takes it, rebuilt from the layout's raw values."""
+        import polars as pl
+
+        wide = self.wide
+        record: dict[str, Any] = {}
+        if "as_of" in wide.columns and only is None:
+            value = _python(wide.get_column("as_of")[row])
+            if value is not None:
+                record["as_of"] = value
+        for name, fact in self.facts.items():
+            if only is not None and name not in only:
+                continue
+            if is_collection(fact):
+                continue
+            if name not in wide.columns:
+                continue
+            value = _python(wide.get_column(name)[row])
+            if value is None:
+                continue
+            unit_column = name + UNIT_SUFFIX
+            unit = wide.get_column(unit_column)[row] if unit_column in wide.columns else None
+            record[name] = {"value": value, "unit": unit} if unit is not None else value
+        rows = getattr(self, "long_rows", None)
+        if rows is not None:
+            mine = rows.filter(pl.col(ROW) == row).sort(":seq")
+            for fact_name in mine.get_column(FACT).unique(maintain_order=True).to_list():
+                if only is not None and fact_name not in only:
+                    continue
+                fact = self.facts.get(fact_name)
+                part = mine.filter(pl.col(FACT) == fact_name)
+                record[fact_name] = _collection(fact, part)
+        return record
+
+
+def _collection(fact: Any, part: Any) -> list[Any]:
+    series = fact is None or isinstance(fact.type, SeriesT)
+    out: list[Any] = []
+    for item in part.iter_rows(named=True):
+        at, value, unit = item.get(AT_COLUMN), item.get(VALUE_COLUMN), item.get(UNIT)
+        if at is None and value is None:
+            continue  # the marker of a known, empty series or set
+        if not series:
+            out.append(_python(value))
+            continue
+        observation: dict[str, Any] = {}
+        if at is not None:
+            observation["at"] = _python(at)
+        if value is not None:
+            observation["value"] = _python(value)
+        if unit is not None:
+            observation["unit"] = unit
+        out.append(observation)
+    return out
+
+
+def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]]) -> Any:
+    import polars as pl
+
+    rows = [r for r, _ in items]
+    kept = frame.filter(~pl.col(ROW).is_in(rows))
+    new_rows, ats, values = [], [], []
+    for row, value in items:
+        if value is UNKNOWN:
+            continue
+        if isinstance(fact.type, SeriesT):
+            times, items_ = value
+            new_rows += [row] * len(items_)
+            ats += list(times)
+            values += list(items_)
+        else:
+            members = sorted(value, key=str)
+            new_rows += [row] * len(members)
+            ats += [None] * len(members)
+            values += members
+    added = pl.DataFrame(
+        [
+            pl.Series(ROW, new_rows, dtype=pl.UInt32),
+            pl.Series(AT, ats, dtype=pl.Float64),
+            pl.Series(VALUE, values, dtype=frame.schema[VALUE]),
+        ]
+    )
+    return pl.concat([kept, added]).with_row_index(":seq").sort([ROW, AT, ":seq"]).drop(":seq")
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _python(value: Any) -> Any:
+    """A cell as the JSON value a record would hold (datetimes as ISO text)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _values(fact: Any, type_: Any, raw: Any, unit: Any) -> tuple[Any, Any]:
+    """(normalised values, suspect mask) of one column of raw values of `fact`."""
+    import polars as pl
+
+    present = raw.is_not_null()
+    target = dtype(type_)
+    kind = raw.dtype
+    match type_:
+        case BoolT():
+            if kind == pl.Boolean:
+                values = raw
+            elif kind == pl.String:
+                values = pl.select(
+                    pl.when(raw == "true").then(True).when(raw == "false").then(False)
+                ).to_series()
+            else:
+                values = pl.Series([None] * len(raw), dtype=pl.Boolean)
+        case NumT() | QtyT():
+            if kind.is_numeric():
+                values = raw.cast(pl.Float64)
+            elif kind == pl.String:
+                values = raw.str.strip_chars().cast(pl.Float64, strict=False)
+            else:
+                values = pl.Series([None] * len(raw), dtype=pl.Float64)
+        case TimeT(has_time=has_time):
+            values, bad = _instants(raw, has_time)
+            flags = [False] * len(raw)
+            for i in bad:
+                flags[i] = True
+            return values, pl.Series(flags, dtype=pl.Boolean) | (present & values.is_null())
+        case TextT() | ChoiceT():
+            values = raw if kind == pl.String else pl.Series([None] * len(raw), dtype=pl.String)
+        case _:  # pragma: no cover - every element type is listed
+            raise AssertionError(type_)
+    values = values.cast(target)
+    suspect = present & values.is_null()
+    if isinstance(type_, ChoiceT):
+        suspect = suspect | (present & ~values.is_in(pl.Series(type_.choices).implode()))
+    if isinstance(type_, NumT | QtyT):
+        suspect = suspect | (present & ~values.is_finite().fill_null(False))
+        if isinstance(type_, NumT) and type_.integer:
+            suspect = suspect | (present & (values.round(0) != values).fill_null(False))
+        if isinstance(type_, QtyT) and unit is not None:
+            values, bad_unit = _converted(values, unit, type_)
+            suspect = suspect | bad_unit
+        if fact.low is not None:
+            outside = (values < fact.low) | (values > fact.high)
+            suspect = suspect | outside.fill_null(False)
+    elif unit is not None:
+        suspect = suspect | unit.is_not_null()  # a unit on a value that has none
+    return values, suspect.fill_null(False)
+
+
+def _converted(values: Any, unit: Any, type_: QtyT) -> tuple[Any, Any]:
+    """Values converted to the declared unit once per distinct unit; unconvertible -> suspect."""
+    import polars as pl
+
+    unit = unit.cast(pl.String)
+    out = values
+    bad = pl.Series([False] * len(values), dtype=pl.Boolean)
+    for name in unit.drop_nulls().unique().to_list():
+        if name == type_.unit:
+            continue
+        mask = (unit == name).fill_null(False)
+        try:
+            conversion = units.conversion(name, type_.unit, type_.molar_mass)
+        except units.UnitError:
+            bad = bad | mask
+            continue
+        converted = clean(values * conversion.factor + conversion.offset)
+        out = pl.select(pl.when(mask).then(converted).otherwise(out)).to_series()
+    return out.alias(values.name), bad
+
+
+def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:
+    """Seconds since the epoch of a column of dates / datetimes, and the rows that failed."""
+    import polars as pl
+
+    kind = raw.dtype
+    if kind == pl.Date:
+        return (raw.cast(pl.Int64) * 86400).cast(pl.Float64).alias(raw.name), []
+    if isinstance(kind, pl.Datetime):
+        if kind.time_zone is not None:
+            raw = raw.dt.convert_time_zone("UTC")
+        micros = raw.dt.epoch("us")
+        return (micros.cast(pl.Float64) / 1e6).alias(raw.name), []
+    if kind != pl.String:
+        return pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64), raw.is_not_null().arg_true().to_list()
+    parse: Callable[[Any], float] = (
+        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
+    )
+    seen: dict[str, float | None] = {}
+    for text in raw.drop_nulls().unique().to_list():
+        try:
+            seen[text] = parse(text)
+        except Invalid:
+            seen[text] = None
+    values = raw.replace_strict(
+        list(seen), [seen[k] for k in seen], default=None, return_dtype=pl.Float64
+    ) if seen else pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64)
+    bad = (raw.is_not_null() & values.is_null()).arg_true().to_list()
+    return values.alias(raw.name), bad
+
+
+def _date_seconds(text: str) -> float:
+    from ..facts import _date
+
+    return _date(text)
+
+
+__all__ = ["Layout", "from_layout", "read_layout", "write_layout"]
