@@ -16,6 +16,7 @@ from typing import Any
 
 from ..diagnostics import error
 from ..engines import ScreeningError
+from .convert import to_layout
 from .layout import Layout, from_layout, read_layout, write_layout
 from .population import Population
 from .records import from_records, read_jsonl
@@ -101,4 +102,12 @@ def _counted(
     progress("reading", done, done)
 
 
-__all__ = ["Layout", "Population", "from_layout", "from_records", "read", "write_layout"]
+__all__ = [
+    "Layout",
+    "Population",
+    "from_layout",
+    "from_records",
+    "read",
+    "to_layout",
+    "write_layout",
+]

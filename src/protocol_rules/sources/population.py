@@ -70,39 +70,40 @@ def dtype(type_: Type) -> Any:
     raise AssertionError(type_)  # pragma: no cover
 
 
+_POWERS = [10.0**k for k in range(23)]  # exact in binary floating point
+
+
 def clean(values: Any) -> Any:
     """`units.clean` of every value of a polars Float64 Series, bit for bit.
 
-    Vectorised as ``rint(x * 10**d) / 10**d``, which is the correctly rounded result whenever
-    the scaled value is not within rounding error of a half, ``d`` is at most 22 (so that
-    ``10**d`` is exact) and ``x`` is not next to a power of ten (where two ``log10`` can
-    disagree); the few other values go through `units.clean` itself.
+    Vectorised as ``round(x * 10**d) / 10**d`` with ``d = 12 - floor(log10(|x|))``, which is
+    the correctly rounded result (what Python's ``round`` computes) whenever ``0 <= d <= 22``
+    (``10**d`` exact, the rounded value exact below 2**53) and the scaled value is not within
+    rounding error of a half; next to a power of ten two ``log10`` may disagree. The few values
+    outside those conditions go through `units.clean` itself.
     """
-    import numpy as np
     import polars as pl
 
-    nulls = values.is_null()
-    x = values.fill_null(0.0).cast(pl.Float64).to_numpy().copy()
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(x) & (x != 0.0)
-        ax = np.where(finite, np.abs(x), 1.0)
-        e = np.floor(np.log10(ax))
-        d = 12.0 - e
-        fits = finite & (d >= 0) & (d <= 22)
-        p = np.power(10.0, np.where(fits, d, 0.0))
-        scaled = x * p
-        r = np.rint(scaled)
-        half = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 0.01
-        ratio = ax / np.power(10.0, e)
-        edge = (ratio < 1.0 + 1e-9) | (ratio > 10.0 - 1e-8)
-        out = np.where(fits, r / p, x)
-    risky = np.flatnonzero(finite & (~fits | half | edge))
-    for i in risky.tolist():
-        out[i] = units.clean(float(x[i]))
-    result = pl.Series(values.name, out, dtype=pl.Float64)
-    return result if not nulls.any() else pl.select(
-        pl.when(nulls).then(None).otherwise(result)
-    ).to_series().alias(values.name)
+    x = pl.col("x")
+    finite = x.is_finite() & (x != 0.0)
+    e = pl.when(finite).then(x.abs().log10().floor()).otherwise(0.0)
+    d = (12.0 - e).clip(-1.0, 23.0).cast(pl.Int32)
+    fits = finite & (d >= 0) & (d <= 22)
+    p = d.clip(0, 22).replace_strict(list(range(23)), _POWERS, return_dtype=pl.Float64)
+    scaled = x * p
+    half = ((scaled - scaled.floor()) - 0.5).abs() < 0.01
+    ratio = x.abs() / pl.lit(10.0).pow(e)
+    edge = (ratio < 1.0 + 1e-9) | (ratio > 10.0 - 1e-8)
+    frame = pl.DataFrame({"x": values.cast(pl.Float64)}).select(
+        pl.when(fits).then(scaled.round(0) / p).otherwise(x).alias("out"),
+        (finite & (~fits | half | edge)).fill_null(False).alias("risky"),
+    )
+    out = frame.get_column("out")
+    risky = frame.get_column("risky").arg_true()
+    if len(risky):
+        fixed = [units.clean(float(v)) for v in values.gather(risky).to_list()]
+        out = out.scatter(risky, pl.Series(fixed, dtype=pl.Float64))
+    return out.alias(values.name)
 
 
 def convert(values: Any, conversion: units.Conversion) -> Any:
