@@ -27,6 +27,7 @@ from . import ast, units
 from .check import ir
 from .check.types import NumT, QtyT
 from .facts import UNKNOWN
+from .render.safe import printable
 
 _MIRROR = {
     ast.CompareOp.LT: ast.CompareOp.GT,
@@ -215,6 +216,26 @@ def near_misses_of(
     return tuple(sorted(found, key=lambda m: m.distance))
 
 
+def near_miss_dict(miss: NearMiss) -> dict[str, Any]:
+    """A near miss as JSON data (the ``near_misses`` of a criterion in a JSON result)."""
+    return {
+        "expr": miss.expr,
+        "value": miss.value,
+        "threshold": miss.threshold,
+        "unit": miss.unit,
+        "distance": miss.distance,
+    }
+
+
+def near_miss_text(miss: NearMiss) -> str:
+    """One line: ``platelet_count < 25000 '/uL'`` with 20000 /uL, 5000 /uL from passing."""
+    unit = f" {miss.unit}" if miss.unit else ""
+    return (
+        f"`{printable(miss.expr, newlines=False)}` with {miss.value:g}{unit}: "
+        f"{miss.distance:g}{unit} from changing"
+    )
+
+
 def for_result(program: Any, F: list[Any], V: list[Any], index: int) -> tuple[NearMiss, ...]:
     """The near misses of criterion `index` of one evaluated patient (see `Program`).
 
@@ -252,4 +273,4 @@ def for_result(program: Any, F: list[Any], V: list[Any], index: int) -> tuple[Ne
     return near_misses_of(criterion.id, program.excluding[index], shape, leaves, value)
 
 
-__all__ = ["Leaf", "NearMiss", "criterion_leaves", "for_result", "near_misses_of", "skeleton", "skeleton_value"]
+__all__ = ["Leaf", "NearMiss", "criterion_leaves", "for_result", "near_miss_dict", "near_miss_text", "near_misses_of", "skeleton", "skeleton_value"]

@@ -438,7 +438,7 @@ class _Reader:
                 continue
             if name not in wide.columns:
                 continue
-            value = _python(wide.get_column(name)[row])
+            value = _typed(fact, _python(wide.get_column(name)[row]))
             if value is None:
                 continue
             unit_column = name + UNIT_SUFFIX
@@ -463,18 +463,37 @@ def _collection(fact: Any, part: Any) -> list[Any]:
         at, value, unit = item.get(AT_COLUMN), item.get(VALUE_COLUMN), item.get(UNIT)
         if at is None and value is None:
             continue  # the marker of a known, empty series or set
+        value = _typed(fact, _python(value))
         if not series:
-            out.append(_python(value))
+            out.append(value)
             continue
         observation: dict[str, Any] = {}
         if at is not None:
             observation["at"] = _python(at)
         if value is not None:
-            observation["value"] = _python(value)
+            observation["value"] = value
         if unit is not None:
             observation["unit"] = unit
         out.append(observation)
     return out
+
+
+def _typed(fact: Any, value: Any) -> Any:
+    """A text cell (CSV) as the JSON value it stands for: a number or a boolean when the fact
+    holds those and the text reads as one; otherwise the text itself, for the reader to judge."""
+    if not isinstance(value, str) or fact is None:
+        return value
+    match element(fact.type):
+        case BoolT():
+            return {"true": True, "false": False}.get(value, value)
+        case NumT() | QtyT():
+            text = value.strip()
+            for parse in (int, float):
+                try:
+                    return parse(text)
+                except ValueError:
+                    continue
+    return value
 
 
 def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]]) -> Any:
