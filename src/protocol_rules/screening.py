@@ -58,7 +58,7 @@ def screen(
     raw = compiled.run(population)
     if progress:
         progress("screening", population.size, population.size)
-    return Screening(protocol, population, raw, as_of, engine_name, len(checked.criteria))
+    return Screening(protocol, population, raw, as_of, engine_name, compiled)
 
 
 def _compiled(protocol: Protocol, name: str, module: Any) -> Any:
@@ -124,7 +124,7 @@ class Screening:
         raw: pl.DataFrame,
         as_of: Any,
         engine_name: str,
-        n_criteria: int,
+        compiled: Any,
     ) -> None:
         import polars as pl
 
@@ -137,7 +137,8 @@ class Screening:
             "bad", [r in population.errors for r in range(population.size)], dtype=pl.Boolean
         ) if population.errors else pl.repeat(False, population.size, eager=True)
         self._raw = raw.with_columns(ids.alias(":id"), bad.alias(":error"))
-        self._names = [f"c{i}" for i in range(n_criteria)]
+        self._compiled = compiled
+        self._names = [f"c{i}" for i in range(len(protocol.criteria))]
         self.frame = self._frame()
 
     # ------------------------------------------------------------------ the frame
@@ -427,7 +428,6 @@ class Screening:
 
         kinds = [c.kind is ast.CriterionKind.EXCLUSION for c in self.protocol.criteria]
         excl = [(pl.col(n) == k).fill_null(False) for n, k in zip(self._names, kinds, strict=True)]
-        near = {int(c[5:]): c for c in self._raw.columns if c.startswith(":near")}
         schema = {
             "patient_id": self._raw.schema[":id"],
             "criteria": pl.Int64,
@@ -447,17 +447,25 @@ class Screening:
             pl.any_horizontal([pl.col(n).is_null() for n in self._names]).alias(":u"),
         )
         base = base.filter((pl.col(":k") >= 1) & (pl.col(":k") <= max_criteria))
+        leaves, base = self._compiled.near_misses(base)
         parts = []
-        for i, (n, e) in enumerate(zip(self._names, excl, strict=True)):
-            if i not in near:
-                continue
+        for i, named in leaves:
+            rows = base.filter(excl[i])
+            candidates = [
+                rows.select(
+                    pl.col(":id"),
+                    pl.col(":k"),
+                    pl.col(":u"),
+                    pl.lit(leaf.text).alias("expr"),
+                    pl.lit(leaf.threshold_text).alias("threshold"),
+                    pl.lit(leaf.unit, dtype=pl.String).alias("unit"),
+                    pl.col(column).struct.unnest(),
+                ).filter(pl.col("flips"))
+                for leaf, column in named
+            ]
             part = (
-                base.filter(e)
-                .select(pl.col(":id"), pl.col(":k"), pl.col(":u"), pl.col(near[i]).alias("leaf"))
-                .explode("leaf")
-                .unnest("leaf")
-                .filter(pl.col("flips"))
-                .sort("relative")
+                pl.concat(candidates)
+                .sort("relative", maintain_order=True)
                 .group_by(":id", maintain_order=True)
                 .first()
                 .with_columns(pl.lit(self.protocol.criteria[i].id).alias("criterion"))

@@ -107,7 +107,8 @@ class CompiledProtocol:
         self.near = compiler.near_misses()
 
     def run(self, population: Population) -> pl.DataFrame:
-        """One row per patient: `ROW`, a boolean per criterion (``c0``, …), missing facts."""
+        """One row per patient: the patients' columns, a boolean per criterion (``c0``, …),
+        ``:excluded``, ``:open`` and ``:missing`` (the names of the missing facts)."""
         patients = population.patients
         for step in self.steps:
             patients = _run_step(step, patients, population)
@@ -121,28 +122,71 @@ class CompiledProtocol:
         ]
         unknown = [pl.col(n).is_null() for n in names]
         frame = frame.with_columns(
-            pl.any_horizontal(excluding).alias(":excluded") if excluding else pl.lit(False),
-            pl.any_horizontal(unknown).alias(":open") if unknown else pl.lit(False),
+            (pl.any_horizontal(excluding) if excluding else pl.lit(False)).alias(":excluded"),
+            (pl.any_horizontal(unknown) if unknown else pl.lit(False)).alias(":open"),
         )
-        frame = frame.with_columns(self._missing(names).alias(":missing"))
-        near = [e.alias(f":near{i}") for i, e in self.near]
-        keep = [ROW, *names, ":excluded", ":open", ":missing", *(f":near{i}" for i, _ in self.near)]
-        return frame.with_columns(near).select(keep).collect()
+        facts, flags = self._missing_flags(names)
+        frame = frame.with_columns(flags).collect()
+        return _missing_lists(frame, facts)
 
-    def _missing(self, names: list[str]) -> pl.Expr:
-        """The names of the missing facts, in declaration order (empty unless undecided)."""
+    def _missing_flags(self, names: list[str]) -> tuple[list[str], list[pl.Expr]]:
+        """Per fact that can be missing: is it a missing fact of this (undecided) patient?"""
         found: dict[str, list[pl.Expr]] = {}
         for name, sources in zip(names, self.sources, strict=True):
             for fact, reached in sources.items():
                 found.setdefault(fact, []).append(pl.col(name).is_null() & reached)
         order = [f.name for f in self.checked.facts if f.name in found]
-        if not order:
-            return pl.lit([], dtype=pl.List(pl.String))
-        listed = pl.concat_list(
-            pl.when(pl.any_horizontal(found[f]).fill_null(False)).then(pl.lit(f)) for f in order
-        ).list.drop_nulls()
         undecided = pl.col(":open") & ~pl.col(":excluded")
-        return pl.when(undecided).then(listed).otherwise(pl.lit([], dtype=pl.List(pl.String)))
+        flags = [
+            (undecided & pl.any_horizontal(found[f]).fill_null(False)).alias(f":missing:{i}")
+            for i, f in enumerate(order)
+        ]
+        return order, flags
+
+    def near_misses(self, frame: pl.DataFrame) -> list[tuple[int, list[tuple[Any, str]]]]:
+        """Per criterion with comparison leaves: the leaves, and the column of each leaf's
+        (value, distance, relative, flips) struct, added to `frame` — see `near_miss`."""
+        out = []
+        columns = []
+        for i, leaves in self.near:
+            named = []
+            for j, (leaf, expr) in enumerate(leaves):
+                column = f":near:{i}:{j}"
+                columns.append(expr.alias(column))
+                named.append((leaf, column))
+            out.append((i, named))
+        return out, frame.with_columns(columns) if columns else frame  # type: ignore[return-value]
+
+
+def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
+    """``:missing`` from the per-fact flags: each distinct combination of flags (a bit mask
+    per 63 facts) is turned into a list once, then joined back."""
+    flags = [f":missing:{i}" for i in range(len(facts))]
+    if not flags:
+        empty = pl.Series(":missing", [[]] * frame.height, dtype=pl.List(pl.String))
+        return frame.with_columns(empty)
+    chunks = [flags[i : i + 63] for i in range(0, len(flags), 63)]
+    keys = [f":mask:{k}" for k in range(len(chunks))]
+    frame = frame.with_columns(
+        pl.sum_horizontal(
+            pl.col(flag).cast(pl.Int64) * (1 << bit) for bit, flag in enumerate(chunk)
+        ).alias(key)
+        for key, chunk in zip(keys, chunks, strict=True)
+    ).drop(flags)
+    combos = frame.select(keys).unique()
+    lists = []
+    for row in combos.iter_rows():
+        names = []
+        for k, mask in enumerate(row):
+            names += [facts[63 * k + bit] for bit in range(63) if mask >> bit & 1]
+        lists.append(names)
+    combos = combos.with_columns(pl.Series(":missing", lists, dtype=pl.List(pl.String)))
+    missing = (
+        frame.select(keys)
+        .join(combos, on=keys, how="left", maintain_order="left")
+        .get_column(":missing")
+    )
+    return frame.drop(keys).with_columns(missing)
 
 
 def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
@@ -448,12 +492,10 @@ class _Compiler:
 
     # ------------------------------------------------------------------ near misses
 
-    def near_misses(self) -> list[tuple[int, pl.Expr]]:
-        """Per criterion with comparison leaves: a list of (leaf, distance, flips) structs.
-
-        The same numbers as `near_miss.near_misses_of`: a leaf *flips* when negating it alone
-        turns the criterion from excluding to passing.
-        """
+    def near_misses(self) -> list[tuple[int, list[tuple[Any, pl.Expr]]]]:
+        """Per criterion with comparison leaves: (leaf, struct of value, distance, relative
+        distance and whether it flips) — the numbers of `near_miss.near_misses_of`: a leaf
+        *flips* when negating it alone turns the criterion from excluding to passing."""
         from ..near_miss import skeleton
 
         out = []
@@ -463,7 +505,7 @@ class _Compiler:
                 continue
             excluding = criterion.kind is ast.CriterionKind.EXCLUSION
             excludes = (self._skeleton(shape, None) == excluding).fill_null(False)
-            structs = []
+            exprs = []
             for index, leaf in enumerate(leaves):
                 x = self.expr(leaf.operand)
                 shown = x * leaf.factor + leaf.offset
@@ -479,18 +521,18 @@ class _Compiler:
                     distance = (shown - low).abs()
                 flipped = self._skeleton(shape, index) == (not excluding)
                 flips = excludes & flipped.fill_null(False) & self.expr(leaf.node).is_not_null()
-                structs.append(
-                    pl.struct(
-                        pl.lit(leaf.text).alias("expr"),
-                        shown.alias("value"),
-                        pl.lit(leaf.threshold_text).alias("threshold"),
-                        pl.lit(leaf.unit, dtype=pl.String).alias("unit"),
-                        distance.alias("distance"),
-                        (distance / max(abs(low), abs(high), 1e-300)).alias("relative"),
-                        (flips & x.is_not_null()).alias("flips"),
+                exprs.append(
+                    (
+                        leaf,
+                        pl.struct(
+                            shown.alias("value"),
+                            distance.alias("distance"),
+                            (distance / max(abs(low), abs(high), 1e-300)).alias("relative"),
+                            (flips & x.is_not_null()).alias("flips"),
+                        ),
                     )
                 )
-            out.append((i, pl.concat_list(structs)))
+            out.append((i, exprs))
         return out
 
     def _skeleton(self, shape: Any, flip: int | None) -> pl.Expr:

@@ -32,7 +32,18 @@ from ..diagnostics import Diagnostic, error
 from ..engines import ScreeningError
 from ..facts import UNKNOWN, Invalid, parse_instant
 from ..suggestions import did_you_mean
-from .population import AS_OF, AT, ID, ROW, VALUE, Population, clean, dtype, element, is_collection
+from .population import (
+    AS_OF,
+    AT,
+    ID,
+    ROW,
+    VALUE,
+    Population,
+    clean_parts,
+    dtype,
+    element,
+    is_collection,
+)
 
 PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT = "patient_id", "fact", "at", "value", "unit"
 UNIT_SUFFIX = ".unit"
@@ -236,23 +247,74 @@ class _Reader:
         import polars as pl
 
         wide = self.wide
-        columns = [
-            pl.Series(ROW, range(self.n), dtype=pl.UInt32),
-            wide.get_column(PATIENT_ID).alias(ID),
-            self._as_of(),
-        ]
-        for fact in self.facts.values():
-            if is_collection(fact):
+        scalars = [f for f in self.facts.values() if not is_collection(f)]
+        values, flags, unsure = [], [], []
+        for fact in scalars:
+            if fact.name not in wide.columns:
+                values.append(pl.lit(None, dtype=dtype(fact.type)).alias(fact.name))
                 continue
-            columns.append(self._scalar(fact))
+            unit = fact.name + UNIT_SUFFIX
+            value, suspect, risky = _exprs(
+                fact, element(fact.type), fact.name, wide.schema[fact.name],
+                unit if unit in wide.columns else None, wide,
+            )  # fmt: skip
+            values.append(value.alias(fact.name))
+            flags.append(suspect.alias(f":suspect:{fact.name}"))
+            unsure.append(risky.alias(f":risky:{fact.name}"))
+        frame = wide.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
+            pl.col(PATIENT_ID).alias(ID),
+            *values,
+            *flags,
+            *unsure,
+        )
+        self._flagged(frame, ":suspect:", lambda row, name: self.suspects.setdefault(
+            row, set()).add(name))  # fmt: skip
+        frame = self._exact(frame, [f for f in scalars if f.name in wide.columns])
+        frame = frame.drop([c for c in frame.columns if c.startswith((":suspect:", ":risky:"))])
         observations, presence = self._long()
-        for fact in self.facts.values():
-            if is_collection(fact):
-                columns.append(presence[fact.name])
-        patients = pl.DataFrame(columns)
+        patients = frame.with_columns(
+            self._as_of(),
+            *(presence[f.name] for f in self.facts.values() if is_collection(f)),
+        ).select(ROW, ID, AS_OF, *(f.name for f in self.facts.values()))
         patients, observations = self._reread(patients, observations)
         errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
         return Population(patients, observations, errors, self.record)
+
+    def _flagged(self, frame: Any, prefix: str, mark: Callable[[int, str], None]) -> None:
+        """Call `mark(row, fact)` for every flag column starting with `prefix` that is set."""
+        import polars as pl
+
+        columns = [c for c in frame.columns if c.startswith(prefix)]
+        if not columns:
+            return
+        hits = frame.filter(pl.any_horizontal(columns)).select(ROW, *columns)
+        for row in hits.iter_rows(named=True):
+            for column in columns:
+                if row[column]:
+                    mark(row[ROW], column[len(prefix) :])
+
+    def _exact(self, frame: Any, facts: list[Any]) -> Any:
+        """Values whose rounding the fast path cannot vouch for, converted by `units` itself."""
+        import polars as pl
+
+        fixes: dict[str, list[tuple[int, float]]] = {}
+
+        def fix(row: int, name: str) -> None:
+            fact = self.facts[name]
+            value = _typed(fact, _python(self.wide.get_column(name)[row]))
+            unit = self.wide.get_column(name + UNIT_SUFFIX)[row]
+            conversion = units.conversion(unit, fact.type.unit, fact.type.molar_mass)
+            fixes.setdefault(name, []).append((row, conversion(float(value))))
+
+        self._flagged(frame, ":risky:", fix)
+        columns = []
+        for name, items in fixes.items():
+            index = pl.Series([r for r, _ in items], dtype=pl.UInt32)
+            new = pl.Series([v for _, v in items], dtype=pl.Float64)
+            columns.append(frame.get_column(name).scatter(index, new))
+        del facts
+        return frame.with_columns(columns) if columns else frame
 
     def _as_of(self) -> Any:
         import polars as pl
@@ -281,19 +343,6 @@ class _Reader:
         problems: list[Diagnostic] = []
         self.program._as_of(None, None, problems)
         self.problems.setdefault(row, []).extend(problems)
-
-    def _scalar(self, fact: Any) -> Any:
-        import polars as pl
-
-        if fact.name not in self.wide.columns:
-            return pl.Series(fact.name, [None] * self.n, dtype=dtype(fact.type))
-        raw = self.wide.get_column(fact.name)
-        unit_column = fact.name + UNIT_SUFFIX
-        unit = self.wide.get_column(unit_column) if unit_column in self.wide.columns else None
-        values, suspect = _values(fact, element(fact.type), raw, unit)
-        for row in suspect.arg_true().to_list():
-            self.suspects.setdefault(row, set()).add(fact.name)
-        return values.alias(fact.name)
 
     # ------------------------------------------------------------------ series and sets
 
@@ -356,36 +405,50 @@ class _Reader:
         import polars as pl
 
         series = isinstance(fact.type, SeriesT)
-        at_raw = part.get_column(AT_COLUMN) if AT_COLUMN in part.columns else None
-        value_raw = part.get_column(VALUE_COLUMN)
-        unit = part.get_column(UNIT) if UNIT in part.columns else None
-        marker = value_raw.is_null()
-        if at_raw is not None:
-            marker = marker & at_raw.is_null()
-        values, suspect = _values(fact, element(fact.type), value_raw, unit)
-        if series:
-            if at_raw is None:
-                at = pl.Series(AT, [None] * part.height, dtype=pl.Float64)
-                bad_at = ~marker
-            else:
-                at, bad = _instants(at_raw, True)
-                bad_at = at_raw.is_null()
-                if bad:
-                    flags = [False] * part.height
-                    for i in bad:
-                        flags[i] = True
-                    bad_at = bad_at | pl.Series(flags)
+        value_raw = pl.col(VALUE_COLUMN)
+        has_at = AT_COLUMN in part.columns
+        marker = value_raw.is_null() & (pl.col(AT_COLUMN).is_null() if has_at else pl.lit(True))
+        unit = UNIT if UNIT in part.columns else None
+        values, suspect, risky = _exprs(
+            fact, element(fact.type), VALUE_COLUMN, part.schema[VALUE_COLUMN], unit, part
+        )
+        at: Any = pl.lit(None, dtype=pl.Float64)
+        if series and has_at:
+            at, bad_at, _ = _exprs(fact, TimeT(True), AT_COLUMN, part.schema[AT_COLUMN], None, part)
+            bad_at = bad_at | pl.col(AT_COLUMN).is_null()
             suspect = suspect | ((bad_at | value_raw.is_null()) & ~marker)
+        elif series:
+            suspect = suspect | ~marker
         else:
-            at = pl.Series(AT, [None] * part.height, dtype=pl.Float64)
             suspect = suspect | (value_raw.is_null() & ~marker)
-        rows = part.get_column(ROW)
-        for row in rows.filter(suspect).unique().to_list():
+        frame = part.select(
+            pl.col(ROW),
+            at.alias(AT),
+            values.alias(VALUE),
+            pl.col(":seq"),
+            suspect.alias(":suspect"),
+            risky.alias(":risky"),
+            marker.alias(":marker"),
+        )
+        for row in frame.filter(pl.col(":suspect")).get_column(ROW).unique().to_list():
             self.suspects.setdefault(row, set()).add(fact.name)
-        frame = pl.DataFrame(
-            [rows.alias(ROW), at.alias(AT), values.alias(VALUE), part.get_column(":seq")]
-        ).filter(~marker)
+        if frame.get_column(":risky").any():
+            frame = self._exact_observations(fact, part, frame)
+        frame = frame.filter(~pl.col(":marker")).drop(":suspect", ":risky", ":marker")
         return frame.sort([ROW, AT, ":seq"]).drop(":seq")
+
+    def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
+        import polars as pl
+
+        index = frame.get_column(":risky").arg_true()
+        fixed = []
+        for i in index.to_list():
+            value = _typed(fact, _python(part.get_column(VALUE_COLUMN)[i]))
+            unit = part.get_column(UNIT)[i]
+            conversion = units.conversion(unit, fact.type.element.unit, fact.type.element.molar_mass)
+            fixed.append(conversion(float(value)))
+        column = frame.get_column(VALUE).scatter(index, pl.Series(fixed, dtype=pl.Float64))
+        return frame.with_columns(column)
 
     # ------------------------------------------------------------------ suspects
 
@@ -538,41 +601,66 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _values(fact: Any, type_: Any, raw: Any, unit: Any) -> tuple[Any, Any]:
-    """(normalised values, suspect mask) of one column of raw values of `fact`."""
+def _time_map(column: Any, has_time: bool) -> dict[str, float | None]:
+    """Seconds of each distinct text of a column of dates or datetimes (None: unreadable)."""
+    parse: Callable[[Any], float] = (
+        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
+    )
+    seen: dict[str, float | None] = {}
+    for text in column.drop_nulls().unique().to_list():
+        try:
+            seen[text] = parse(text)
+        except Invalid:
+            seen[text] = None
+    return seen
+
+
+def _exprs(
+    fact: Any, type_: Any, name: str, kind: Any, unit: str | None, frame: Any
+) -> tuple[Any, Any, Any]:
+    """(normalised value, suspect, risky) expressions for the raw column `name` of `fact`.
+
+    `unit` names the column of units, if any; `frame` holds the columns (for the distinct units
+    and the distinct texts of a date column). *Risky* values need `units.clean` itself.
+    """
     import polars as pl
 
+    raw = pl.col(name)
     present = raw.is_not_null()
-    target = dtype(type_)
-    kind = raw.dtype
+    nothing = pl.lit(None, dtype=dtype(type_))
+    risky: Any = pl.lit(False)
     match type_:
         case BoolT():
             if kind == pl.Boolean:
                 values = raw
             elif kind == pl.String:
-                values = pl.select(
-                    pl.when(raw == "true").then(True).when(raw == "false").then(False)
-                ).to_series()
+                values = pl.when(raw == "true").then(True).when(raw == "false").then(False)
             else:
-                values = pl.Series([None] * len(raw), dtype=pl.Boolean)
+                values = nothing
         case NumT() | QtyT():
             if kind.is_numeric():
                 values = raw.cast(pl.Float64)
             elif kind == pl.String:
                 values = raw.str.strip_chars().cast(pl.Float64, strict=False)
             else:
-                values = pl.Series([None] * len(raw), dtype=pl.Float64)
+                values = nothing
         case TimeT(has_time=has_time):
-            values, bad = _instants(raw, has_time)
-            flags = [False] * len(raw)
-            for i in bad:
-                flags[i] = True
-            return values, pl.Series(flags, dtype=pl.Boolean) | (present & values.is_null())
+            if kind == pl.Date:
+                values = (raw.cast(pl.Int64) * 86400).cast(pl.Float64)
+            elif isinstance(kind, pl.Datetime):
+                values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
+            elif kind == pl.String:
+                seen = _time_map(frame.get_column(name), has_time)
+                values = raw.replace_strict(
+                    list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
+                ) if seen else nothing
+            else:
+                values = nothing
         case TextT() | ChoiceT():
-            values = raw if kind == pl.String else pl.Series([None] * len(raw), dtype=pl.String)
+            values = raw if kind == pl.String else nothing
         case _:  # pragma: no cover - every element type is listed
             raise AssertionError(type_)
-    values = values.cast(target)
+    values = values.cast(dtype(type_))
     suspect = present & values.is_null()
     if isinstance(type_, ChoiceT):
         suspect = suspect | (present & ~values.is_in(pl.Series(type_.choices).implode()))
@@ -581,35 +669,35 @@ def _values(fact: Any, type_: Any, raw: Any, unit: Any) -> tuple[Any, Any]:
         if isinstance(type_, NumT) and type_.integer:
             suspect = suspect | (present & (values.round(0) != values).fill_null(False))
         if isinstance(type_, QtyT) and unit is not None:
-            values, bad_unit = _converted(values, unit, type_)
-            suspect = suspect | bad_unit
+            values, bad, risky = _converted(values, unit, type_, frame)
+            suspect = suspect | bad
         if fact.low is not None:
-            outside = (values < fact.low) | (values > fact.high)
-            suspect = suspect | outside.fill_null(False)
+            suspect = suspect | ((values < fact.low) | (values > fact.high)).fill_null(False)
     elif unit is not None:
-        suspect = suspect | unit.is_not_null()  # a unit on a value that has none
-    return values, suspect.fill_null(False)
+        suspect = suspect | pl.col(unit).is_not_null()  # a unit on a value that has none
+    return values, suspect.fill_null(False), risky
 
 
-def _converted(values: Any, unit: Any, type_: QtyT) -> tuple[Any, Any]:
-    """Values converted to the declared unit once per distinct unit; unconvertible -> suspect."""
+def _converted(values: Any, unit: str, type_: QtyT, frame: Any) -> tuple[Any, Any, Any]:
+    """Values converted to the declared unit once per distinct unit; unconvertible -> bad."""
     import polars as pl
 
-    unit = unit.cast(pl.String)
-    out = values
-    bad = pl.Series([False] * len(values), dtype=pl.Boolean)
-    for name in unit.drop_nulls().unique().to_list():
+    column = pl.col(unit).cast(pl.String)
+    out, bad, risky = values, pl.lit(False), pl.lit(False)
+    names = frame.get_column(unit).cast(pl.String).drop_nulls().unique().to_list()
+    for name in names:
         if name == type_.unit:
             continue
-        mask = (unit == name).fill_null(False)
+        this = (column == name).fill_null(False)
         try:
             conversion = units.conversion(name, type_.unit, type_.molar_mass)
         except units.UnitError:
-            bad = bad | mask
+            bad = bad | this
             continue
-        converted = clean(values * conversion.factor + conversion.offset)
-        out = pl.select(pl.when(mask).then(converted).otherwise(out)).to_series()
-    return out.alias(values.name), bad
+        fast, unsure = clean_parts(values * conversion.factor + conversion.offset)
+        out = pl.when(this).then(fast).otherwise(out)
+        risky = risky | (this & unsure)
+    return out, bad, risky
 
 
 def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:

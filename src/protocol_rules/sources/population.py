@@ -73,18 +73,17 @@ def dtype(type_: Type) -> Any:
 _POWERS = [10.0**k for k in range(23)]  # exact in binary floating point
 
 
-def clean(values: Any) -> Any:
-    """`units.clean` of every value of a polars Float64 Series, bit for bit.
+def clean_parts(x: Any) -> tuple[Any, Any]:
+    """(fast, risky) polars expressions: `units.clean` of `x` wherever `risky` is false.
 
-    Vectorised as ``round(x * 10**d) / 10**d`` with ``d = 12 - floor(log10(|x|))``, which is
-    the correctly rounded result (what Python's ``round`` computes) whenever ``0 <= d <= 22``
-    (``10**d`` exact, the rounded value exact below 2**53) and the scaled value is not within
-    rounding error of a half; next to a power of ten two ``log10`` may disagree. The few values
-    outside those conditions go through `units.clean` itself.
+    ``round(x * 10**d) / 10**d`` with ``d = 12 - floor(log10(|x|))`` is the correctly rounded
+    result (what Python's ``round`` computes) whenever ``0 <= d <= 22`` (``10**d`` exact, the
+    rounded value exact below 2**53) and the scaled value is not within rounding error of a
+    half; next to a power of ten two ``log10`` may disagree. Those other values are *risky*:
+    the caller sends them through `units.clean` itself.
     """
     import polars as pl
 
-    x = pl.col("x")
     finite = x.is_finite() & (x != 0.0)
     e = pl.when(finite).then(x.abs().log10().floor()).otherwise(0.0)
     d = (12.0 - e).clip(-1.0, 23.0).cast(pl.Int32)
@@ -94,15 +93,23 @@ def clean(values: Any) -> Any:
     half = ((scaled - scaled.floor()) - 0.5).abs() < 0.01
     ratio = x.abs() / pl.lit(10.0).pow(e)
     edge = (ratio < 1.0 + 1e-9) | (ratio > 10.0 - 1e-8)
+    fast = pl.when(fits).then(scaled.round(0) / p).otherwise(x)
+    return fast, (finite & (~fits | half | edge)).fill_null(False)
+
+
+def clean(values: Any) -> Any:
+    """`units.clean` of every value of a polars Float64 Series, bit for bit (`clean_parts`)."""
+    import polars as pl
+
+    fast, risky = clean_parts(pl.col("x"))
     frame = pl.DataFrame({"x": values.cast(pl.Float64)}).select(
-        pl.when(fits).then(scaled.round(0) / p).otherwise(x).alias("out"),
-        (finite & (~fits | half | edge)).fill_null(False).alias("risky"),
+        fast.alias("out"), risky.alias("risky")
     )
     out = frame.get_column("out")
-    risky = frame.get_column("risky").arg_true()
-    if len(risky):
-        fixed = [units.clean(float(v)) for v in values.gather(risky).to_list()]
-        out = out.scatter(risky, pl.Series(fixed, dtype=pl.Float64))
+    index = frame.get_column("risky").arg_true()
+    if len(index):
+        fixed = [units.clean(float(v)) for v in values.gather(index).to_list()]
+        out = out.scatter(index, pl.Series(fixed, dtype=pl.Float64))
     return out.alias(values.name)
 
 
