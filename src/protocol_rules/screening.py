@@ -133,9 +133,9 @@ class Screening:
         self.as_of = as_of
         self._population = population
         ids = population.patients.get_column(":id")
-        bad = pl.Series(
-            "bad", [r in population.errors for r in range(population.size)], dtype=pl.Boolean
-        ) if population.errors else pl.repeat(False, population.size, eager=True)
+        bad = pl.repeat(False, population.size, eager=True, dtype=pl.Boolean)
+        if population.errors:
+            bad = bad.scatter(sorted(population.errors), True)
         self._raw = raw.with_columns(ids.alias(":id"), bad.alias(":error"))
         self._compiled = compiled
         self._names = [f"c{i}" for i in range(len(protocol.criteria))]

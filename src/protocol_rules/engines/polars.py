@@ -32,7 +32,7 @@ from .. import ast
 from ..check import CheckedProtocol, ir
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, WindowT
 from ..diagnostics import error
-from ..sources.population import AS_OF, AT, ROW, VALUE, Population, convert
+from ..sources.population import AS_OF, AT, ROW, SEQ, VALUE, Population, convert
 from . import ScreeningError
 
 DAY = 86400.0
@@ -587,30 +587,41 @@ def _run_step(
     return _run_window(step, patients, population)
 
 
+_ORDERED = {"sum", "mean", "latest", "earliest"}
+
+
 def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> pl.DataFrame:
-    observations = population.observations[step.fact]
+    observations = population.observations[step.fact].lazy()
     seconds = ":seconds"
-    keys = [pl.col(ROW), pl.col(AS_OF), step.seconds.alias(seconds)]
     needed: set[str] = set()
     extra = [step.condition] if step.condition is not None else []
     extra += [e for _, _, e in step.last_sources]
     for e in extra:
         needed.update(e.meta.root_names())
-    needed -= {VALUE, AT, ROW, AS_OF, seconds}
-    frame = patients.lazy().select(*keys, *(pl.col(c) for c in sorted(needed)))
+    needed -= {VALUE, AT, ROW, SEQ, AS_OF, seconds}
     known = pl.col(step.fact).is_not_null() & pl.col(AS_OF).is_not_null()
     patients = patients.with_columns(
         (known & step.seconds.is_not_null()).fill_null(False).alias(step.known)
     )
-    inside = (
-        observations.lazy()
-        .join(frame, on=ROW, how="inner")
-        .filter((pl.col(AT) >= pl.col(AS_OF) - pl.col(seconds)) & (pl.col(AT) <= pl.col(AS_OF)))
-    )
+    constant = population.as_of is not None and step.seconds.meta.is_literal()
+    if constant:  # one as_of, a fixed length: the window's bounds are two numbers
+        length = pl.select(step.seconds).item()
+        now = population.as_of
+        inside = observations.filter(pl.col(AT) >= now - length, pl.col(AT) <= now)
+        if needed or AS_OF in _roots(extra):
+            columns = patients.lazy().select(ROW, AS_OF, *sorted(needed))
+            inside = inside.join(columns, on=ROW, how="inner")
+    else:
+        keys = patients.lazy().select(ROW, AS_OF, step.seconds.alias(seconds), *sorted(needed))
+        inside = observations.join(keys, on=ROW, how="inner").filter(
+            pl.col(AT) >= pl.col(AS_OF) - pl.col(seconds), pl.col(AT) <= pl.col(AS_OF)
+        )
+    if step.function in _ORDERED or step.last_sources:  # read in time order, ties as given
+        inside = inside.sort([ROW, AT, SEQ])
     if step.condition is not None:
         inside = inside.with_columns(step.condition.alias(":test"))
     aggregated = (
-        inside.group_by(ROW, maintain_order=True)
+        inside.group_by(ROW)  # within a group, rows keep their order
         .agg(
             _reduction(step).alias(step.column),
             pl.len().alias(":n"),
@@ -637,6 +648,13 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
         *(pl.col(c).fill_null(False).alias(c) for _, c, _ in step.last_sources),
     ]
     return joined.with_columns(fills).drop(":n")
+
+
+def _roots(exprs: list[pl.Expr]) -> set[str]:
+    out: set[str] = set()
+    for e in exprs:
+        out.update(e.meta.root_names())
+    return out
 
 
 def _reduction(step: Step) -> pl.Expr:

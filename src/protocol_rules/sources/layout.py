@@ -37,6 +37,7 @@ from .population import (
     AT,
     ID,
     ROW,
+    SEQ,
     VALUE,
     Population,
     clean_parts,
@@ -226,19 +227,6 @@ class _Reader:
                 f"observations.{column}",
                 "the columns are patient_id, fact, at, value, unit",
             )
-        ids = self.long.get_column(PATIENT_ID)
-        if ids.dtype != wide.schema[PATIENT_ID]:
-            ids = ids.cast(wide.schema[PATIENT_ID], strict=False)
-        unknown_ids = ~ids.is_in(wide.get_column(PATIENT_ID).implode()) | ids.is_null()
-        if unknown_ids.any():
-            first = self.long.get_column(PATIENT_ID).filter(unknown_ids)[0]
-            raise _layout_error(
-                "PR513",
-                f"the observations table has rows for patient `{first}`, "
-                "who is not in the patients table",
-                "observations.patient_id",
-                "add the patient to the patients table (every patient has one row there)",
-            )
         del pl
 
     # ------------------------------------------------------------------ scalars
@@ -279,7 +267,7 @@ class _Reader:
         ).select(ROW, ID, AS_OF, *(f.name for f in self.facts.values()))
         patients, observations = self._reread(patients, observations)
         errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
-        return Population(patients, observations, errors, self.record)
+        return Population(patients, observations, errors, self.record, self.as_of)
 
     def _flagged(self, frame: Any, prefix: str, mark: Callable[[int, str], None]) -> None:
         """Call `mark(row, fact)` for every flag column starting with `prefix` that is set."""
@@ -353,53 +341,59 @@ class _Reader:
         presence = {f.name: pl.Series(f.name, [None] * self.n, dtype=pl.Boolean) for f in facts}
         observations = {
             f.name: pl.DataFrame(
-                schema={ROW: pl.UInt32, AT: pl.Float64, VALUE: dtype(f.type)}
+                schema={ROW: pl.UInt32, AT: pl.Float64, VALUE: dtype(f.type), SEQ: pl.UInt32}
             )
             for f in facts
         }
         if self.long is None or self.long.height == 0:
             return observations, presence
-        rows = self._long_rows()
-        self.long_rows = rows
-        declared = set(self.facts)
-        undeclared = rows.filter(~pl.col(FACT).is_in(list(declared)))
-        if undeclared.height:
-            for fact_name, row in undeclared.select(FACT, ROW).unique().iter_rows():
-                if fact_name in self.facts:
-                    continue
+        parts = self._long_rows().partition_by(FACT, as_dict=True, include_key=False)
+        for (name,), part in parts.items():
+            fact = self.facts.get(name)
+            if fact is None:
                 if not self.ignore_unknown:
-                    self.problems.setdefault(row, []).append(
-                        self.program.reader._undeclared(fact_name)
-                    )
-        scalars = [f for f in self.facts.values() if not is_collection(f)]
-        misplaced = rows.filter(pl.col(FACT).is_in([f.name for f in scalars]))
-        if misplaced.height:
-            name = misplaced.get_column(FACT)[0]
-            raise _layout_error(
-                "PR511",
-                f"`{name}` is a scalar fact: its value goes in a column of the patients table",
-                "observations.fact",
-                f"add a column `{name}` to the patients table",
-            )
-        for fact in facts:
-            part = rows.filter(pl.col(FACT) == fact.name)
-            if part.height == 0:
+                    for row in part.get_column(ROW).unique().to_list():
+                        self.problems.setdefault(row, []).append(
+                            self.program.reader._undeclared(name)
+                        )
                 continue
+            if not is_collection(fact):
+                raise _layout_error(
+                    "PR511",
+                    f"`{name}` is a scalar fact: its value goes in a column of the patients table",
+                    "observations.fact",
+                    f"add a column `{name}` to the patients table",
+                )
             present = part.get_column(ROW).unique()
-            presence[fact.name] = presence[fact.name].scatter(present, True)
-            observations[fact.name] = self._observations(fact, part)
+            presence[name] = presence[name].scatter(present, True)
+            observations[name] = self._observations(fact, part)
         return observations, presence
 
     def _long_rows(self) -> Any:
+        """The observations with each patient's row (`ROW`) and the input order (`SEQ`)."""
         import polars as pl
 
-        long = self.long
-        ids = self.wide.select(pl.col(PATIENT_ID), pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW))
-        key = long.get_column(PATIENT_ID)
-        if key.dtype != ids.schema[PATIENT_ID]:
-            long = long.with_columns(pl.col(PATIENT_ID).cast(ids.schema[PATIENT_ID], strict=False))
-        long = long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(":seq"))
-        return long.join(ids, on=PATIENT_ID, how="left")
+        ids = self.wide.select(
+            pl.col(PATIENT_ID), pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW)
+        )
+        if self.long.schema[PATIENT_ID] != ids.schema[PATIENT_ID]:
+            self.long = self.long.with_columns(
+                pl.col(PATIENT_ID).cast(ids.schema[PATIENT_ID], strict=False)
+            )
+        rows = self.long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(SEQ)).join(
+            ids, on=PATIENT_ID, how="left"
+        )
+        strangers = rows.filter(pl.col(ROW).is_null())
+        if strangers.height:
+            first = strangers.get_column(PATIENT_ID)[0]
+            raise _layout_error(
+                "PR513",
+                f"the observations table has rows for patient `{first}`, "
+                "who is not in the patients table",
+                "observations.patient_id",
+                "add the patient to the patients table (every patient has one row there)",
+            )
+        return rows.drop(PATIENT_ID)
 
     def _observations(self, fact: Any, part: Any) -> Any:
         import polars as pl
@@ -425,7 +419,7 @@ class _Reader:
             pl.col(ROW),
             at.alias(AT),
             values.alias(VALUE),
-            pl.col(":seq"),
+            pl.col(SEQ),
             suspect.alias(":suspect"),
             risky.alias(":risky"),
             marker.alias(":marker"),
@@ -434,8 +428,7 @@ class _Reader:
             self.suspects.setdefault(row, set()).add(fact.name)
         if frame.get_column(":risky").any():
             frame = self._exact_observations(fact, part, frame)
-        frame = frame.filter(~pl.col(":marker")).drop(":suspect", ":risky", ":marker")
-        return frame.sort([ROW, AT, ":seq"]).drop(":seq")
+        return frame.filter(~pl.col(":marker")).drop(":suspect", ":risky", ":marker")
 
     def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
         import polars as pl
@@ -507,9 +500,9 @@ class _Reader:
             unit_column = name + UNIT_SUFFIX
             unit = wide.get_column(unit_column)[row] if unit_column in wide.columns else None
             record[name] = {"value": value, "unit": unit} if unit is not None else value
-        rows = getattr(self, "long_rows", None)
-        if rows is not None:
-            mine = rows.filter(pl.col(ROW) == row).sort(":seq")
+        if self.long is not None:
+            pid = wide.get_column(PATIENT_ID)[row]
+            mine = self.long.filter(pl.col(PATIENT_ID) == pid)  # in input order
             for fact_name in mine.get_column(FACT).unique(maintain_order=True).to_list():
                 if only is not None and fact_name not in only:
                     continue
@@ -585,7 +578,9 @@ def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]]) -> Any:
             pl.Series(VALUE, values, dtype=frame.schema[VALUE]),
         ]
     )
-    return pl.concat([kept, added]).with_row_index(":seq").sort([ROW, AT, ":seq"]).drop(":seq")
+    start = (frame.get_column(SEQ).max() or 0) + 1 if frame.height else 0
+    added = added.with_columns(pl.int_range(start, start + added.height, dtype=pl.UInt32).alias(SEQ))
+    return pl.concat([kept, added])
 
 
 # --------------------------------------------------------------------------- columns

@@ -7,8 +7,9 @@
   evaluator's representation (quantities as floats in the declared unit, dates as seconds since
   the epoch, choices and texts as strings); a series or set fact's column says whether the
   patient has that fact at all (true, or null when it is absent: unknown);
-- ``observations``: per series or set fact, the rows `ROW`, `AT`, `VALUE` in time order (observations
-  at the same time keep their input order, as the interpreter's stable sort does);
+- ``observations``: per series or set fact, the rows `ROW`, `AT`, `VALUE`, `SEQ`, in any order;
+  `SEQ` is the input order, which breaks ties between observations at the same time (as the
+  interpreter's stable sort does) for the aggregates that read observations in order;
 - ``errors``: the diagnostics of each row whose record is malformed, exactly as `evaluate` would
   raise them; such a row is screened with status ``error`` and still counted.
 
@@ -30,7 +31,7 @@ from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, Time
 from ..diagnostics import Diagnostic
 
 #: Internal column names; a colon cannot appear in a fact name, so these never collide.
-ROW, ID, AS_OF, AT, VALUE = ":row", ":id", ":as_of", ":at", ":value"
+ROW, ID, AS_OF, AT, VALUE, SEQ = ":row", ":id", ":as_of", ":at", ":value", ":seq"
 
 
 @attrs.frozen
@@ -41,6 +42,7 @@ class Population:
     observations: Mapping[str, Any]  # fact -> polars.DataFrame(_row, at, value)
     errors: Mapping[int, tuple[Diagnostic, ...]]
     record: Callable[[int], dict[str, Any]]  # row -> the patient's record, as given
+    as_of: float | None = None  # the one evaluation time of every patient, if there is one
 
     @property
     def size(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from ..check.types import SeriesT
 from ..diagnostics import Diagnostic, error
 from ..facts import UNKNOWN
-from .population import AS_OF, AT, ID, ROW, VALUE, Population, dtype, is_collection
+from .population import AS_OF, AT, ID, ROW, SEQ, VALUE, Population, dtype, is_collection
 
 ID_KEY = "id"
 
@@ -84,12 +84,13 @@ def from_records(
                 pl.Series(ROW, observations[f.name][0], dtype=pl.UInt32),
                 pl.Series(AT, observations[f.name][1], dtype=pl.Float64),
                 pl.Series(VALUE, observations[f.name][2], dtype=dtype(f.type)),
+                pl.Series(SEQ, range(len(observations[f.name][0])), dtype=pl.UInt32),
             ]
         )
         for f in collections
     }
     source = kept if keep else None
-    return Population(patients, frames, errors, lambda row: _as_record(source, row))
+    return Population(patients, frames, errors, lambda row: _as_record(source, row), as_of)
 
 
 def _read(
