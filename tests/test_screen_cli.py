@@ -75,7 +75,7 @@ def test_convert_then_screen_the_layout(population: Path, tmp_path: Path) -> Non
 
 def test_exit_1_on_bad_protocol_or_unreadable_data(population: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.rules"
-    bad.write_text("protocol X\ninclusion I1 \"x\": agee > 1\n", encoding="utf-8")
+    bad.write_text('protocol X\ninclusion I1 "x": agee > 1\n', encoding="utf-8")
     assert run("screen", str(bad), str(population)).exit_code == 1
     done = run("screen", RULES, str(tmp_path / "missing.jsonl"))
     assert done.exit_code == 1 and "PR508" in done.output

@@ -345,13 +345,26 @@ def small() -> list[dict[str, Any]]:
         "on_systemic_immunosuppression": False,
         "prednisone_equivalent_dose": [],
     }
-    for name in (
-        "pregnant lactating allergic organ_transplant hematopoietic_stem_cell_transplant "
-        "malignant_tumor cancer_history end_stage_liver_disease uncontrolled_infection "
-        "severe_pulmonary_dysfunction severe_arrhythmia hemodynamically_unstable vasculitis "
-        "chronic_systemic_infection_history vasopressor_escalation_expected "
-        "severe_hematologic_abnormality mechanical_ventilation in_other_trial"
-    ).split():
+    for name in [
+        "pregnant",
+        "lactating",
+        "allergic",
+        "organ_transplant",
+        "hematopoietic_stem_cell_transplant",
+        "malignant_tumor",
+        "cancer_history",
+        "end_stage_liver_disease",
+        "uncontrolled_infection",
+        "severe_pulmonary_dysfunction",
+        "severe_arrhythmia",
+        "hemodynamically_unstable",
+        "vasculitis",
+        "chronic_systemic_infection_history",
+        "vasopressor_escalation_expected",
+        "severe_hematologic_abnormality",
+        "mechanical_ventilation",
+        "in_other_trial",
+    ]:
         base[name] = False
     return [
         {"id": "P1", **base},

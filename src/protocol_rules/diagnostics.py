@@ -2,7 +2,8 @@
 
 Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
 Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
-``PR4xx`` patient data, ``PR5xx`` screening populations. Each code has an entry on the docs site (docs/diagnostics.md).
+``PR4xx`` patient data, ``PR5xx`` screening populations. Each code has an entry on the docs
+site (docs/diagnostics.md).
 """
 
 from __future__ import annotations

@@ -143,9 +143,8 @@ class Program:
     def _criteria(
         self, status: Status, F: list[Any], V: list[Any], patient: Mapping[str, Any]
     ) -> tuple[CriterionResult, ...]:
-        from .trace import TraceBuilder
-
         from .near_miss import for_result
+        from .trace import TraceBuilder
 
         build = TraceBuilder(self, F, V, patient).build
         ineligible = status is Status.INELIGIBLE

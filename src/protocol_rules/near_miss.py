@@ -197,7 +197,8 @@ def near_misses_of(
 ) -> tuple[NearMiss, ...]:
     """The leaves that alone keep the patient out of this criterion, nearest first.
 
-    `value(node)` is the value an IR node took (UNKNOWN when unknown); `excluding` is the criterion's value that excludes (true for an exclusion).
+    `value(node)` is the value an IR node took (UNKNOWN when unknown); `excluding` is the
+    criterion's value that excludes (true for an exclusion).
     """
     if skeleton_value(shape, value, None) is not excluding:
         return ()
@@ -209,9 +210,13 @@ def near_misses_of(
         if skeleton_value(shape, value, index) is (not excluding):
             found.append(
                 NearMiss(
-                    criterion, leaf.text, leaf.shown(x), leaf.threshold_text, leaf.unit,
+                    criterion,
+                    leaf.text,
+                    leaf.shown(x),
+                    leaf.threshold_text,
+                    leaf.unit,
                     leaf.distance(x),
-                )  # fmt: skip
+                )
             )
     return tuple(sorted(found, key=lambda m: m.distance))
 
@@ -273,4 +278,14 @@ def for_result(program: Any, F: list[Any], V: list[Any], index: int) -> tuple[Ne
     return near_misses_of(criterion.id, program.excluding[index], shape, leaves, value)
 
 
-__all__ = ["Leaf", "NearMiss", "criterion_leaves", "for_result", "near_miss_dict", "near_miss_text", "near_misses_of", "skeleton", "skeleton_value"]
+__all__ = [
+    "Leaf",
+    "NearMiss",
+    "criterion_leaves",
+    "for_result",
+    "near_miss_dict",
+    "near_miss_text",
+    "near_misses_of",
+    "skeleton",
+    "skeleton_value",
+]

@@ -48,7 +48,6 @@ def screen(
     from .sources import read
 
     module = engine(engine_name)
-    checked = protocol.checked
     _check_columns(protocol)
     compiled = _compiled(protocol, engine_name, module)
     seconds = _as_of_seconds(as_of)
@@ -77,7 +76,11 @@ def _as_of_seconds(as_of: Any) -> float | None:
         return parse_instant(as_of, "a datetime")
     except Invalid as exc:
         raise RulesError(
-            [error("PR407", f"`as_of`: {exc.message}", None, path="as_of (argument)", help=exc.hint)]
+            [
+                error(
+                    "PR407", f"`as_of`: {exc.message}", None, path="as_of (argument)", help=exc.hint
+                )
+            ]
         ) from None
 
 
@@ -89,8 +92,9 @@ def _check_columns(protocol: Protocol) -> None:
                 error(
                     "PR504",
                     f"criterion `{clashes[0]}` has the name of a column of the screening result",
-                    protocol.criteria[[c.id for c in protocol.criteria].index(clashes[0])]
-                    .decl.span,
+                    protocol.criteria[
+                        [c.id for c in protocol.criteria].index(clashes[0])
+                    ].decl.span,
                     help="rename the criterion: the result has the columns "
                     + ", ".join(f"`{c}`" for c in COLUMNS),
                 )
@@ -155,35 +159,28 @@ class Screening:
             (pl.col(n) == (kinds[n] is ast.CriterionKind.EXCLUSION)).fill_null(False) for n in names
         ]
         unknown = [pl.col(n).is_null() for n in names]
-        status = pl.Enum(STATUSES)
+        statuses = pl.lit(pl.Series(STATUSES, dtype=pl.Enum(STATUSES)))
         if not names:
-            return pl.when(pl.col(":error")).then(pl.lit("error")).otherwise(
-                pl.lit("eligible")
-            ).cast(status)
-        return (
+            excluding = unknown = [pl.lit(False)]
+        code = (  # positions in STATUSES: a gather is fast, string literals are not
             pl.when(pl.col(":error"))
-            .then(pl.lit("error"))
+            .then(3)
             .when(pl.any_horizontal(excluding))
-            .then(pl.lit("ineligible"))
+            .then(1)
             .when(pl.any_horizontal(unknown))
-            .then(pl.lit("indeterminate"))
-            .otherwise(pl.lit("eligible"))
-            .cast(status)
+            .then(2)
+            .otherwise(0)
+            .cast(pl.UInt32)
         )
+        return statuses.gather(code)
 
     def _frame(self) -> pl.DataFrame:
         import polars as pl
 
-        outcome = pl.Enum(OUTCOMES)
+        outcomes = pl.lit(pl.Series(OUTCOMES, dtype=pl.Enum(OUTCOMES)))
         criteria = [
-            pl.when(pl.col(":error"))
-            .then(pl.lit(None, dtype=outcome))
-            .when(pl.col(n).is_null())
-            .then(pl.lit("unknown"))
-            .when(pl.col(n))
-            .then(pl.lit("met"))
-            .otherwise(pl.lit("not_met"))
-            .cast(outcome)
+            pl.when(~pl.col(":error"))
+            .then(outcomes.gather(_code(pl.col(n))))  # a gather is fast; string literals are not
             .alias(c.id)
             for n, c in zip(self._names, self.protocol.criteria, strict=True)
         ]
@@ -203,12 +200,15 @@ class Screening:
     def _error_columns(self) -> tuple[pl.Series, pl.Series]:
         import polars as pl
 
-        codes: list[str | None] = [None] * self._population.size
-        messages: list[str | None] = [None] * self._population.size
-        for row, problems in self._population.errors.items():
-            codes[row] = problems[0].code
-            messages[row] = problems[0].message
-        return pl.Series(codes, dtype=pl.String), pl.Series(messages, dtype=pl.String)
+        size = self._population.size
+        codes = pl.repeat(None, size, dtype=pl.String, eager=True)
+        messages = pl.repeat(None, size, dtype=pl.String, eager=True)
+        errors = self._population.errors
+        if errors:
+            rows = sorted(errors)
+            codes = codes.scatter(rows, [errors[r][0].code for r in rows])
+            messages = messages.scatter(rows, [errors[r][0].message for r in rows])
+        return codes, messages
 
     def __len__(self) -> int:
         return self._population.size
@@ -224,7 +224,8 @@ class Screening:
         return {s: int(counts.get(s, 0)) for s in STATUSES}
 
     def counts(self) -> pl.DataFrame:
-        """Per criterion, in file order: patients met, not met, unknown (malformed rows left out)."""
+        """Per criterion, in file order: patients met, not met, unknown (malformed rows left
+        out)."""
         import polars as pl
 
         rows = []
@@ -478,9 +479,7 @@ class Screening:
             pl.len().alias(":found"), pl.col("relative").sum().alias(":total")
         )
         found = found.join(per_patient, on=":id").filter(pl.col(":found") == pl.col(":k"))
-        would_be = pl.when(pl.col(":u")).then(pl.lit("indeterminate")).otherwise(
-            pl.lit("eligible")
-        )
+        would_be = pl.when(pl.col(":u")).then(pl.lit("indeterminate")).otherwise(pl.lit("eligible"))
         return (
             found.sort([":k", ":total", ":id", "relative"], maintain_order=True)
             .select(
@@ -546,6 +545,13 @@ class Screening:
 
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(report_html(self, without=without))
+
+
+def _code(value: pl.Expr) -> pl.Expr:
+    """0, 1, 2 for met, not met, unknown (the positions in `OUTCOMES`)."""
+    import polars as pl
+
+    return pl.when(value.is_null()).then(2).when(value).then(0).otherwise(1).cast(pl.UInt32)
 
 
 __all__ = ["OUTCOMES", "STATUSES", "Screening", "WhatIf", "screen"]

@@ -17,7 +17,7 @@ ENGINES = {"polars": "protocol_rules.engines.polars"}
 
 
 class ScreeningError(RulesError):
-    """A population cannot be screened: a missing extra, a bad layout or an unsupported construct."""
+    """A population cannot be screened: a missing extra, a bad layout, an unsupported construct."""
 
 
 def require_polars() -> Any:

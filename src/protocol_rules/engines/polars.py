@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import polars as pl
@@ -32,7 +32,7 @@ from .. import ast
 from ..check import CheckedProtocol, ir
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, WindowT
 from ..diagnostics import error
-from ..sources.population import AS_OF, AT, ROW, SEQ, VALUE, Population, convert
+from ..sources.population import AS_OF, AT, ID, ROW, SEQ, VALUE, Population, convert
 from . import ScreeningError
 
 DAY = 86400.0
@@ -167,13 +167,14 @@ def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
         return frame.with_columns(empty)
     chunks = [flags[i : i + 63] for i in range(0, len(flags), 63)]
     keys = [f":mask:{k}" for k in range(len(chunks))]
-    frame = frame.with_columns(
+    undecided = frame.filter(pl.any_horizontal(flags)).select(ROW, *flags)
+    undecided = undecided.with_columns(
         pl.sum_horizontal(
             pl.col(flag).cast(pl.Int64) * (1 << bit) for bit, flag in enumerate(chunk)
         ).alias(key)
         for key, chunk in zip(keys, chunks, strict=True)
     ).drop(flags)
-    combos = frame.select(keys).unique()
+    combos = undecided.select(keys).unique()
     lists = []
     for row in combos.iter_rows():
         names = []
@@ -181,12 +182,10 @@ def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
             names += [facts[63 * k + bit] for bit in range(63) if mask >> bit & 1]
         lists.append(names)
     combos = combos.with_columns(pl.Series(":missing", lists, dtype=pl.List(pl.String)))
-    missing = (
-        frame.select(keys)
-        .join(combos, on=keys, how="left", maintain_order="left")
-        .get_column(":missing")
-    )
-    return frame.drop(keys).with_columns(missing)
+    lists = undecided.join(combos, on=keys, how="left").select(ROW, ":missing")
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    joined = frame.drop(flags).join(lists, on=ROW, how="left", maintain_order="left")
+    return joined.with_columns(pl.col(":missing").fill_null(empty))
 
 
 def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
@@ -200,7 +199,7 @@ def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
 class _Compiler:
     """IR -> polars expressions, one method per node (see `HANDLERS`)."""
 
-    HANDLERS: dict[type, str] = {
+    HANDLERS: ClassVar[dict[type, str]] = {
         ir.Const: "_const",
         ir.FactRef: "_fact",
         ir.DefineRef: "_define",
@@ -575,9 +574,12 @@ def _run_step(
 ) -> pl.DataFrame:
     if isinstance(step, DefineStep):
         return patients.with_columns(step.expr.alias(step.column))
+    key = population.key
     if isinstance(step, SetStep):
-        items = population.observations[step.fact].group_by(ROW).agg(pl.col(VALUE).alias(step.column))
-        joined = patients.join(items, on=ROW, how="left")
+        items = (
+            population.observations[step.fact].group_by(key).agg(pl.col(VALUE).alias(step.column))
+        )
+        joined = patients.join(items, on=key, how="left")
         empty = pl.lit([], dtype=joined.schema[step.column])
         return joined.with_columns(
             pl.when(pl.col(step.fact).is_not_null())
@@ -591,6 +593,7 @@ _ORDERED = {"sum", "mean", "latest", "earliest"}
 
 
 def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> pl.DataFrame:
+    key = population.key
     observations = population.observations[step.fact].lazy()
     seconds = ":seconds"
     needed: set[str] = set()
@@ -598,7 +601,7 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
     extra += [e for _, _, e in step.last_sources]
     for e in extra:
         needed.update(e.meta.root_names())
-    needed -= {VALUE, AT, ROW, SEQ, AS_OF, seconds}
+    needed -= {VALUE, AT, ROW, ID, SEQ, AS_OF, seconds}
     known = pl.col(step.fact).is_not_null() & pl.col(AS_OF).is_not_null()
     patients = patients.with_columns(
         (known & step.seconds.is_not_null()).fill_null(False).alias(step.known)
@@ -609,19 +612,19 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
         now = population.as_of
         inside = observations.filter(pl.col(AT) >= now - length, pl.col(AT) <= now)
         if needed or AS_OF in _roots(extra):
-            columns = patients.lazy().select(ROW, AS_OF, *sorted(needed))
-            inside = inside.join(columns, on=ROW, how="inner")
+            columns = patients.lazy().select(key, AS_OF, *sorted(needed))
+            inside = inside.join(columns, on=key, how="inner")
     else:
-        keys = patients.lazy().select(ROW, AS_OF, step.seconds.alias(seconds), *sorted(needed))
-        inside = observations.join(keys, on=ROW, how="inner").filter(
+        keys = patients.lazy().select(key, AS_OF, step.seconds.alias(seconds), *sorted(needed))
+        inside = observations.join(keys, on=key, how="inner").filter(
             pl.col(AT) >= pl.col(AS_OF) - pl.col(seconds), pl.col(AT) <= pl.col(AS_OF)
         )
     if step.function in _ORDERED or step.last_sources:  # read in time order, ties as given
-        inside = inside.sort([ROW, AT, SEQ])
+        inside = inside.sort([key, AT, SEQ])
     if step.condition is not None:
         inside = inside.with_columns(step.condition.alias(":test"))
     aggregated = (
-        inside.group_by(ROW)  # within a group, rows keep their order
+        inside.group_by(key)  # within a group, rows keep their order
         .agg(
             _reduction(step).alias(step.column),
             pl.len().alias(":n"),
@@ -629,7 +632,7 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
         )
         .collect()
     )
-    joined = patients.join(aggregated, on=ROW, how="left")
+    joined = patients.join(aggregated, on=key, how="left")
     k = pl.col(step.known)
     empty = pl.col(":n").is_null()
     value = pl.col(step.column)

@@ -125,7 +125,9 @@ def _funnel(screening: Screening) -> str:
         label = row["criterion"] or "screened"
         w = width * row["remaining"] / total
         undecided = width * row["undecided"] / total
-        lines.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{html_text(label)}</text>')
+        lines.append(
+            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{html_text(label)}</text>'
+        )
         lines.append(
             f'<rect x="{left + (width - w) / 2:.1f}" y="{y}" width="{w:.1f}" height="{height - 4}" '
             f'rx="2" fill="{PASS}"><title>{html_text(row["text"] or "all screened patients")}'
@@ -206,7 +208,7 @@ def _gains(screening: Screening) -> str:
             f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{height - 4}" fill="#9fb3c8"/>',
             f'<rect x="{left}" y="{y}" width="{e:.1f}" height="{height - 4}" fill="{PASS}"/>',
             f'<text x="{left + w + 8:.1f}" y="{y + 15}">{row["keeps_out"]:,} kept out · '
-            f'{row["would_be_eligible"]:,} would be eligible</text>',
+            f"{row['would_be_eligible']:,} would be eligible</text>",
         ]
     lines.append("</svg>")
     return "".join(lines)
@@ -217,7 +219,7 @@ def _what_if(screening: Screening, without: Sequence[str]) -> str:
     rows = ["<table><tr><th>status</th><th>now</th><th>without</th></tr>"]
     for row in result.counts.iter_rows(named=True):
         rows.append(
-            f"<tr><td>{row['status']}</td><td class=\"n\">{row['before']:,}</td>"
+            f'<tr><td>{row["status"]}</td><td class="n">{row["before"]:,}</td>'
             f'<td class="n">{row["after"]:,}</td></tr>'
         )
     return "".join(rows) + "</table>"

@@ -64,9 +64,7 @@ def read(
             ]
         )
     if isinstance(data, Iterable):
-        return from_records(
-            _counted(data, progress), program, as_of, ignore_unknown=ignore_unknown
-        )
+        return from_records(_counted(data, progress), program, as_of, ignore_unknown=ignore_unknown)
     raise ScreeningError(
         [
             error(

@@ -23,7 +23,13 @@ def to_layout(records: Iterable[Any], problems: list[str] | None = None) -> Layo
     import polars as pl
 
     wide: dict[str, list[Any]] = {PATIENT_ID: []}
-    long: dict[str, list[Any]] = {PATIENT_ID: [], FACT: [], AT_COLUMN: [], VALUE_COLUMN: [], UNIT: []}
+    long: dict[str, list[Any]] = {
+        PATIENT_ID: [],
+        FACT: [],
+        AT_COLUMN: [],
+        VALUE_COLUMN: [],
+        UNIT: [],
+    }
     n = 0
     for position, record in enumerate(records, 1):
         if not isinstance(record, Mapping):

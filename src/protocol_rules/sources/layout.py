@@ -111,7 +111,9 @@ def _read_file(path: str) -> Any:
         return pl.read_csv(path, infer_schema=False)  # every cell as text; cast per fact
     except Exception as exc:  # polars raises many kinds for a corrupt file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _layout_error("PR508", f"cannot read `{path}`: {first}", path, "check the file") from None
+        raise _layout_error(
+            "PR508", f"cannot read `{path}`: {first}", path, "check the file"
+        ) from None
 
 
 def write_layout(layout: Layout, folder: str, fmt: str = "parquet") -> list[str]:
@@ -267,7 +269,7 @@ class _Reader:
         ).select(ROW, ID, AS_OF, *(f.name for f in self.facts.values()))
         patients, observations = self._reread(patients, observations)
         errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
-        return Population(patients, observations, errors, self.record, self.as_of)
+        return Population(patients, observations, errors, self.record, self.as_of, ID)
 
     def _flagged(self, frame: Any, prefix: str, mark: Callable[[int, str], None]) -> None:
         """Call `mark(row, fact)` for every flag column starting with `prefix` that is set."""
@@ -341,7 +343,12 @@ class _Reader:
         presence = {f.name: pl.Series(f.name, [None] * self.n, dtype=pl.Boolean) for f in facts}
         observations = {
             f.name: pl.DataFrame(
-                schema={ROW: pl.UInt32, AT: pl.Float64, VALUE: dtype(f.type), SEQ: pl.UInt32}
+                schema={
+                    ID: self.wide.schema[PATIENT_ID],
+                    AT: pl.Float64,
+                    VALUE: dtype(f.type),
+                    SEQ: pl.UInt32,
+                }
             )
             for f in facts
         }
@@ -352,7 +359,7 @@ class _Reader:
             fact = self.facts.get(name)
             if fact is None:
                 if not self.ignore_unknown:
-                    for row in part.get_column(ROW).unique().to_list():
+                    for row in self._rows(part.get_column(ID).unique()):
                         self.problems.setdefault(row, []).append(
                             self.program.reader._undeclared(name)
                         )
@@ -364,26 +371,20 @@ class _Reader:
                     "observations.fact",
                     f"add a column `{name}` to the patients table",
                 )
-            present = part.get_column(ROW).unique()
-            presence[name] = presence[name].scatter(present, True)
+            present = self.wide.get_column(PATIENT_ID).is_in(part.get_column(ID).implode())
+            presence[name] = present.replace(False, None).alias(name)
             observations[name] = self._observations(fact, part)
         return observations, presence
 
     def _long_rows(self) -> Any:
-        """The observations with each patient's row (`ROW`) and the input order (`SEQ`)."""
+        """The observations keyed by patient (`ID`), with the input order (`SEQ`)."""
         import polars as pl
 
-        ids = self.wide.select(
-            pl.col(PATIENT_ID), pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW)
-        )
-        if self.long.schema[PATIENT_ID] != ids.schema[PATIENT_ID]:
-            self.long = self.long.with_columns(
-                pl.col(PATIENT_ID).cast(ids.schema[PATIENT_ID], strict=False)
-            )
-        rows = self.long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(SEQ)).join(
-            ids, on=PATIENT_ID, how="left"
-        )
-        strangers = rows.filter(pl.col(ROW).is_null())
+        wanted = self.wide.schema[PATIENT_ID]
+        if self.long.schema[PATIENT_ID] != wanted:
+            self.long = self.long.with_columns(pl.col(PATIENT_ID).cast(wanted, strict=False))
+        ids = self.long.select(pl.col(PATIENT_ID).unique())
+        strangers = ids.join(self.wide.select(PATIENT_ID), on=PATIENT_ID, how="anti")
         if strangers.height:
             first = strangers.get_column(PATIENT_ID)[0]
             raise _layout_error(
@@ -393,7 +394,18 @@ class _Reader:
                 "observations.patient_id",
                 "add the patient to the patients table (every patient has one row there)",
             )
-        return rows.drop(PATIENT_ID)
+        return self.long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(SEQ)).rename(
+            {PATIENT_ID: ID}
+        )
+
+    def _rows(self, ids: Any) -> list[int]:
+        """The rows of the patients with these identifiers."""
+        import polars as pl
+
+        rows = self.wide.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW), pl.col(PATIENT_ID)
+        ).filter(pl.col(PATIENT_ID).is_in(ids.implode()))
+        return rows.get_column(ROW).to_list()
 
     def _observations(self, fact: Any, part: Any) -> Any:
         import polars as pl
@@ -416,7 +428,7 @@ class _Reader:
         else:
             suspect = suspect | (value_raw.is_null() & ~marker)
         frame = part.select(
-            pl.col(ROW),
+            pl.col(ID),
             at.alias(AT),
             values.alias(VALUE),
             pl.col(SEQ),
@@ -424,11 +436,15 @@ class _Reader:
             risky.alias(":risky"),
             marker.alias(":marker"),
         )
-        for row in frame.filter(pl.col(":suspect")).get_column(ROW).unique().to_list():
-            self.suspects.setdefault(row, set()).add(fact.name)
+        suspects = frame.filter(pl.col(":suspect")).get_column(ID).unique()
+        if len(suspects):
+            for row in self._rows(suspects):
+                self.suspects.setdefault(row, set()).add(fact.name)
         if frame.get_column(":risky").any():
             frame = self._exact_observations(fact, part, frame)
-        return frame.filter(~pl.col(":marker")).drop(":suspect", ":risky", ":marker")
+        if not series:  # a series' marker rows have no time: no window ever holds them
+            frame = frame.filter(~pl.col(":marker"))
+        return frame.drop(":suspect", ":risky", ":marker")
 
     def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
         import polars as pl
@@ -438,7 +454,9 @@ class _Reader:
         for i in index.to_list():
             value = _typed(fact, _python(part.get_column(VALUE_COLUMN)[i]))
             unit = part.get_column(UNIT)[i]
-            conversion = units.conversion(unit, fact.type.element.unit, fact.type.element.molar_mass)
+            conversion = units.conversion(
+                unit, fact.type.element.unit, fact.type.element.molar_mass
+            )
             fixed.append(conversion(float(value)))
         column = frame.get_column(VALUE).scatter(index, pl.Series(fixed, dtype=pl.Float64))
         return frame.with_columns(column)
@@ -474,7 +492,8 @@ class _Reader:
                 columns.append(column.scatter(index, new))
             patients = patients.with_columns(columns)
         for name, items in replaced.items():
-            observations[name] = _replace(observations[name], self.facts[name], items)
+            ids = self.wide.get_column(PATIENT_ID)
+            observations[name] = _replace(observations[name], self.facts[name], items, ids)
         return patients, observations
 
     def record(self, row: int, only: set[str] | None = None) -> dict[str, Any]:
@@ -552,34 +571,37 @@ def _typed(fact: Any, value: Any) -> Any:
     return value
 
 
-def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]]) -> Any:
+def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]], ids: Any) -> Any:
+    """`frame` with the observations of the patients in `items` replaced by the reader's."""
     import polars as pl
 
-    rows = [r for r, _ in items]
-    kept = frame.filter(~pl.col(ROW).is_in(rows))
+    keys = [ids[r] for r, _ in items]
+    kept = frame.filter(~pl.col(ID).is_in(pl.Series(keys, dtype=ids.dtype).implode()))
     new_rows, ats, values = [], [], []
-    for row, value in items:
+    for (_, value), key in zip(items, keys, strict=True):
         if value is UNKNOWN:
             continue
         if isinstance(fact.type, SeriesT):
             times, items_ = value
-            new_rows += [row] * len(items_)
+            new_rows += [key] * len(items_)
             ats += list(times)
             values += list(items_)
         else:
             members = sorted(value, key=str)
-            new_rows += [row] * len(members)
+            new_rows += [key] * len(members)
             ats += [None] * len(members)
             values += members
     added = pl.DataFrame(
         [
-            pl.Series(ROW, new_rows, dtype=pl.UInt32),
+            pl.Series(ID, new_rows, dtype=ids.dtype),
             pl.Series(AT, ats, dtype=pl.Float64),
             pl.Series(VALUE, values, dtype=frame.schema[VALUE]),
         ]
     )
     start = (frame.get_column(SEQ).max() or 0) + 1 if frame.height else 0
-    added = added.with_columns(pl.int_range(start, start + added.height, dtype=pl.UInt32).alias(SEQ))
+    added = added.with_columns(
+        pl.int_range(start, start + added.height, dtype=pl.UInt32).alias(SEQ)
+    )
     return pl.concat([kept, added])
 
 
@@ -646,9 +668,13 @@ def _exprs(
                 values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
             elif kind == pl.String:
                 seen = _time_map(frame.get_column(name), has_time)
-                values = raw.replace_strict(
-                    list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
-                ) if seen else nothing
+                values = (
+                    raw.replace_strict(
+                        list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
+                    )
+                    if seen
+                    else nothing
+                )
             else:
                 values = nothing
         case TextT() | ChoiceT():
@@ -708,7 +734,9 @@ def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:
         micros = raw.dt.epoch("us")
         return (micros.cast(pl.Float64) / 1e6).alias(raw.name), []
     if kind != pl.String:
-        return pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64), raw.is_not_null().arg_true().to_list()
+        return pl.Series(
+            raw.name, [None] * len(raw), dtype=pl.Float64
+        ), raw.is_not_null().arg_true().to_list()
     parse: Callable[[Any], float] = (
         (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
     )
@@ -718,9 +746,13 @@ def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:
             seen[text] = parse(text)
         except Invalid:
             seen[text] = None
-    values = raw.replace_strict(
-        list(seen), [seen[k] for k in seen], default=None, return_dtype=pl.Float64
-    ) if seen else pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64)
+    values = (
+        raw.replace_strict(
+            list(seen), [seen[k] for k in seen], default=None, return_dtype=pl.Float64
+        )
+        if seen
+        else pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64)
+    )
     bad = (raw.is_not_null() & values.is_null()).arg_true().to_list()
     return values.alias(raw.name), bad
 

@@ -7,7 +7,8 @@
   evaluator's representation (quantities as floats in the declared unit, dates as seconds since
   the epoch, choices and texts as strings); a series or set fact's column says whether the
   patient has that fact at all (true, or null when it is absent: unknown);
-- ``observations``: per series or set fact, the rows `ROW`, `AT`, `VALUE`, `SEQ`, in any order;
+- ``observations``: per series or set fact, the rows `key` (`ROW`, or `ID` when the patient
+  identifiers are unique), `AT`, `VALUE`, `SEQ`, in any order;
   `SEQ` is the input order, which breaks ties between observations at the same time (as the
   interpreter's stable sort does) for the aggregates that read observations in order;
 - ``errors``: the diagnostics of each row whose record is malformed, exactly as `evaluate` would
@@ -43,6 +44,7 @@ class Population:
     errors: Mapping[int, tuple[Diagnostic, ...]]
     record: Callable[[int], dict[str, Any]]  # row -> the patient's record, as given
     as_of: float | None = None  # the one evaluation time of every patient, if there is one
+    key: str = ROW  # the column of `patients` that the observations' rows carry: ROW or ID
 
     @property
     def size(self) -> int:
