@@ -579,7 +579,7 @@ def _run_step(
         items = (
             population.observations[step.fact].group_by(key).agg(pl.col(VALUE).alias(step.column))
         )
-        joined = patients.join(items, on=key, how="left")
+        joined = _beside(patients, items, key)
         empty = pl.lit([], dtype=joined.schema[step.column])
         return joined.with_columns(
             pl.when(pl.col(step.fact).is_not_null())
@@ -632,7 +632,7 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
         )
         .collect()
     )
-    joined = patients.join(aggregated, on=key, how="left")
+    joined = _beside(patients, aggregated, key)
     k = pl.col(step.known)
     empty = pl.col(":n").is_null()
     value = pl.col(step.column)
@@ -651,6 +651,13 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
         *(pl.col(c).fill_null(False).alias(c) for _, c, _ in step.last_sources),
     ]
     return joined.with_columns(fills).drop(":n")
+
+
+def _beside(patients: pl.DataFrame, found: pl.DataFrame, key: str) -> pl.DataFrame:
+    """`patients` with the columns of `found` (one row per key, or none) beside them; only the
+    key is joined, so the patients' own columns are not copied."""
+    aligned = patients.select(key).join(found, on=key, how="left", maintain_order="left")
+    return patients.with_columns(aligned.drop(key).get_columns())
 
 
 def _roots(exprs: list[pl.Expr]) -> set[str]:

@@ -74,9 +74,6 @@ def dtype(type_: Type) -> Any:
     raise AssertionError(type_)  # pragma: no cover
 
 
-_POWERS = [10.0**k for k in range(23)]  # exact in binary floating point
-
-
 def clean_parts(x: Any) -> tuple[Any, Any]:
     """(fast, risky) polars expressions: `units.clean` of `x` wherever `risky` is false.
 
@@ -92,7 +89,7 @@ def clean_parts(x: Any) -> tuple[Any, Any]:
     e = pl.when(finite).then(x.abs().log10().floor()).otherwise(0.0)
     d = (12.0 - e).clip(-1.0, 23.0).cast(pl.Int32)
     fits = finite & (d >= 0) & (d <= 22)
-    p = d.clip(0, 22).replace_strict(list(range(23)), _POWERS, return_dtype=pl.Float64)
+    p = pl.lit(10.0).pow(d.clip(0, 22).cast(pl.Float64))  # exact: 10**d is representable
     scaled = x * p
     half = ((scaled - scaled.floor()) - 0.5).abs() < 0.01
     ratio = x.abs() / pl.lit(10.0).pow(e)
