@@ -354,12 +354,14 @@ class _Reader:
         }
         if self.long is None or self.long.height == 0:
             return observations, presence
-        parts = self._long_rows().partition_by(FACT, as_dict=True, include_key=False)
-        for (name,), part in parts.items():
+        rows = self._long_rows()
+        names = rows.get_column(FACT).unique(maintain_order=True).to_list()
+        for name in names:
+            part = rows.lazy().filter(pl.col(FACT) == name)  # read once per fact, not copied
             fact = self.facts.get(name)
             if fact is None:
                 if not self.ignore_unknown:
-                    for row in self._rows(part.get_column(ID).unique()):
+                    for row in self._rows(part.select(pl.col(ID).unique()).collect()[ID]):
                         self.problems.setdefault(row, []).append(
                             self.program.reader._undeclared(name)
                         )
@@ -371,9 +373,9 @@ class _Reader:
                     "observations.fact",
                     f"add a column `{name}` to the patients table",
                 )
-            present = self.wide.get_column(PATIENT_ID).is_in(part.get_column(ID).implode())
+            observations[name], ids = self._observations(fact, part)
+            present = self.wide.get_column(PATIENT_ID).is_in(ids.implode())
             presence[name] = present.replace(False, None).alias(name)
-            observations[name] = self._observations(fact, part)
         return observations, presence
 
     def _long_rows(self) -> Any:
@@ -407,20 +409,22 @@ class _Reader:
         ).filter(pl.col(PATIENT_ID).is_in(ids.implode()))
         return rows.get_column(ROW).to_list()
 
-    def _observations(self, fact: Any, part: Any) -> Any:
+    def _observations(self, fact: Any, part: Any) -> tuple[Any, Any]:
+        """(the normalised observations of `fact`, the patients who have it, markers included)."""
         import polars as pl
 
         series = isinstance(fact.type, SeriesT)
         value_raw = pl.col(VALUE_COLUMN)
-        has_at = AT_COLUMN in part.columns
+        schema = part.collect_schema()
+        has_at = AT_COLUMN in schema
         marker = value_raw.is_null() & (pl.col(AT_COLUMN).is_null() if has_at else pl.lit(True))
-        unit = UNIT if UNIT in part.columns else None
+        unit = UNIT if UNIT in schema else None
         values, suspect, risky = _exprs(
-            fact, element(fact.type), VALUE_COLUMN, part.schema[VALUE_COLUMN], unit, part
+            fact, element(fact.type), VALUE_COLUMN, schema[VALUE_COLUMN], unit, part
         )
         at: Any = pl.lit(None, dtype=pl.Float64)
         if series and has_at:
-            at, bad_at, _ = _exprs(fact, TimeT(True), AT_COLUMN, part.schema[AT_COLUMN], None, part)
+            at, bad_at, _ = _exprs(fact, TimeT(True), AT_COLUMN, schema[AT_COLUMN], None, part)
             bad_at = bad_at | pl.col(AT_COLUMN).is_null()
             suspect = suspect | ((bad_at | value_raw.is_null()) & ~marker)
         elif series:
@@ -435,29 +439,28 @@ class _Reader:
             suspect.alias(":suspect"),
             risky.alias(":risky"),
             marker.alias(":marker"),
-        )
+        ).collect()
         suspects = frame.filter(pl.col(":suspect")).get_column(ID).unique()
         if len(suspects):
             for row in self._rows(suspects):
                 self.suspects.setdefault(row, set()).add(fact.name)
         if frame.get_column(":risky").any():
             frame = self._exact_observations(fact, part, frame)
+        ids = frame.get_column(ID)
         if not series:  # a series' marker rows have no time: no window ever holds them
             frame = frame.filter(~pl.col(":marker"))
-        return frame.drop(":suspect", ":risky", ":marker")
+        return frame.drop(":suspect", ":risky", ":marker"), ids
 
     def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
         import polars as pl
 
         index = frame.get_column(":risky").arg_true()
+        raw = part.select(VALUE_COLUMN, UNIT).collect()[index]
+        target = fact.type.element
         fixed = []
-        for i in index.to_list():
-            value = _typed(fact, _python(part.get_column(VALUE_COLUMN)[i]))
-            unit = part.get_column(UNIT)[i]
-            conversion = units.conversion(
-                unit, fact.type.element.unit, fact.type.element.molar_mass
-            )
-            fixed.append(conversion(float(value)))
+        for value, unit in raw.iter_rows():
+            conversion = units.conversion(unit, target.unit, target.molar_mass)  # cached
+            fixed.append(conversion(float(_typed(fact, _python(value)))))
         column = frame.get_column(VALUE).scatter(index, pl.Series(fixed, dtype=pl.Float64))
         return frame.with_columns(column)
 
@@ -618,6 +621,15 @@ def _python(value: Any) -> Any:
     return value
 
 
+def _column(frame: Any, name: str) -> Any:
+    """The distinct values of a column of a DataFrame or LazyFrame."""
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        return frame.select(pl.col(name).unique()).collect().to_series()
+    return frame.get_column(name).unique()
+
+
 def _time_map(column: Any, has_time: bool) -> dict[str, float | None]:
     """Seconds of each distinct text of a column of dates or datetimes (None: unreadable)."""
     parse: Callable[[Any], float] = (
@@ -667,7 +679,7 @@ def _exprs(
             elif isinstance(kind, pl.Datetime):
                 values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
             elif kind == pl.String:
-                seen = _time_map(frame.get_column(name), has_time)
+                seen = _time_map(_column(frame, name), has_time)
                 values = (
                     raw.replace_strict(
                         list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
@@ -705,7 +717,7 @@ def _converted(values: Any, unit: str, type_: QtyT, frame: Any) -> tuple[Any, An
 
     column = pl.col(unit).cast(pl.String)
     out, bad, risky = values, pl.lit(False), pl.lit(False)
-    names = frame.get_column(unit).cast(pl.String).drop_nulls().unique().to_list()
+    names = _column(frame, unit).cast(pl.String).drop_nulls().unique().to_list()
     for name in names:
         if name == type_.unit:
             continue

@@ -91,7 +91,9 @@ def clean_parts(x: Any) -> tuple[Any, Any]:
     fits = finite & (d >= 0) & (d <= 22)
     p = pl.lit(10.0).pow(d.clip(0, 22).cast(pl.Float64))  # exact: 10**d is representable
     scaled = x * p
-    half = ((scaled - scaled.floor()) - 0.5).abs() < 0.01
+    # below 2**44 a float's spacing is at most 2**-8: a product off a half by more than that
+    # rounds the same way as the exact product does
+    half = ((scaled - scaled.floor()) - 0.5).abs() < 0.004
     ratio = x.abs() / pl.lit(10.0).pow(e)
     edge = (ratio < 1.0 + 1e-9) | (ratio > 10.0 - 1e-8)
     fast = pl.when(fits).then(scaled.round(0) / p).otherwise(x)
