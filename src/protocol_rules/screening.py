@@ -1,9 +1,15 @@
 """Screening a population: one protocol over many patients, and what a trial team reads from it.
 
 `screen` reads the data (`sources`), runs a back end (`engines`) and returns a `Screening`,
-which only reads the engine's result frame: every back end that produces that frame — one
-boolean per criterion (null for unknown), the missing facts, the near-miss leaves — gets the
-same counts, attrition, what-if, near misses, writers and report.
+which only reads the engine's result: every back end gets the same counts, attrition, what-if,
+near misses, writers and report if it provides
+
+- ``compile_protocol(checked)`` returning an object with ``run(population)`` -> a polars
+  DataFrame with one row per patient in input order: ``:id`` (the patient id), ``c0``, ``c1``,
+  … (each criterion's value in file order: true, false, or null for unknown) and ``:missing``
+  (list of the missing facts' names, empty unless undecided);
+- and ``near_misses(frame)`` -> (per criterion index, its leaves `near_miss.Leaf` with the name
+  of a struct column ``value, distance, relative, flips``; the frame with those columns added).
 """
 
 from __future__ import annotations

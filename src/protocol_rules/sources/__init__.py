@@ -49,7 +49,11 @@ def read(
             return from_records(
                 _counted(read_jsonl(path), progress), program, as_of, ignore_unknown=ignore_unknown
             )
+        if progress:
+            progress("reading", 0, None)
         layout = read_layout(path)
+        if progress:
+            progress("checking the data", 0, layout.patients.height)
         return from_layout(layout, program, as_of, ignore_unknown=ignore_unknown)
     if isinstance(data, Mapping):
         raise ScreeningError(
