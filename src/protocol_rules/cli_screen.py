@@ -170,12 +170,19 @@ class _progress:
         if sys.stderr.isatty() and not os.environ.get("PROTOCOL_RULES_NO_PROGRESS"):
             try:
                 from rich.console import Console
-                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    Progress,
+                    SpinnerColumn,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
             except ImportError:  # pragma: no cover - rich comes with the [screen] extra
                 return self.update
             self.display = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
+                BarColumn(),  # pulses while the total is not known
                 TextColumn("{task.completed:,} patients"),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
