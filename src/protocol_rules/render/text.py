@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..near_miss import near_miss_text
 from ..result import CriterionResult, MissingFact, Outcome, Result, Status, Trace
 from .safe import printable
 
@@ -371,6 +372,8 @@ def _criterion_block(c: CriterionResult, paint: _Painter, width: int, traces: bo
     lines = _wrap(head + paint(flag, "bold"), width, " " * 16)
     if c.note:
         lines += _wrap(f"       note: {_safe(c.note)}", width, " " * 13)
+    for m in c.near_misses:
+        lines += _wrap(f"       near miss: {_safe(near_miss_text(m))}", width, " " * 18)
     if traces:
         lines.extend("       " + line for line in trace_lines(c.trace, paint, width - 7))
     return lines
