@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -30,6 +30,7 @@ from .facts import (
 )
 from .render.safe import printable
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
+from .snapshot import snapshot
 
 U = UNKNOWN
 Fn = Callable[[list[Any], list[Any]], Any]
@@ -118,7 +119,7 @@ class Program:
         # when callers keep many results); each criterion's value is in V at its root, and
         # the outcomes are one string.
         slots = self.reader.slots  # the record's facts as given, safe from later edits
-        given = {k: _snapshot(v) for k, v in patient.items() if k in slots}
+        given = {k: snapshot(v) for k, v in patient.items() if k in slots}
         make_criteria = partial(Program._criteria, self, status, F, V, given)
         codes = "".join(map(_CODE_OF.__getitem__, values))
         return Result(
@@ -267,9 +268,6 @@ class Program:
         return index
 
 
-_ATOMS = frozenset((str, int, float, bool, type(None)))
-
-
 def _is_series(type_: Any) -> bool:
     from .check.types import SeriesT
 
@@ -278,52 +276,6 @@ def _is_series(type_: Any) -> bool:
 
 def _observations(n: int) -> str:
     return "1 observation" if n == 1 else f"{n} observations"
-
-
-def _snapshot(value: Any) -> Any:
-    """A copy of a fact's value as given, as JSON-ready data, so a result never changes after
-    it was made and always renders: Mappings become dicts, tuples lists, dates ISO strings.
-
-    The common shapes (a number, a quantity dict, a list of observation dicts) are copied
-    without a recursive call; anything else goes through `_plain`.
-    """
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is list:  # a series or a set: copy its observations too
-        return [o if type(o) in _ATOMS else _copy_object(o) for o in value]
-    return _copy_object(value)
-
-
-def _copy_object(value: Any) -> Any:
-    if type(value) is dict:
-        copy = dict(value)
-        for item in copy.values():
-            if type(item) not in _ATOMS:
-                return _plain(value)
-        return copy
-    return _plain(value)
-
-
-def _plain(value: Any, depth: int = 0) -> Any:
-    """`value` as JSON data. Validated facts are a few levels deep; deeper parts (only in
-    keys `evaluate` does not read) are cut short rather than followed."""
-    if type(value) in _ATOMS:
-        return value
-    if depth > 8:
-        return "…"
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, depth + 1) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    for plain in (bool, int, float, str):  # subclasses, e.g. numpy's float64
-        if isinstance(value, plain):
-            return plain(value)
-    return repr(value)
 
 
 def compile_protocol(checked: CheckedProtocol) -> Program:
