@@ -274,6 +274,36 @@ class Negate:
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
+# --------------------------------------------------------------------------- calculation
+# docs/language/calculation.md, docs/language/functions.md
+
+
+@frozen
+class If:
+    """`if count(w) >= 6 then all(w) < 0.5 'mL/kg/h' else unknown`."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class UnknownLit:
+    """`unknown`: the unknown value of whatever type the context gives it."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Power:
+    """`height ^ 2`, `0.9938 ^ (age / 1 'a')`: binds tighter than unary minus."""
+
+    base: Expr
+    exponent: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
 Expr: TypeAlias = (
     NumberLit
     | QuantityLit
@@ -296,6 +326,9 @@ Expr: TypeAlias = (
     | Count
     | Arithmetic
     | Negate
+    | If
+    | UnknownLit
+    | Power
 )
 
 
@@ -446,11 +479,29 @@ class Fact:
 
 
 @frozen
+class Parameter:
+    """`weight: quantity 'kg'`: a typed parameter of a function."""
+
+    name: str
+    type: TypeExpr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
 class Define:
-    """`define creatinine_doubled = …`."""
+    """`define creatinine_doubled = …`; with `params`, a function: `define bmi(w: …, h: …) = …`.
+
+    `params` is None for a plain define (a value), a tuple for a function; `type` is the
+    declared type written after the name or the parameters (`define f(x: number): number = …`);
+    `note` records a source or a reading (`define bmi(…) note "WHO, 2000" = …`).
+    """
 
     name: str
     expr: Expr
+    params: tuple[Parameter, ...] | None = None
+    type: TypeExpr | None = None
+    note: str | None = None  # e.g. a formula's literature reference
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
     name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
@@ -468,7 +519,16 @@ class Criterion:
     id_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
-Item: TypeAlias = Fact | Define | Criterion
+@frozen
+class Use:
+    """`use kidney` (a library shipped in the package) or `use "egfr.rules"` (a file)."""
+
+    name: str
+    is_file: bool
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+Item: TypeAlias = Fact | Define | Criterion | Use
 
 
 @frozen
@@ -507,4 +567,10 @@ def children(node: Expr) -> tuple[Expr, ...]:
             return (w, c)
         case Count(conditions=cs):
             return cs
+        case If(condition=a, then=b, otherwise=c):
+            return (a, b, c)
+        case UnknownLit():
+            return ()
+        case Power(base=a, exponent=b):
+            return (a, b)
     raise AssertionError(f"unknown node {node!r}")

@@ -34,6 +34,9 @@ CODES: dict[str, str] = {
     "PR107": "expression nested too deeply",
     "PR108": "malformed literal (number, date or unit)",
     "PR109": "missing protocol header",
+    # syntax of calculation
+    "PR130": "`**` instead of `^`",
+    "PR131": "`if` without `then` or `else`",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
@@ -46,6 +49,17 @@ CODES: dict[str, str] = {
     "PR209": "fact declared but never used",
     "PR210": "define never used",
     "PR211": "protocol without criteria",
+    # functions and libraries
+    "PR230": "recursive function",
+    "PR231": "unknown library",
+    "PR232": "name clash between a library, the protocol or a built-in",
+    "PR233": "library file refused (outside the protocol's folder, not `.rules`)",
+    "PR234": "cycle among used files",
+    "PR235": "library holds more than defines",
+    "PR236": "function body reads a fact",
+    "PR237": "function used as a value, or a value called",
+    "PR238": "duplicate parameter",
+    "PR239": "library used for nothing",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -59,6 +73,15 @@ CODES: dict[str, str] = {
     "PR310": "option does not apply to this type",
     "PR311": "value outside the declared range",
     "PR312": "mixed or empty set",
+    # calculation
+    "PR330": "bad power: quantity exponent, or non-integer power of a quantity",
+    "PR331": "branches of `if` (or operands of `first_known`) of different types",
+    "PR332": "type of `unknown` cannot be inferred",
+    "PR333": "argument does not fit its parameter (type or unit)",
+    "PR334": "bad argument of a math function",
+    "PR335": "comparison with `unknown`",
+    "PR336": "body does not match the declared type",
+    "PR337": "constant calculation without a value (domain error)",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",

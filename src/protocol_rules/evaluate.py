@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from . import ast
+from .calculate import CalcCompiler
 from .check import CheckedProtocol, ir
 from .diagnostics import PatientDataError, error
 from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
@@ -223,8 +224,11 @@ def compile_protocol(checked: CheckedProtocol) -> Program:
     return Program(checked)
 
 
-class _Compiler:
-    """IR -> closures. Assigns each node a slot in the value record ``V``."""
+class _Compiler(CalcCompiler):
+    """IR -> closures. Assigns each node a slot in the value record ``V``.
+
+    The calculation nodes (`if`, `^`, functions, …) are compiled by `CalcCompiler`.
+    """
 
     def __init__(self, as_of_slot: int) -> None:
         self.as_of_slot = as_of_slot
@@ -236,6 +240,7 @@ class _Compiler:
         self.define_fns: dict[str, Fn] = {}
         self.uses_time = False
         self._each_slots: list[int] = []
+        self._param_slots: list[tuple[int, ...]] = []  # argument slots of the calls being compiled
 
     def _slot(self, node: ir.Node, initial: Any = NOTRUN) -> int:
         self.nodes.append(node)
@@ -257,7 +262,7 @@ class _Compiler:
         i = self._slot(node)
         kids = (
             [self.compile(c) for c in ir.children(node)]
-            if not isinstance(node, ir.Quantified)
+            if not isinstance(node, ir.Quantified | ir.FunctionCall)
             else []
         )
         if kids:
@@ -380,6 +385,9 @@ class _Compiler:
                     return r
 
                 return diff
+        built = self._build_calc(node, i, fns)
+        if built is not None:
+            return built
         raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
 
     def _fact_read(self, i: int, operand: ir.Node) -> tuple[int, int] | None:

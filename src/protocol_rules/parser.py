@@ -26,7 +26,7 @@ MAX_DEPTH = 120
 #: Syntax errors reported for one file before giving up.
 MAX_SYNTAX_ERRORS = 20
 
-_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion)\b", re.MULTILINE)
+_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion|use)\b", re.MULTILINE)
 
 
 def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
@@ -226,8 +226,34 @@ class _Builder(Transformer):
         return ast.SetType(children[0], span=self._span(meta))
 
     def define(self, meta, children):
-        name, _eq, expr = children
-        return ast.Define(str(name), expr, span=self._span(meta), name_span=self._tok(name))
+        name, params, declared, note, _eq, expr = children
+        return ast.Define(
+            str(name),
+            expr,
+            params,
+            declared,
+            note,
+            span=self._span(meta),
+            name_span=self._tok(name),
+        )
+
+    # ---- functions and libraries (docs/language/functions.md, libraries.md)
+
+    def parameters(self, meta, children):
+        return tuple(children)
+
+    def parameter(self, meta, children):
+        name, type_ = children
+        return ast.Parameter(str(name), type_, span=self._span(meta), name_span=self._tok(name))
+
+    def declared_type(self, meta, children):
+        return children[0]
+
+    def use(self, meta, children):
+        (token,) = children
+        is_file = token.type == "STRING"
+        name = _unquote(token) if is_file else str(token)
+        return ast.Use(name, is_file, span=self._span(meta))
 
     def criterion(self, meta, children):
         kind, ident, text, *rest = children
@@ -360,6 +386,19 @@ class _Builder(Transformer):
 
     def negate(self, meta, children):
         return ast.Negate(children[1], span=self._span(meta))
+
+    # ---- calculation (docs/language/calculation.md)
+
+    def if_expr(self, meta, children):
+        condition, then, otherwise = children
+        return ast.If(condition, then, otherwise, span=self._span(meta))
+
+    def unknown(self, meta, children):
+        return ast.UnknownLit(span=self._span(meta))
+
+    def power(self, meta, children):
+        base, _caret, exponent = children
+        return ast.Power(base, exponent, span=self._span(meta))
 
     # ---- atoms
 

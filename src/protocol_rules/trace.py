@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import ast
+from .calculate import domain_why
 from .check import ir
 from .check.types import QtyT, SeriesT, TimeT, Type, WindowT
 from .evaluate import NOTRUN
@@ -39,6 +41,14 @@ _KINDS = {
     ir.TimeSince: "time_since",
     ir.DateShift: "date arithmetic",
     ir.DateDiff: "date arithmetic",
+    ir.Convert: "conversion",  # shown as its operand (see `TraceBuilder.build`)
+    ir.If: "if",
+    ir.FirstKnown: "first_known",
+    ir.Unknown: "literal",
+    ir.Power: "power",
+    ir.Math: "function",
+    ir.Param: "parameter",
+    ir.FunctionCall: "call",
 }
 
 
@@ -114,6 +124,14 @@ class TraceBuilder:
                     why = _first_why(children) or f"define `{name}` is unknown"
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
                 why = "division by zero"
+            case ir.Unknown():
+                why = "the rules say `unknown` here"
+            case ir.Power() | ir.Math() if value is UNKNOWN:
+                why = _first_why(children) or domain_why(node, [c.value for c in children])
+            case ir.FunctionCall():
+                children = (*children[:-1], self._body(i, node, children[-1]))
+                if value is UNKNOWN:
+                    why = _first_why(children)
             case _:
                 if value is UNKNOWN:
                     why = _first_why(children)
@@ -131,6 +149,23 @@ class TraceBuilder:
             children,
             line,
             column,
+        )
+
+    def _body(self, i: int, node: ir.FunctionCall, body: Trace) -> Trace:
+        """The body of a called function, under one node of kind `body` (shown on demand)."""
+        decl = node.source
+        name = decl.function if isinstance(decl, ast.Call) else node.function
+        return Trace(
+            f"{name}(…) = {body.expr}",
+            "body",
+            body.value,
+            body.known,
+            body.unit,
+            body.evaluated,
+            body.why,
+            children=(body,),
+            line=body.line,
+            column=body.column,
         )
 
     def _with_value(self, inner: Trace, i: int, node: ir.Node) -> Trace:

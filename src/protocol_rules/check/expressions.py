@@ -16,6 +16,7 @@ from ..diagnostics import Diagnostic, error, warning
 from ..source import Span
 from ..suggestions import did_you_mean
 from . import ir
+from .calc import CalcChecks
 from .types import (
     BOOL,
     DAYS,
@@ -52,8 +53,12 @@ def to_epoch(iso: str) -> float:
     return moment.timestamp()
 
 
-class ExprChecker:
-    """Types the expressions of one protocol against its facts and already-checked defines."""
+class ExprChecker(CalcChecks):
+    """Types the expressions of one protocol against its facts and already-checked defines.
+
+    The calculation constructs (`if`, `unknown`, `^`, math functions, function calls) are
+    checked by the `CalcChecks` mixin (check/calc.py).
+    """
 
     def __init__(
         self,
@@ -77,16 +82,18 @@ class ExprChecker:
             if choice:
                 for name in choice.choices:
                     self._choices.setdefault(name, []).append(choice)
+        self._init_calc()
 
     # ------------------------------------------------------------------ entry points
 
     def condition(self, node: ast.Expr, what: str) -> ir.Node:
         """Check an expression that must be a boolean condition (a criterion's body)."""
-        result = self.check(node)
+        result = self.check(node, BOOL)
         self._require_bool(result, what)
         return result
 
-    def check(self, node: ast.Expr, expected: Type | None = None) -> ir.Node:
+    def _check(self, node: ast.Expr, expected: Type | None = None) -> ir.Node:
+        """Type one expression; `check` (in `CalcChecks`) wraps this with the `unknown` rule."""
         match node:
             case ast.NumberLit(value=v, is_integer=i):
                 return ir.Const(int(v) if i else v, INTEGER if i else NUMBER, source=node)
@@ -103,22 +110,22 @@ class ExprChecker:
             case ast.BoolLit(value=v):
                 return ir.Const(v, BOOL, source=node)
             case ast.Name():
-                return self._name(node, expected)
+                return self._scoped_name(node, expected)
             case ast.Each():
                 return ir.Each(self._each_types[-1], source=node)
             case ast.Call():
-                return self._call(node)
+                return self._any_call(node, expected)
             case ast.Not(operand=o):
-                operand = self.check(o)
+                operand = self.check(o, BOOL)
                 self._require_bool(operand, "the operand of `not`")
                 return ir.Not(operand, BOOL, source=node)
             case ast.Logic(op=op, operands=ops):
-                checked = tuple(self.check(o) for o in ops)
+                checked = tuple(self.check(o, BOOL) for o in ops)
                 for o in checked:
                     self._require_bool(o, f"an operand of `{op.value}`")
                 return ir.Logic(op, checked, BOOL, source=node)
             case ast.Comparison():
-                return self._comparison(node)
+                return self._compare_unknown(node)
             case ast.Between():
                 return self._between(node)
             case ast.InSet():
@@ -148,6 +155,8 @@ class ExprChecker:
                 if isinstance(operand, ir.Const):
                     return ir.Const(-operand.value, operand.type, source=node)
                 return ir.Negate(operand, operand.type, source=node)
+            case ast.If() | ast.UnknownLit() | ast.Power():
+                return self._calculation(node, expected)
         assert_never(node)
 
     # ------------------------------------------------------------------ names

@@ -202,6 +202,125 @@ class DateDiff:
     source: ast.Expr = field(eq=False, repr=False, kw_only=True)
 
 
+# --------------------------------------------------------------------------- calculation
+# Each node below is a pure function of its children's values and says exactly what it does
+# with an unknown operand, so that a polars or SQL back end can compile it: unknown is NULL,
+# and a domain error (ln of 0, overflow, ...) is NULL too, never an exception, inf or NaN.
+
+
+@frozen
+class If:
+    """`if C then A else B`.
+
+    Unknown when `condition` is unknown (even if both branches agree); otherwise the value of
+    `then` (C true) or `otherwise` (C false), evaluating only that branch. Both branches have
+    `type` (the checker converted quantities to one unit). SQL: ``CASE WHEN C THEN A WHEN NOT C
+    THEN B END`` (NULL when C is NULL).
+    """
+
+    condition: Node
+    then: Node
+    otherwise: Node
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class FirstKnown:
+    """`first_known(A, B, …)`: the first operand that is known, unknown if none is.
+
+    Operands are evaluated left to right and evaluation stops at the first known one; all
+    have `type`. SQL: ``COALESCE(A, B, …)``.
+    """
+
+    operands: tuple[Node, ...]
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Unknown:
+    """The literal `unknown`: the unknown value of `type`. SQL: ``CAST(NULL AS …)``."""
+
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Power:
+    """`A ^ B`: ``A ** B`` on floats (an integer when both are integers and B >= 0).
+
+    Unknown when either operand is unknown, and for the domain errors: 0 to a negative power,
+    a negative number to a non-integer power, and a result beyond 1e300 in magnitude
+    (overflow). When `base` is a quantity, `exponent` is an integer constant and `type` is in
+    the base unit to that power (`m` -> `m2`); values are plain floats in those units.
+    SQL: ``POWER(A, B)`` guarded by the same conditions.
+    """
+
+    base: Node
+    exponent: Node
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+#: The functions a `Math` node applies.
+MATH_FUNCTIONS = ("ln", "log10", "exp", "sqrt", "abs", "round", "min", "max")
+
+
+@frozen
+class Math:
+    """A built-in function of scalars: `ln`, `log10`, `exp`, `sqrt`, `abs`, `round`, `min`, `max`.
+
+    Strict: unknown when any argument is unknown. Per function, with x the first argument:
+
+    - ``ln(x)``, ``log10(x)``: natural / decimal logarithm of a plain number; unknown for
+      x <= 0.
+    - ``exp(x)``: e to the x; unknown when the result passes 1e300 (x > 690.77...).
+    - ``sqrt(x)``: square root; unknown for x < 0. For a quantity the checker converted x into
+      a unit with even powers (`m2`) and `type` has the halved unit (`m`).
+    - ``abs(x)``: absolute value, same type.
+    - ``round(x, n)``: x rounded to n decimal places (n an integer constant, maybe negative),
+      halves away from zero on the decimal value as written (2.675 -> 2.68, -0.5 -> -1).
+    - ``min(a, b, …)``, ``max(a, b, …)``: the smallest / largest argument; all arguments were
+      converted to one unit (or are all dates, or all numbers).
+    """
+
+    function: str
+    args: tuple[Node, ...]
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Param:
+    """A parameter inside a function's body: the value of argument `index` of the call that is
+    being evaluated (the innermost enclosing `FunctionCall`). Unknown when that argument is."""
+
+    name: str
+    index: int
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class FunctionCall:
+    """`ckd_epi_2021(creatinine, age, female)`: a call of a function written in the language.
+
+    `function` is the function's qualified name (`kidney.ckd_epi_2021` for a library's);
+    `args` are already converted to the parameters' declared units; `body` is the function's
+    checked body, in which `Param(i)` stands for ``args[i]``. Semantics: evaluate every argument
+    (call by value), then `body`; unknown arguments flow into the body like any unknown (the
+    body may test them). Functions are never recursive (refused statically), so a back end may
+    simply inline `body` with each `Param` replaced by its argument.
+    """
+
+    function: str
+    args: tuple[Node, ...]
+    body: Node
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
 Node: TypeAlias = (
     Const
     | FactRef
@@ -224,6 +343,13 @@ Node: TypeAlias = (
     | TimeSince
     | DateShift
     | DateDiff
+    | If
+    | FirstKnown
+    | Unknown
+    | Power
+    | Math
+    | Param
+    | FunctionCall
 )
 
 
@@ -250,4 +376,14 @@ def children(node: Node) -> tuple[Node, ...]:
             return (w,)
         case Quantified(window=w, condition=c):
             return (w, c)
+        case If(condition=a, then=b, otherwise=c):
+            return (a, b, c)
+        case FirstKnown(operands=ops) | Math(args=ops):
+            return ops
+        case Unknown() | Param():
+            return ()
+        case Power(base=a, exponent=b):
+            return (a, b)
+        case FunctionCall(args=args, body=body):
+            return (*args, body)
     raise AssertionError(f"unknown IR node {node!r}")

@@ -27,10 +27,30 @@ class FactInfo:
 
 @frozen
 class DefineInfo:
+    """A checked define (a value); `name` is its key: `x`, or `kidney.x` for a library's."""
+
     name: str
     type: Type
     body: ir.Node
     decl: ast.Define
+    origin: str | None = None  # the library it comes from (`kidney`, `egfr.rules`), if any
+
+
+@frozen
+class FunctionInfo:
+    """A checked function (a define with parameters): its signature and its checked body.
+
+    `key` is unique in a protocol (`bmi`, or `kidney.bmi` for a library's); `params` are the
+    parameter names and declared types; `type` is the declared or inferred return type.
+    """
+
+    name: str
+    key: str
+    params: tuple[tuple[str, Type], ...]
+    type: Type
+    body: ir.Node
+    decl: ast.Define
+    origin: str | None = None
 
 
 @frozen
@@ -53,3 +73,5 @@ class CheckedProtocol:
     criteria: tuple[CriterionInfo, ...]  # in file order
     source: Source
     syntax: ast.ProtocolFile
+    functions: tuple[FunctionInfo, ...] = ()  # the protocol's own and its libraries'
+    libraries: tuple[str, ...] = ()  # the libraries it uses, as written (`kidney`, …)

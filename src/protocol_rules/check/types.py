@@ -95,11 +95,21 @@ class ErrorT:
         return "error"
 
 
-Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT
+@frozen
+class UnknownT:
+    """The type of the literal `unknown` until its context (an `if` branch, an argument) gives
+    it one; an expression left with this type is an error (PR332)."""
+
+    def __str__(self) -> str:
+        return "`unknown`"
+
+
+Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT | UnknownT
 
 BOOL = BoolT()
 NUMBER = NumT()
 INTEGER = NumT(integer=True)
 TEXT = TextT()
 ERROR = ErrorT()
+UNKNOWN_TYPE = UnknownT()
 DAYS = QtyT("d")

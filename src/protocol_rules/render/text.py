@@ -29,7 +29,7 @@ _STYLE = {
     "dim": "\x1b[2m",
 }
 _RESET = "\x1b[0m"
-_SIMPLE = {"fact", "literal", "observation"}
+_SIMPLE = {"fact", "literal", "observation", "parameter"}
 
 
 class _Painter:
@@ -147,7 +147,12 @@ def _shown_children(trace: Trace) -> list[Trace]:
         return []  # its window's observations are listed below it instead
     if trace.kind in ("window", "quantified"):
         return []  # observations are listed below the node
-    return [c for c in trace.children if c.kind != "literal" or trace.kind == "count"]
+    # A called function's body (kind `body`) is in the trace data, not in this summary.
+    return [
+        c
+        for c in trace.children
+        if (c.kind != "literal" or trace.kind == "count") and c.kind != "body"
+    ]
 
 
 def _observation_lines(trace: Trace) -> list[str]:
