@@ -183,3 +183,57 @@ def test_docs_build_highlights_rules_blocks(tmp_path: Path) -> None:
         b for b in blocks if not re.search(r'<span class="(k[a-z]?|ow|s[a-z]?|nb|m[a-z]?)">', b)
     ]
     assert not plain, f"{len(plain)} rules blocks were rendered as plain text"
+
+
+# --------------------------------------------------------------------------- calculation
+
+CALC_SAMPLE = """\
+protocol CALC
+use kidney
+use "helpers.rules"
+fact creatinine: quantity 'mg/dL' molar_mass 113.12 'g/mol'
+fact age: quantity 'a'
+fact female: boolean
+fact urine: series of quantity 'mL/kg/h'
+define twice(v: number): number note "doubles" = 2 * v
+inclusion I1 "x": if count(urine over last 6 hours) >= 6 then all(urine over last 6 hours) < 0.5 'mL/kg/h' else unknown
+inclusion I2 "x": ckd_epi_2021(creatinine, age, female) < 60 'mL/min/{1.73_m2}'
+inclusion I3 "x": twice(-2 ^ 2) < round(sqrt(ln(exp(abs(log10(100))))), 2) and first_known(age, 1 years) > 0 years
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("use", Keyword.Namespace),
+        ("kidney", Name.Namespace),
+        ('"helpers.rules"', Name.Namespace),
+        ("twice", Name.Function),
+        ("if", Keyword),
+        ("then", Keyword),
+        ("else", Keyword),
+        ("unknown", Keyword),
+        ("^", Operator),
+        ("ckd_epi_2021", Name.Function),
+        ("round", Name.Builtin),
+        ("sqrt", Name.Builtin),
+        ("ln", Name.Builtin),
+        ("exp", Name.Builtin),
+        ("abs", Name.Builtin),
+        ("log10", Name.Builtin),
+        ("first_known", Name.Builtin),
+    ],
+)
+def test_calculation_token_kinds(value: str, kind: object) -> None:
+    assert kind_of(CALC_SAMPLE, value) == kind
+
+
+def test_calculation_sample_has_no_error_tokens() -> None:
+    assert [v for t, v in tokens(CALC_SAMPLE) if t in Error] == []
+
+
+def test_the_shipped_libraries_have_no_error_tokens() -> None:
+    from protocol_rules.library import shipped, shipped_text
+
+    for name in shipped():
+        assert [v for t, v in tokens(shipped_text(name)) if t in Error] == [], name

@@ -396,6 +396,9 @@ def _extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
                 st.sampled_from(["at least", "at most"]), st.integers(0, len(cs)), st.just(cs)
             )
         ),
+        # calculation (docs/language/calculation.md): `if` and `first_known` on conditions
+        st.tuples(st.just("if"), children, children, children),
+        st.tuples(st.just("first_known"), st.lists(children, min_size=1, max_size=3)),
     )
 
 
@@ -422,6 +425,11 @@ def truth(tree: Any, env: dict[str, bool | None]) -> bool | None:
         if decisive in values:
             return decisive
         return None if None in values else not decisive
+    if kind == "if":  # unknown when the condition is, even if both branches agree
+        condition = truth(tree[1], env)
+        return None if condition is None else truth(tree[2] if condition else tree[3], env)
+    if kind == "first_known":
+        return next((v for v in (truth(t, env) for t in tree[1]) if v is not None), None)
     n, values = tree[1], [truth(t, env) for t in tree[2]]
     true, unknown = values.count(True), values.count(None)
     if kind == "at least":
@@ -429,7 +437,7 @@ def truth(tree: Any, env: dict[str, bool | None]) -> bool | None:
     return True if true + unknown <= n else (False if true > n else None)
 
 
-_PREC = {"or": 1, "and": 2, "not": 3}
+_PREC = {"if": 0, "or": 1, "and": 2, "not": 3}
 
 
 def render(tree: Any, minimal: bool) -> str:
@@ -452,6 +460,10 @@ def render(tree: Any, minimal: bool) -> str:
     if kind in ("and", "or"):
         need = 3 if kind == "and" else 2
         return f" {kind} ".join(wrap(t, need) for t in tree[1])
+    if kind == "if":
+        return f"if {wrap(tree[1], 1)} then {wrap(tree[2], 1)} else {wrap(tree[3], 0)}"
+    if kind == "first_known":
+        return f"first_known({', '.join(render(t, minimal) for t in tree[1])})"
     return f"{kind} {tree[1]} of ({', '.join(render(t, minimal) for t in tree[2])})"
 
 

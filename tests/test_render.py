@@ -64,7 +64,7 @@ def test_json_round_trip(nct, name):
 
 def test_schema_version_and_top_level_shape(nct):
     data = nct.evaluate(load_patient("indeterminate.json")).to_dict()
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert data["protocol"] == {
         "id": "NCT04194671",
         "title": "Clinical Trial of Mesenchymal Stem Cells in the Treatment of Severe Acute "

@@ -215,19 +215,32 @@ def power_unit(ucum: str, n: int) -> str:
 
 
 def root_unit(ucum: str) -> str | None:
-    """The unit whose square is `ucum` when every factor has an even power (`m2` -> `m`,
-    `kg2/m4` -> `kg/m2`), else None."""
-    out = []
+    """The unit whose square is `ucum` when every unit in it has an even power (`m2` -> `m`,
+    `cm.cm` -> `cm`, `kg2/m4` -> `kg/m2`), else None. Only products and quotients of plain
+    units are taken apart (UCUM reads `a/b.c` as `(a/b).c`)."""
+    exponents: dict[str, int] = {}
+    sign = 1
     for piece in re.split(r"([./])", ucum):
-        if piece in ("", ".", "/"):  # an operator (or the empty text before a leading `/`)
-            out.append(piece)
+        if piece in (".", "/"):
+            sign = 1 if piece == "." else -1
+            continue
+        if piece == "":  # the empty text before a leading `/`
             continue
         match = _FACTOR.match(piece)
-        if not match or int(match["exp"] or 1) % 2:
+        if not match:
             return None
-        half = int(match["exp"]) // 2
-        out.append(match["atom"] + ("" if half == 1 else str(half)))
-    root = "".join(out)
+        exponents[match["atom"]] = exponents.get(match["atom"], 0) + sign * int(match["exp"] or 1)
+    if not exponents or any(e % 2 for e in exponents.values()):
+        return None
+
+    def factor(atom: str, exponent: int) -> str:
+        return atom + ("" if exponent == 1 else str(exponent))
+
+    up = [factor(a, e // 2) for a, e in exponents.items() if e > 0]
+    down = [factor(a, -e // 2) for a, e in exponents.items() if e < 0]
+    root = ".".join(up) + "".join("/" + d for d in down)
+    if not root:
+        return None  # everything cancelled: a plain number, handled by the caller
     try:
         check_unit(root)
     except UnitError:

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .. import units as _units
 from ..check import ir
@@ -60,6 +60,8 @@ class Boundaries:
     instants: Mapping[str, tuple[float, ...]]
     relations: tuple[tuple[Linear, Linear], ...]
     texts: Mapping[str, tuple[str, ...]]
+    #: `count(S over last D) >= N` thresholds per series: how many observations flip it.
+    counts: Mapping[str, tuple[float, ...]] = field(factory=dict)
 
 
 def element_type(type_: Type) -> Type:
@@ -87,11 +89,12 @@ class _Harvester:
     def __init__(self, defines: Mapping[str, ir.Node]) -> None:
         self.defines = defines
         self.found: dict[str, dict[str, set[Any]]] = {
-            k: {} for k in ("value", "windows", "since", "instant", "texts")
+            k: {} for k in ("value", "windows", "since", "instant", "texts", "counts")
         }
         self.relations: dict[tuple[Linear, Linear], None] = {}
         self.each: list[Linear | None] = []
         self._busy: set[str] = set()
+        self.arguments: list[tuple[ir.Node, ...]] = []  # of the calls being visited
 
     def result(self) -> Boundaries:
         def frozen_(kind: str) -> dict[str, tuple[Any, ...]]:
@@ -104,6 +107,7 @@ class _Harvester:
             frozen_("instant"),
             tuple(self.relations),
             frozen_("texts"),
+            frozen_("counts"),
         )
 
     def _add(self, kind: str, fact: str, value: Any) -> None:
@@ -131,11 +135,30 @@ class _Harvester:
                 self.visit(condition)
                 self.each.pop()
                 return
+            case ir.FunctionCall(args=args, body=body):
+                for arg in args:
+                    self.visit(arg)
+                self.arguments.append(args)
+                self.visit(body)
+                self.arguments.pop()
+                return
         for child in ir.children(node):
             self.visit(child)
 
     def _compare(self, a: ir.Node, b: ir.Node) -> None:
+        """Thresholds of `a` compared with `b`, seen through `if`, `first_known`, min/max…"""
+        for x in _passed_through(a):
+            for y in _passed_through(b):
+                self._compare_one(x, y)
+
+    def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
+            if isinstance(y, ir.Const) and _is_count(x):
+                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
+                series = x.window.series
+                if isinstance(series, ir.FactRef) and _number(y.value) is not None:
+                    self._add("counts", series.name, float(y.value))
+                continue
             if isinstance(y, ir.Const) and isinstance(y.value, str):
                 if isinstance(x, ir.FactRef) and element_type(x.type) == TEXT:
                     self._add("texts", x.name, y.value)
@@ -193,6 +216,18 @@ class _Harvester:
                 inner = self.linear(when)
                 shift = _number(seconds)
                 return inner.then(1.0, sign * shift) if inner and shift is not None else None
+            case ir.FunctionCall(args=args, body=body):
+                self.arguments.append(args)
+                try:
+                    return self.linear(body)
+                finally:
+                    self.arguments.pop()
+            case ir.Param(index=index) if self.arguments:
+                args = self.arguments.pop()  # an argument is read in the caller's scope
+                try:
+                    return self.linear(args[index])
+                finally:
+                    self.arguments.append(args)
             case ir.DefineRef(name=name) if name in self.defines and name not in self._busy:
                 self._busy.add(name)
                 try:
@@ -221,6 +256,29 @@ class _Harvester:
             if op == "-":
                 return inner.then(-1.0, lc)
         return None
+
+
+def _passed_through(node: ir.Node) -> list[ir.Node]:
+    """`node` and the sub-expressions whose value it may take as is: the branches of an `if`,
+    the operands of `first_known`, the arguments of `min`, `max`, `abs` and `round`."""
+    out = [node]
+    match node:
+        case ir.If(then=then, otherwise=otherwise):
+            out += _passed_through(then) + _passed_through(otherwise)
+        case ir.FirstKnown(operands=operands):
+            for operand in operands:
+                out += _passed_through(operand)
+        case ir.Math(function="min" | "max" | "abs" | "round", args=args):
+            out += (
+                _passed_through(args[0])
+                if node.function in ("abs", "round")
+                else [n for arg in args for n in _passed_through(arg)]
+            )
+    return out
+
+
+def _is_count(node: ir.Node) -> bool:
+    return isinstance(node, ir.Aggregate) and node.function == "count"
 
 
 def near(threshold: float, integer: bool) -> list[float]:

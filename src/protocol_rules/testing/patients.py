@@ -216,13 +216,25 @@ def _series(
         offsets = st.sampled_from(edges) | offsets
     zones = st.sampled_from([timedelta(0), timedelta(hours=8), timedelta(hours=-5)])
     observations = []
-    for _ in range(draw(st.integers(0, 6))):
+    size = draw(st.integers(0, 6))
+    counts = plan.bounds.counts.get(fact.name, ())
+    same: Any = None  # one value for every observation: `all(W) < X` can then hold
+    if plan.bias and counts and draw(st.booleans()):
+        # `count(W) >= N`: just enough, or one too few, observations inside the window
+        size = draw(st.sampled_from(sorted({max(0, int(c) + d) for c in counts for d in (-1, 0)})))
+        offsets = st.integers(0, int(min(windows, default=DAY))).map(float)
+        if isinstance(element, NumT | QtyT) and draw(st.booleans()):
+            same = _express(draw, plan, fact, element, _magnitude(draw, plan, fact, element))
+    for _ in range(size):
         seconds = draw(offsets)
         at = (now - timedelta(seconds=seconds)).astimezone(_zone(draw(zones)))
         observation: dict[str, Any] = {"at": _iso(at)}
         if isinstance(element, NumT | QtyT):
-            magnitude = _magnitude(draw, plan, fact, element)
-            value = _express(draw, plan, fact, element, magnitude)
+            if same is None:
+                magnitude = _magnitude(draw, plan, fact, element)
+                value = _express(draw, plan, fact, element, magnitude)
+            else:
+                value = same
             if isinstance(value, dict):
                 observation.update(value)
             else:

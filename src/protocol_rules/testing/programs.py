@@ -70,10 +70,13 @@ def _quote(value: str) -> str:
 
 
 class _Vocabulary:
-    """Names usable in expressions, by type."""
+    """Names usable in expressions, by type; `calls` are ready-made calls of functions."""
 
-    def __init__(self, named: Iterable[tuple[str, Type]]) -> None:
+    def __init__(
+        self, named: Iterable[tuple[str, Type]], calls: Iterable[tuple[str, Type]] = ()
+    ) -> None:
         self.all: list[tuple[str, Type]] = list(named)
+        self.calls: list[tuple[str, Type]] = list(calls)
         self.bools = [n for n, t in self.all if isinstance(t, BoolT)]
         self.scalars = [(n, t) for n, t in self.all if isinstance(t, NumT | QtyT)]
         self.series = [(n, t.element) for n, t in self.all if isinstance(t, SeriesT)]
@@ -111,6 +114,8 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
     out: list[st.SearchStrategy[_Expr]] = []
     if vocab.scalars:
         out.append(st.sampled_from(vocab.scalars).map(lambda p: _Expr(p[0], _ATOM, p[1])))
+    if vocab.calls:
+        out.append(st.sampled_from(vocab.calls).map(lambda p: _Expr(p[0], _ATOM, p[1])))
     numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
     if numeric_series:
         aggregate = st.sampled_from(("max", "min", "mean", "latest", "earliest"))
@@ -171,6 +176,10 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
     terms = _terms(vocab)
     if terms:
         out.append(_comparison(_scaled(st.one_of(terms))))
+        out.append(_comparison(_calculated(st.one_of(terms), vocab, known)))
+    numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
+    if numeric_series:
+        out.append(_enough_values(numeric_series))
     if vocab.choices:
         out.append(_choice(vocab))
     if vocab.sets:
@@ -302,7 +311,83 @@ def _boolean(vocab: _Vocabulary, depth: int, known: bool = True) -> st.SearchStr
     if depth <= 0:
         return leaves
     inner = st.deferred(lambda: _boolean(vocab, depth - 1, known))
-    return st.one_of(leaves, _negation(inner), _chain(inner), _counted(inner))
+    return st.one_of(leaves, _negation(inner), _chain(inner), _counted(inner), _if_condition(inner))
+
+
+# --------------------------------------------------------------------------- calculation
+# docs/language/calculation.md: `if`, `unknown`, `first_known`, `^`, the math functions.
+
+
+@st.composite
+def _calculated(
+    draw: st.DrawFn, term: st.SearchStrategy[_Expr], vocab: _Vocabulary, known: bool
+) -> _Expr:
+    """A numeric term through a calculation: abs, round, min/max, if, first_known, a power."""
+    base = draw(term)
+    type_ = base.type
+    assert type_ is not None
+    forms = ["abs", "round", "extremum", "if", "if unknown", "power"]
+    if known:
+        forms.append("first_known")  # not monotone: a known first operand changes the value
+    form = draw(st.sampled_from(forms))
+    if form == "abs":
+        return _Expr(f"abs({base.text})", _ATOM, type_)
+    if form == "round":
+        return _Expr(f"round({base.text}, {draw(st.integers(-1, 3))})", _ATOM, type_)
+    if form == "extremum":
+        word = draw(st.sampled_from(("min", "max")))
+        return _Expr(f"{word}({base.text}, {draw(_literal(type_))})", _ATOM, type_)
+    if form == "first_known":
+        return _Expr(f"first_known({base.text}, {draw(_literal(type_))})", _ATOM, type_)
+    if form in ("if", "if unknown"):
+        flag = draw(st.sampled_from([*vocab.bools, "true", "false"]))
+        otherwise = "unknown" if form == "if unknown" else draw(_literal(type_))
+        return _Expr(f"if {flag} then {base.text} else {otherwise}", 0, type_)
+    exponent = draw(st.sampled_from(("2", "3", "-1", "0.5")))
+    if isinstance(type_, QtyT):
+        unit = "a" if type_.is_duration and type_.unit == "d" else type_.unit
+        plain = f"({_paren(base, _PRODUCT)} / 1 '{unit}')"
+        return _Expr(f"{plain} ^ {exponent}", _PRODUCT + 1, NUMBER)
+    return _Expr(f"{_paren(base, _ATOM + 1)} ^ {exponent}", _PRODUCT + 1, NUMBER)
+
+
+@st.composite
+def _enough_values(draw: st.DrawFn, series: list[tuple[str, Type]]) -> _Expr:
+    """ "At least N values, all below X, else unknown": `if count(W) >= N then … else unknown`."""
+    name, element = draw(st.sampled_from(series))
+    window = f"{name} over last {draw(_duration())}"
+    n = draw(st.integers(1, 6))
+    quantifier = draw(st.sampled_from(("all", "any")))
+    op = draw(st.sampled_from(_OPS[:4]))
+    test = f"{quantifier}({window}) {op} {draw(_literal(element))}"
+    return _Expr(f"if count({window}) >= {n} then {test} else unknown", 0, BOOL)
+
+
+@st.composite
+def _if_condition(draw: st.DrawFn, inner: st.SearchStrategy[_Expr]) -> _Expr:
+    condition, then, otherwise = draw(inner), draw(inner), draw(inner)
+    texts = [_paren(e, _OR) for e in (condition, then)]
+    return _Expr(f"if {texts[0]} then {texts[1]} else {otherwise.text}", 0, BOOL)
+
+
+def _functions(
+    draw: st.DrawFn, named: list[tuple[str, Type]], declared: dict[str, str], taken: set[str]
+) -> tuple[list[str], list[tuple[str, Type]]]:
+    """A function of each of a few numeric facts' types, its define and a call of it."""
+    lines: list[str] = []
+    calls: list[tuple[str, Type]] = []
+    numeric = [(n, t) for n, t in named if isinstance(t, NumT | QtyT) and n in declared]
+    for i, (fact, type_) in enumerate(numeric[: draw(st.integers(0, 2))]):
+        name = f"scaled_{i}"
+        if name in taken:
+            continue
+        param = "integer" if type_ == INTEGER else declared[fact].split(" range")[0]
+        param = param.split(" molar_mass")[0]
+        body = draw(st.sampled_from(("value * k", "abs(value) * k", "value + value * (k - 1)")))
+        lines.append(f"define {name}(value: {param}, k: number) =\n  {body}")
+        result = NUMBER if isinstance(type_, NumT) else QtyT(type_.unit)
+        calls.append((f"{name}({fact}, {draw(st.sampled_from(('2', '0.5', '1.5')))})", result))
+    return lines, calls
 
 
 def expressions(
@@ -397,14 +482,20 @@ def protocols(
     lines = [_header(draw)]
     if facts is None:
         named = [_random_fact(draw, name, lines) for name in names[:split]]
+        declared = {
+            line.split()[1].rstrip(":"): line.split(": ", 1)[1].split(' "')[0] for line in lines[1:]
+        }
     else:
         named = [(f.name, f.type) for f in _fact_infos(facts)]
         lines += [f"fact {name}: {declared}" for name, declared in facts.items()]
+        declared = dict(facts)
+    functions, calls = _functions(draw, named, declared, set(names))
+    lines += functions
     for name in names[split:] if facts is None else names[:2]:
-        body = draw(_boolean(_Vocabulary(named), 2, known))
+        body = draw(_boolean(_Vocabulary(named, calls), 2, known))
         lines.append(f"define {name} =\n  {body.text}")
         named.append((name, BOOL))
-    vocab = _Vocabulary(named)
+    vocab = _Vocabulary(named, calls)
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
@@ -459,7 +550,10 @@ def _scramble(draw: st.DrawFn, text: str) -> str:
 
 _UNITS_WRITTEN = ("mg/dL", "/uL", "%", "a", "mo", "10*9/L", "g/mol", "mL/min/{1.73_m2}", "mg/d")
 _DATES = ("@2026-03-01", "@2026-03-01T08:00", "@2026-03-01T08:00:00Z", "@2024-02-29")
-_FUNCTIONS = ("max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since")
+_FUNCTIONS = (
+    "max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since",
+    "first_known", "ln", "log10", "exp", "sqrt", "abs", "round", "ckd_epi_2021", "bmi",
+)  # fmt: skip
 
 
 def grammar_programs(
