@@ -121,7 +121,8 @@ def check(
             )
         )
     diags += checker.diagnostics
-    if not any(d.is_error for d in diags):  # after an error, "unused" is usually a cascade
+    failed = resolved is not None and resolved.failed
+    if not failed and not any(d.is_error for d in diags):  # else "unused" is often a cascade
         diags += _unused(facts, values, checker)
         diags += unused_functions(own_functions, checker)
         diags += unused_uses(uses, exports, checker)

@@ -465,7 +465,9 @@ class CalcChecks:
                 f"parameters: `define {function}(x: number) = …`",
             )
             return ir.Const(None, ERROR, source=node)
-        if self.lenient:
+        if self.lenient:  # a failed `use` may have given it: check its arguments only
+            for arg in node.args:
+                self.open_check(arg)
             return ir.Const(None, ERROR, source=node)
         known = sorted({*FUNCTIONS, *SCALAR_FUNCTIONS, *self.functions})
         self._error(  # type: ignore[attr-defined]

@@ -85,7 +85,7 @@ def resolve(
     given as text: it can then use shipped libraries only); `path` is the file itself."""
     if not any(isinstance(item, ast.Use) for item in file.items):
         return EMPTY, []
-    resolver = _Resolver(folder.resolve() if folder is not None else None)
+    resolver = _Resolver(folder.resolve() if folder is not None else None, folder)
     if path is not None:
         resolver.stack.append(str(path.resolve()))
     uses = resolver.uses_of(file, resolver.root, shipped_only=False)
@@ -93,8 +93,9 @@ def resolve(
 
 
 class _Resolver:
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, shown: Path | None) -> None:
         self.root = root
+        self.shown = shown  # the folder as the caller wrote it: messages name files like it
         self.loaded: dict[str, Library | None] = {}
         self.order: list[Library] = []
         self.stack: list[str] = []
@@ -191,7 +192,6 @@ class _Resolver:
                 f'"{name}" is outside the protocol\'s folder',
                 use,
                 label="resolved outside the folder",
-                notes=(f"the protocol's folder is `{self.root}`",),
                 help="copy the library into the protocol's folder (or a folder inside it)",
             )
             return None
@@ -215,7 +215,8 @@ class _Resolver:
             self._refuse("PR231", f'cannot read "{name}": {reason}', use)
             return None
         label = path.relative_to(self.root).as_posix()
-        return str(path), label, Source(str(path), text), path.parent
+        shown = str(self.shown / label) if self.shown is not None else str(path)
+        return str(path), label, Source(shown, text), path.parent
 
     def _parse(
         self, use: ast.Use, key: str, label: str, source: Source | None, folder: Path | None
