@@ -292,3 +292,20 @@ def test_a_ratio_of_like_quantities_is_a_plain_number():
     got, unit, _ = value("height / 1 'm'", {"height": 180})
     assert (got, unit) == (1.8, None)
     assert codes("age / 1 years > 18") == []
+
+
+def test_too_few_values_ask_for_more_observations():
+    result = protocol(URINE).evaluate(
+        {"urine_output": hourly([0.3] * 5)}, as_of="2026-03-01T06:30:00Z"
+    )
+    assert [(m.name, m.reason) for m in result.missing_facts] == [
+        ("urine_output", "more observations needed")
+    ]
+    assert "urine_output (more observations needed; feeds I1)" in result.explain()
+
+
+def test_an_overflowing_product_is_unknown_not_infinite():
+    _, _, node = value("x * x * x", {"x": 1e200})
+    assert not node.known and node.why == "too large (beyond 1e300)"
+    _, _, node = value("x / (x - 1e200)", {"x": 1e200})
+    assert not node.known and node.why == "division by zero"

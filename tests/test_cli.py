@@ -46,7 +46,7 @@ def test_check_json_format(bad_rules):
     result = run("check", "--format", "json", PROTOCOL, bad_rules)
     assert result.exit_code == 1
     payload = json.loads(result.output)
-    assert payload["schema_version"] == "1.1"
+    assert payload["schema_version"] == "1.0"
     clean, bad = payload["files"]
     assert clean["ok"] and clean["diagnostics"] == []
     (first,) = [d for d in bad["diagnostics"] if d["severity"] == "error"]

@@ -19,8 +19,10 @@ from typing import Any
 from . import ast
 from .calculate import CalcCompiler
 from .check import CheckedProtocol, ir
+from .check.types import SeriesT
 from .diagnostics import PatientDataError, error
 from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .numeric import LIMIT
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
 
 U = UNKNOWN
@@ -174,6 +176,25 @@ class Program:
             MissingFact(n, tuple(found[n]), reasons[n], facts[n].description) for n in ordered
         )
 
+    def _undecided_series(self, i: int, V: list[Any]) -> list[tuple[str, str]]:
+        """The series an `if` read in its condition when it chose a branch that is `unknown`.
+
+        "At least 6 values, …, else unknown" waits for more observations of those series.
+        """
+        condition, then, otherwise = self.children[i]
+        chosen = then if V[condition] else otherwise
+        if not isinstance(self.nodes[chosen], ir.Unknown):
+            return []
+        found: dict[str, None] = {}
+        stack = [condition]
+        while stack:
+            k = stack.pop()
+            node = self.nodes[k]
+            if isinstance(node, ir.FactRef) and isinstance(node.type, SeriesT):
+                found[node.name] = None
+            stack.extend(self.children[k])
+        return [(name, "more observations needed") for name in found]
+
     def _unknown_sources(self, root: int, V: list[Any]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         stack = [root]
@@ -190,6 +211,8 @@ class Program:
             if isinstance(node, ir.DefineRef):
                 stack.append(self.define_roots[node.name])
                 continue
+            if isinstance(node, ir.If) and V[self.children[i][0]] is not U:
+                out += self._undecided_series(i, V)  # `if count(w) >= 6 … else unknown`
             if isinstance(node, ir.Aggregate | ir.Quantified):
                 window_index = self.children[i][0]
                 window = V[window_index]
@@ -614,6 +637,8 @@ def _arith(i: int, fns: list[Fn], op: Callable[[Any, Any], Any], scale: float) -
             else:
                 if scale != 1.0:
                     r *= scale
+                if not -LIMIT <= r <= LIMIT:  # overflow (or inf/NaN): unknown, never inf
+                    r = U
         V[i] = r
         return r
 

@@ -123,7 +123,7 @@ class TraceBuilder:
                 if value is UNKNOWN:
                     why = _first_why(children) or f"define `{name}` is unknown"
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
-                why = "division by zero"
+                why = "division by zero" if children[1].value == 0 else "too large (beyond 1e300)"
             case ir.Unknown():
                 why = "the rules say `unknown` here"
             case ir.Power() | ir.Math() if value is UNKNOWN:
