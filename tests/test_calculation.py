@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from protocol_rules import Outcome, check_text, parse_protocol
-from protocol_rules.numeric import round_half_away
+from protocol_rules.numeric import power, round_half_away
 
 HEADER = """protocol CALC
 fact age: quantity 'a'
@@ -309,3 +309,51 @@ def test_an_overflowing_product_is_unknown_not_infinite():
     assert not node.known and node.why == "too large (beyond 1e300)"
     _, _, node = value("x / (x - 1e200)", {"x": 1e200})
     assert not node.known and node.why == "division by zero"
+
+
+# --------------------------------------------------------------------------- laws
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+LAWS = parse_protocol(
+    """protocol LAWS
+fact a: number
+fact b: number
+fact p: boolean
+inclusion POWER "x": (a ^ 2 is known) and a ^ 2 = a * a
+inclusion IF "x": (if p then a else b) = first_known(if p then a else unknown, b)
+inclusion MAX "x": max(a, b) >= a and max(a, b) >= b and min(a, b) <= max(a, b)
+inclusion ABS "x": abs(a) >= 0 and abs(-a) = abs(a)
+inclusion ROUND "x": abs(round(a, 2) - a) <= 0.005000001
+""",
+    "laws.rules",
+)
+finite = st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-1000, 1000)
+
+
+@given(finite, finite, st.booleans() | st.none())
+def test_calculation_laws(a, b, p):
+    patient = {"a": a, "b": b} | ({} if p is None else {"p": p})
+    outcomes = protocol_outcomes = LAWS.evaluate(patient).outcomes
+    assert protocol_outcomes["MAX"] is Outcome.MET
+    assert outcomes["ABS"] is Outcome.MET
+    assert outcomes["ROUND"] is Outcome.MET
+    # `if` is unknown without its condition, `first_known` falls back to b: equal when p known
+    assert outcomes["IF"] is (Outcome.UNKNOWN if p is None else Outcome.MET)
+    if float(a).is_integer():
+        assert outcomes["POWER"] is Outcome.MET
+
+
+@given(st.decimals(-10000, 10000, places=3, allow_nan=False), st.integers(0, 2))
+def test_rounding_matches_decimal_half_up(x, digits):
+    from decimal import ROUND_HALF_UP, Decimal
+
+    expected = float(x.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    assert round_half_away(float(x), digits) == expected
+
+
+@given(st.floats(-1e150, 1e150, allow_nan=False), st.floats(-5, 5, allow_nan=False))
+def test_power_is_a_number_or_none_never_inf_or_nan(x, y):
+    result = power(x, y)
+    assert result is None or (isinstance(result, int | float) and abs(result) <= 1e300)

@@ -375,3 +375,20 @@ def test_the_wheel_ships_the_libraries(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for library in shipped():
         assert f"protocol_rules/library/{library}.rules" in names
+
+
+def test_constants_private_helpers_and_shared_dependencies(tmp_path):
+    write(tmp_path, {
+        "p.rules": 'protocol P\nuse "a.rules"\nuse "b.rules"\nfact x: quantity \'mg/dL\'\n'
+                   'inclusion I1 "x": in_umol(x) > limit and twice_in_umol(x) > limit\n',
+        "a.rules": 'use "c.rules"\ndefine in_umol(c: quantity \'mg/dL\') = to_umol(c)\n'
+                   "define limit = 100 'umol/L'\n",
+        "b.rules": 'use "c.rules"\ndefine twice_in_umol(c: quantity \'mg/dL\') = 2 * to_umol(c)\n',
+        "c.rules": "define _molar_mass = 113.12\n"
+                   "define to_umol(c: quantity 'mg/dL') = c / 1 'mg/dL' * 10000 / _molar_mass"
+                   " * 1 'umol/L'\n",
+    })  # fmt: skip
+    p = load_protocol(tmp_path / "p.rules")
+    assert p.evaluate({"x": 1.2}).criterion("I1").outcome.value == "met"  # 106.1 umol/L
+    assert p.evaluate({"x": 1.0}).criterion("I1").outcome.value == "not_met"
+    assert [d.name for d in p.checked.defines] == ["c.rules._molar_mass", "a.rules.limit"]

@@ -134,8 +134,13 @@ def _power(i: int, fns: list[Fn]) -> Fn:
     return power_
 
 
+#: Functions whose value is one of their arguments (or an exact decimal): never rounded.
+_EXACT = frozenset({"abs", "min", "max", "round"})
+
+
 def _math(i: int, fns: list[Fn], function: str) -> Fn:
     f = numeric.FUNCTIONS[function]
+    clean = (lambda x: x) if function in _EXACT else _clean
     if len(fns) == 1:
         (a,) = fns
 
@@ -145,7 +150,7 @@ def _math(i: int, fns: list[Fn], function: str) -> Fn:
                 r: Any = U
             else:
                 r = f(x)
-                r = U if r is None else (_clean(r) if type(r) is float else r)
+                r = U if r is None else (clean(r) if type(r) is float else r)
             V[i] = r
             return r
 
@@ -157,7 +162,7 @@ def _math(i: int, fns: list[Fn], function: str) -> Fn:
             r: Any = U
         else:
             r = f(*xs)
-            r = U if r is None else (_clean(r) if type(r) is float else r)
+            r = U if r is None else (clean(r) if type(r) is float else r)
         V[i] = r
         return r
 

@@ -402,8 +402,8 @@ class CalcChecks:
                 help="this constant expression has no value: check the numbers",
             )
             return ir.Const(None, ERROR, source=node.source)
-        if isinstance(value, float):
-            value = units.clean(value)
+        if isinstance(value, float) and name not in ("abs", "min", "max", "round"):
+            value = units.clean(value)  # as at run time (calculate._math, _power)
         return ir.Const(value, node.type, source=node.source)
 
     # ------------------------------------------------------------------ names and calls

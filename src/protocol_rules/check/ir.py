@@ -253,7 +253,8 @@ class Power:
     Unknown when either operand is unknown, and for the domain errors: 0 to a negative power,
     a negative number to a non-integer power, and a result beyond 1e300 in magnitude
     (overflow). When `base` is a quantity, `exponent` is an integer constant and `type` is in
-    the base unit to that power (`m` -> `m2`); values are plain floats in those units.
+    the base unit to that power (`m` -> `m2`); values are plain floats in those units. A float
+    result is rounded to 12 significant digits (``units.clean``), as conversions are.
     SQL: ``POWER(A, B)`` guarded by the same conditions.
     """
 
@@ -283,6 +284,10 @@ class Math:
       halves away from zero on the decimal value as written (2.675 -> 2.68, -0.5 -> -1).
     - ``min(a, b, …)``, ``max(a, b, …)``: the smallest / largest argument; all arguments were
       converted to one unit (or are all dates, or all numbers).
+
+    The results of ``ln``, ``log10``, ``exp`` and ``sqrt`` (and of `Power`) are rounded to 12
+    significant digits, as unit conversions are (``units.clean``), so that exact boundaries
+    survive (``sqrt(2) ^ 2`` is 2); ``abs``, ``min``, ``max`` and ``round`` are exact.
     """
 
     function: str

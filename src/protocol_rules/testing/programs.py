@@ -383,8 +383,8 @@ def _functions(
             continue
         param = "integer" if type_ == INTEGER else declared[fact].split(" range")[0]
         param = param.split(" molar_mass")[0]
-        body = draw(st.sampled_from(("value * k", "abs(value) * k", "value + value * (k - 1)")))
-        lines.append(f"define {name}(value: {param}, k: number) =\n  {body}")
+        body = draw(st.sampled_from(("x * k", "abs(x) * k", "x + x * (k - 1)")))
+        lines.append(f"define {name}(x: {param}, k: number) =\n  {body}")
         result = NUMBER if isinstance(type_, NumT) else QtyT(type_.unit)
         calls.append((f"{name}({fact}, {draw(st.sampled_from(('2', '0.5', '1.5')))})", result))
     return lines, calls
