@@ -17,6 +17,7 @@ from ..source import Span
 from ..suggestions import did_you_mean
 from . import ir
 from .calc import CalcChecks
+from .calls import CallChecks
 from .types import (
     BOOL,
     DAYS,
@@ -53,11 +54,12 @@ def to_epoch(iso: str) -> float:
     return moment.timestamp()
 
 
-class ExprChecker(CalcChecks):
+class ExprChecker(CalcChecks, CallChecks):
     """Types the expressions of one protocol against its facts and already-checked defines.
 
-    The calculation constructs (`if`, `unknown`, `^`, math functions, function calls) are
-    checked by the `CalcChecks` mixin (check/calc.py).
+    The calculation constructs (`if`, `unknown`, `^`, math functions) are checked by the
+    `CalcChecks` mixin (check/calc.py), names in functions and calls by `CallChecks`
+    (check/calls.py).
     """
 
     def __init__(
