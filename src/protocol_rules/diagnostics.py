@@ -46,6 +46,8 @@ CODES: dict[str, str] = {
     "PR209": "fact declared but never used",
     "PR210": "define never used",
     "PR211": "protocol without criteria",
+    # names: time, second edition
+    "PR220": "`value` outside a `where` condition",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -59,6 +61,13 @@ CODES: dict[str, str] = {
     "PR310": "option does not apply to this type",
     "PR311": "value outside the declared range",
     "PR312": "mixed or empty set",
+    # types: time, second edition
+    "PR320": "calendar duration that is not a whole number of months",
+    "PR321": "window bound that is not a date or datetime",
+    "PR322": "`is never` on a date that cannot be never",
+    "PR323": "`where` on something that is not a window",
+    "PR324": "`consecutive` without a `where` condition",
+    "PR325": "duration word in a computed duration counts as a definite length",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",
@@ -71,6 +80,9 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    # patient data: time, second edition
+    "PR420": "`never` for a date that is not declared `or never`",
+    "PR421": "date of a `past` fact after `as_of`",
 }
 
 

@@ -51,11 +51,32 @@ KEYWORDS = (
     "range",
     "to",
     "molar_mass",
+    # time, second edition
+    "before",
+    "from",
+    "where",
+    "never",
+    "past",
 )
+#: Words that stand for a value: the evaluation time, the observation a `where` tests.
+PSEUDO_VALUES = ("as_of", "value")
 #: Logical operators.
 LOGIC = ("and", "or", "not")
 #: The built-in functions, highlighted where they are called.
-FUNCTIONS = ("max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since")
+FUNCTIONS = (
+    "max",
+    "min",
+    "mean",
+    "sum",
+    "latest",
+    "earliest",
+    "count",
+    "exists",
+    "time_since",
+    "first_time",
+    "last_time",
+    "consecutive",
+)
 #: The words that make a number a duration (`48 hours`).
 TIME_WORDS = r"(?:years?|months?|weeks?|days?|hours?|minutes?)"
 
@@ -117,6 +138,7 @@ class RulesLexer(RegexLexer):
             (words(LOGIC, suffix=_END), Operator.Word),
             (words(("true", "false"), suffix=_END), Keyword.Constant),
             (words(KEYWORDS, suffix=_END), Keyword),
+            (words(PSEUDO_VALUES, suffix=_END), Name.Builtin.Pseudo),
             (rf"{TIME_WORDS}{_END}", Keyword.Pseudo),
             (words(FUNCTIONS, suffix=r"(?=\s*\()"), Name.Builtin),
             (_NAME, Name),
