@@ -182,11 +182,11 @@ def date_diff(i: int, fns: list[Fn]) -> Fn:
 
 
 def calendar_compare(i: int, fns: list[Fn], node: ir.CalendarCompare, x_slot: int, now: int) -> Fn:
-    """`time_since(x) OP D`: ``as_of OP x + D`` (as_of at day precision for a date x)."""
+    """`time_since(x) OP D`: ``as_of OP x + D``, at day precision when ``x + D`` is a date."""
     since = fns[0]
     date = is_date(node.since.operand) if isinstance(node.since, ir.TimeSince) else False
-    tests = [
-        (COMPARE[op], duration, _NEVER_HOLDS[op])
+    tests = [  # (test, duration, day precision, holds for never)
+        (COMPARE[op], duration, date and not duration.has_time, _NEVER_HOLDS[op])
         for op, duration in zip(node.ops, node.durations, strict=True)
     ]
 
@@ -197,14 +197,12 @@ def calendar_compare(i: int, fns: list[Fn], node: ir.CalendarCompare, x_slot: in
             return U
         x = V[x_slot]
         if x is NEVER:
-            r = all(holds for _, _, holds in tests)
+            r = all(holds for _, _, _, holds in tests)
         else:
             moment = F[now]
-            if date:
-                moment -= moment % DAY
             r = True
-            for test, duration, _ in tests:
-                if not test(moment, shift(x, duration)):
+            for test, duration, day_precision, _ in tests:
+                if not test(moment - moment % DAY if day_precision else moment, shift(x, duration)):
                     r = False
                     break
         V[i] = r

@@ -33,6 +33,7 @@ _KINDS = {
     ir.IsKnown: "is known",
     ir.Contains: "contains",
     ir.Arith: "arithmetic",
+    ir.Convert: "arithmetic",  # shown as its operand (see `TraceBuilder.build`)
     ir.Negate: "negate",
     ir.Window: "window",
     ir.Aggregate: "aggregate",
@@ -201,7 +202,6 @@ class TraceBuilder:
             else:
                 why = _first_why(children) or "a value it compares with is unknown"
         return observations, why
-
 
     def _filter_observations(self, i: int, node: ir.Filter) -> tuple[Observation, ...]:
         """The observations of the filtered window, each marked with the condition's result."""

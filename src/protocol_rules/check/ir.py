@@ -277,7 +277,8 @@ class CalendarCompare:
 
     `since` is the `TimeSince` of x. True when for every ``(op, duration)`` of `ops` and
     `durations`: ``as_of OP calendar.shift(x, duration)``, with `as_of` at day precision
-    (`day_of`) when x is a date. So `time_since(x) >= D` holds exactly when ``x + D <= as_of``.
+    (`day_of`) when ``x + D`` is a date (x a date, D without a part shorter than a day). So
+    `time_since(x) >= D` holds exactly when ``x + D <= as_of`` (compared as instants are).
     When x is `NEVER` its time since is longer than any duration: `>`, `>=` and `!=` hold, `<`,
     `<=` and `=` do not. `amounts` are the durations as written (`Const`s, for traces).
     """
