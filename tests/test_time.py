@@ -655,6 +655,13 @@ def test_each_mistake_has_its_code(text, code):
     assert code in codes(text)
 
 
+def test_never_compared_as_a_value_says_to_write_is_never():
+    text = f'protocol T\n{FACTS}\ninclusion I1 "x": last_dialysis = never\n'
+    (d,) = check_text(text)
+    assert (d.code, d.span.line, d.span.column) == ("PR120", text.count("\n"), 35)
+    assert "is never" in (d.help or "")
+
+
 def test_value_outside_where_says_where_it_belongs():
     (d,) = [
         d for d in check_text(f'protocol T\n{FACTS}\ninclusion I1 "x": value > 3\n') if d.is_error
@@ -831,3 +838,22 @@ def test_a_long_where_condition_breaks_after_where():
     out = format_text(text)
     assert "  egfr over last 90 days where\n    value < 10" in out
     assert format_text(out) == out
+
+
+# --------------------------------------------------------------------------- highlighting
+
+
+def test_the_lexer_knows_the_time_words():
+    from pygments.token import Error, Keyword, Name
+
+    from protocol_rules.lexer import RulesLexer
+
+    tokens = [(t, v) for t, v in RulesLexer().get_tokens(FORMATTED) if v.strip()]
+    assert not [v for t, v in tokens if t in Error]
+    kinds = {v: t for t, v in tokens}
+    for word in ("before", "from", "where", "never", "past"):
+        assert kinds[word] in Keyword, word
+    assert kinds["as_of"] in Name.Builtin.Pseudo
+    assert kinds["value"] in Name.Builtin.Pseudo
+    for function in ("consecutive", "first_time"):
+        assert kinds[function] in Name.Builtin, function

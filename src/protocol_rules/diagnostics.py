@@ -34,6 +34,8 @@ CODES: dict[str, str] = {
     "PR107": "expression nested too deeply",
     "PR108": "malformed literal (number, date or unit)",
     "PR109": "missing protocol header",
+    # syntax: time, second edition
+    "PR120": "`never` compared as a value instead of tested with `is never`",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
