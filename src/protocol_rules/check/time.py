@@ -90,8 +90,8 @@ class TimeChecks(_Base):
         return None
 
     def _anchored_calendar(self, node: ir.Node) -> CalendarDuration | None:
-        """`calendar_of(node)` where a date anchors it: a fraction of a month is PR320, a
-        duration word in a computed duration is added as a definite duration (PR325)."""
+        """`calendar_of(node)` where a date anchors it: a fraction of a month is PR320, months
+        or years in a computed duration are added as a definite duration (PR325)."""
         try:
             duration = self.calendar_of(node)
         except NotWhole:
@@ -105,7 +105,7 @@ class TimeChecks(_Base):
                 f"quotes (`{_ucum_hint(node)}`)",
             )
             return None
-        if duration is None and _is_duration(node) and _has_duration_word(node.source):
+        if duration is None and _is_duration(node) and _has_month_word(node.source):
             self.diagnostics.append(
                 warning(
                     "PR325",
@@ -380,11 +380,12 @@ def _since(node: ir.Node, defines: dict[str, ir.Node]) -> ir.Node | None:
     return body if isinstance(body, ir.TimeSince) else None
 
 
-def _has_duration_word(expr: ast.Expr) -> bool:
+def _has_month_word(expr: ast.Expr) -> bool:
+    """Whether `expr` writes months or years with words (where calendar and UCUM differ)."""
     stack = [expr]
     while stack:
         current = stack.pop()
-        if isinstance(current, ast.DurationLit):
+        if isinstance(current, ast.DurationLit) and current.unit in ("mo", "a"):
             return True
         stack.extend(ast.children(current))
     return False

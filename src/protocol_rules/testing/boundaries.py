@@ -141,7 +141,11 @@ class _Harvester:
                 fact = _fact_of(operand)
                 for duration in durations if fact else ():
                     self._add("calendars", fact, duration)
-            case ir.Quantified(window=window, condition=condition):
+            case (
+                ir.Quantified(window=window, condition=condition)
+                | ir.Filter(window=window, condition=condition)
+                | ir.Consecutive(window=window, condition=condition)
+            ):  # the condition tests each observation (`value` in a filter)
                 self.visit(window)
                 self.each.append(self.linear(window))
                 self.visit(condition)
@@ -206,8 +210,10 @@ class _Harvester:
                 "exists",
             ):
                 return self.linear(window)
-            case ir.Each():
+            case ir.Each() | ir.ObservationValue():
                 return self.each[-1] if self.each else None
+            case ir.Filter(window=window):
+                return self.linear(window)
             case ir.DayOf(operand=operand):
                 return self.linear(operand)
             case ir.Convert(operand=operand, conversion=conversion):
