@@ -857,3 +857,38 @@ def test_the_lexer_knows_the_time_words():
     assert kinds["value"] in Name.Builtin.Pseudo
     for function in ("consecutive", "first_time"):
         assert kinds[function] in Name.Builtin, function
+
+
+# --------------------------------------------------------------------------- screening
+
+
+SCREENED = """protocol SCREEN_TIME
+fact birth_date: date past
+fact onset: date
+fact start: datetime
+fact last_dialysis: date or never past
+fact planned: date
+fact egfr: series of quantity 'mL/min/{1.73_m2}'
+inclusion I1 "adult": time_since(birth_date) >= 18 years
+inclusion I2 "12 weeks": time_since(onset) > 12 weeks and time_since(start) <= 4 months
+inclusion I3 "planned": planned <= as_of + 7 months and onset + 3 months <= as_of
+exclusion E1 "dialysis": not (last_dialysis is never or time_since(last_dialysis) > 3 months)
+exclusion E2 "egfr": count(egfr over last 3 months) >= 2
+  and last_time(egfr over last 1 year) > as_of - 1 month
+exclusion E3 "dates": onset < start and last_dialysis between @2020-01-01 and as_of
+"""
+
+
+def test_the_polars_engine_screens_calendar_time_as_evaluate_does():
+    """Calendar steps, day precision, `as_of`, never dates and past refusals on polars."""
+    pytest.importorskip("polars")
+    from .test_screening import assert_agree, drawn, with_ids
+
+    protocol = pr.parse_protocol(SCREENED)
+    records = drawn(protocol, 400)
+    records.append({"as_of": "2026-03-01T08:00:00Z", "birth_date": "2026-03-02"})  # PR421
+    records.append({"as_of": "2026-03-01T08:00:00Z", "onset": "never"})  # PR420
+    assert_agree(protocol, with_ids(records))
+    from protocol_rules.sources import to_layout
+
+    assert_agree(protocol, records, to_layout(with_ids(records)))

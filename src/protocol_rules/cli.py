@@ -210,6 +210,9 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
     raise SystemExit(EXIT_FINDINGS if failed or (check_only and changed) else 0)
 
 
+from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+
+
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
 from .diagnostics import Diagnostic, ProtocolError, RulesError, error
 from .parser import parse
 from .result import Result
 from .source import Source
+
+if TYPE_CHECKING:
+    from .screening import Screening
 
 
 def parse_protocol(text: str, filename: str = "<string>") -> Protocol:
@@ -126,6 +129,25 @@ class Protocol:
                 yield run(patient, as_of, ignore_unknown=ignore_unknown)
             except RulesError as exc:
                 yield exc
+
+    def screen(
+        self,
+        data: Any,
+        as_of: datetime | str | None = None,
+        engine: str = "polars",
+        *,
+        ignore_unknown: bool = False,
+        progress: Any = None,
+    ) -> Screening:
+        """Screen a whole population; see the screening guide. Needs the ``[screen]`` extra.
+
+        `data` is a list or iterator of patient records (with an ``"id"``), a JSON Lines file,
+        the columnar layout (a folder or a Parquet / CSV file) or polars DataFrames in it.
+        A malformed record gets status ``error`` with its diagnostics; nothing is dropped.
+        """
+        from .screening import screen
+
+        return screen(self, data, as_of, engine, ignore_unknown=ignore_unknown, progress=progress)
 
     def __repr__(self) -> str:
         return f"<Protocol {self.id}: {len(self.facts)} facts, {len(self.criteria)} criteria>"
