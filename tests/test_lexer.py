@@ -45,6 +45,8 @@ fact flag: boolean
 fact t: datetime
 fact label: text
 fact x: number
+fact stopped: date or never past
+fact egfr: series of number
 
 define doubled = max(creatinine over last 48 hours) > 2 * latest(creatinine over last 7 days)
 
@@ -57,6 +59,9 @@ exclusion E5 "x": at least 2 of (flag, doubled, label = "a") and at most 1 of (f
 exclusion E6 "x": t >= @2026-03-01T08:00:00Z and n * 2 - 1 / 3 >= -1 and x is known
 exclusion E7 "x": count(events over last 30 days) >= 25_000 and label is unknown
 exclusion E8 "x": drugs contains insulin and x < 1.5e3 and exists(events over last 2 hours)
+exclusion E9 "x": stopped is never or time_since(stopped) > 3 months or t <= as_of + 7 months
+exclusion E10 "x": consecutive(egfr over last 90 days before t where value < 15) >= 2
+exclusion E11 "x": first_time(egfr from changed to as_of) < last_time(egfr over last 1 year)
 """
 
 
@@ -120,6 +125,15 @@ def test_the_lexer_parses_what_the_grammar_parses() -> None:
         ("1.5e3", Number.Float),
         ("true", Keyword.Constant),
         ("time_since", Name.Builtin),
+        ("never", Keyword),
+        ("past", Keyword),
+        ("as_of", Name.Builtin.Pseudo),
+        ("consecutive", Name.Builtin),
+        ("before", Keyword),
+        ("where", Keyword),
+        ("value", Name.Builtin.Pseudo),
+        ("from", Keyword),
+        ("first_time", Name.Builtin),
         ("<=", Operator),
     ],
 )

@@ -117,6 +117,10 @@ exclusion E2 "quantified": any(events over last 30 days) in {mi} or all(s over l
 define twice(v: integer) = 2 * v
 inclusion I5 "calculation":
   (if a then n else 1) ^ 2 + round(sqrt(n + 1), 1) + twice(n) > first_known(n, 0)
+fact stopped: date or never
+exclusion E3 "time, second edition": stopped is never and as_of > d
+  and count(s over last 2 days where value > 1 'mg') > 0
+  and consecutive(s from d to as_of where value > 1 'mg') > 1
 """
 
 

@@ -229,10 +229,11 @@ class Contains:
 
 @frozen
 class Window:
-    """`serum_creatinine over last 48 hours`."""
+    """`serum_creatinine over last 48 hours`, `… over last 48 hours before icu_admission`."""
 
     series: Expr
     duration: Expr
+    before: Expr | None = None
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
@@ -269,6 +270,50 @@ class Arithmetic:
 @frozen
 class Negate:
     """`-x`."""
+
+    operand: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+# ---- time, second edition (docs/language/time.md)
+
+
+@frozen
+class WindowFromTo:
+    """`serum_creatinine from admission to discharge`: a window between two instants."""
+
+    series: Expr
+    start: Expr
+    end: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Where:
+    """`serum_creatinine over last 7 days where value > 4 'mg/dL'`: a filtered window."""
+
+    window: Expr
+    condition: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class ObservationValue:
+    """`value`: the value of the observation a `where` condition tests."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class AsOf:
+    """`as_of`: the evaluation time, a datetime."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class IsNever:
+    """`last_dialysis is never`: a `date or never` fact known not to have happened."""
 
     operand: Expr
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
@@ -326,6 +371,11 @@ Expr: TypeAlias = (
     | Count
     | Arithmetic
     | Negate
+    | WindowFromTo
+    | Where
+    | ObservationValue
+    | AsOf
+    | IsNever
     | If
     | UnknownLit
     | Power
@@ -367,15 +417,17 @@ class QuantityType:
 
 @frozen
 class DateType:
-    """`date`."""
+    """`date`, `date or never`."""
 
+    never: bool = False
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class DateTimeType:
-    """`datetime`."""
+    """`datetime`, `datetime or never`."""
 
+    never: bool = False
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
@@ -466,6 +518,13 @@ class MolarMass:
 
 
 @frozen
+class Past:
+    """`past`: a date fact whose values may not be after `as_of`."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
 class Fact:
     """`fact age: quantity 'a' range 0 to 130 "Age at screening"`."""
 
@@ -474,6 +533,7 @@ class Fact:
     range: Range | None
     molar_mass: MolarMass | None
     description: str | None
+    past: Past | None = None
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
     name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
@@ -545,7 +605,7 @@ def children(node: Expr) -> tuple[Expr, ...]:
     match node:
         case NumberLit() | QuantityLit() | DurationLit() | DateLit() | TextLit() | BoolLit():
             return ()
-        case Name() | Each():
+        case Name() | Each() | ObservationValue() | AsOf():
             return ()
         case Call(args=args):
             return args
@@ -561,12 +621,24 @@ def children(node: Expr) -> tuple[Expr, ...]:
             return (a, *items)
         case Contains(collection=a, items=items):
             return (a, *items)
-        case Window(series=a, duration=b):
+        case Window(series=a, duration=b, before=None):
             return (a, b)
+        case Window(series=a, duration=b, before=c) | WindowFromTo(series=a, start=b, end=c):
+            return (a, b, c)
+        case Where(window=a, condition=b):
+            return (a, b)
+        case IsNever(operand=o):
+            return (o,)
         case Quantified(window=w, condition=c):
             return (w, c)
         case Count(conditions=cs):
             return cs
+        case If(condition=a, then=b, otherwise=c):
+            return (a, b, c)
+        case UnknownLit():
+            return ()
+        case Power(base=a, exponent=b):
+            return (a, b)
         case If(condition=a, then=b, otherwise=c):
             return (a, b, c)
         case UnknownLit():

@@ -38,6 +38,8 @@ CODES: dict[str, str] = {
     # syntax of calculation
     "PR130": "`**` instead of `^`",
     "PR131": "`if` without `then` or `else`",
+    # syntax: time, second edition
+    "PR120": "`never` compared as a value instead of tested with `is never`",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
@@ -61,6 +63,8 @@ CODES: dict[str, str] = {
     "PR237": "function used as a value, or a value called",
     "PR238": "duplicate parameter",
     "PR239": "library used for nothing",
+    # names: time, second edition
+    "PR220": "`value` outside a `where` condition",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -83,6 +87,13 @@ CODES: dict[str, str] = {
     "PR335": "comparison with `unknown`",
     "PR336": "body does not match the declared type",
     "PR337": "constant calculation without a value (domain error)",
+    # types: time, second edition
+    "PR320": "calendar duration that is not a whole number of months",
+    "PR321": "window bound that is not a date or datetime",
+    "PR322": "`is never` on a date that cannot be never",
+    "PR323": "`where` on something that is not a window",
+    "PR324": "`consecutive` without a `where` condition",
+    "PR325": "duration word in a computed duration counts as a definite length",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",
@@ -95,6 +106,9 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    # patient data: time, second edition
+    "PR420": "`never` for a date that is not declared `or never`",
+    "PR421": "date of a `past` fact after `as_of`",
     # screening
     "PR501": "screening needs the `[screen]` extra (polars)",
     "PR502": "unknown screening engine",

@@ -207,6 +207,9 @@ def _ident(value: str) -> str:
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POWER, _ATOM = range(1, 10)
 _IF = 0  # `if … then … else …` binds loosest: parenthesised wherever an operand is expected
+#: `W where C`: its condition runs to the end of the expression, so it is parenthesised
+#: wherever anything could follow it.
+_WHERE = 0
 
 
 def _prec(node: ast.Expr) -> int:
@@ -229,8 +232,12 @@ def _prec(node: ast.Expr) -> int:
             | ast.Contains()
             | ast.Window()
             | ast.Quantified()
+            | ast.WindowFromTo()
+            | ast.IsNever()
         ):
             return _COMPARE
+        case ast.Where():
+            return _WHERE
         case ast.Arithmetic(op=ast.ArithOp.ADD | ast.ArithOp.SUB):
             return _SUM
         case ast.Arithmetic():
@@ -305,6 +312,8 @@ class _Printer:
             mm = fact.molar_mass
             text = f"molar_mass {_unsigned(mm.value)} {_unit(mm.unit)}"
             frags += [_Frag(" "), _at(text, mm.span)]
+        if fact.past is not None:
+            frags += [_Frag(" "), _at("past", fact.past.span)]
         lines = _wrap(_Line(0, frags))
         if fact.description is not None:
             end = fact.span.end
@@ -340,6 +349,8 @@ class _Printer:
                 return [_kw("series of ", node.span.start), *self.type_(element)]
             case ast.SetType(element=element):
                 return [_kw("set of ", node.span.start), *self.type_(element)]
+            case ast.DateType(never=True) | ast.DateTimeType(never=True):
+                return [_at(f"{words[type(node)]} or never", node.span)]
         return [_at(words[type(node)], node.span)]
 
     def define(self, item: ast.Define) -> _Block:
@@ -428,6 +439,9 @@ class _Printer:
                 return self.lines(operand, indent, [*prefix, word], suffix, _NOT)
             case ast.Count():
                 return self.count_lines(node, indent, prefix, suffix)
+            case ast.Where(window=window, condition=condition) if _prec(node) >= need:
+                head = [*prefix, *self.flat(window, _COMPARE), _Frag(" where")]
+                return [_Line(indent, head), *self.lines(condition, indent + 2, None, suffix)]
             case ast.If():
                 return self.if_lines(node, indent, prefix, suffix, need)
             case ast.Arithmetic() if _prec(node) >= need:
@@ -553,8 +567,27 @@ class _Printer:
                 if mode is ast.ContainsMode.ONE:
                     return [*out, *self.flat(items[0], _SUM)]
                 return [*out, *self.set_(items)]
-            case ast.Window(series=series, duration=duration):
-                return [*self.flat(series, _SUM), _Frag(" over last "), *self.flat(duration, _SUM)]
+            case ast.Window(series=series, duration=duration, before=before):
+                out = [*self.flat(series, _SUM), _Frag(" over last "), *self.flat(duration, _SUM)]
+                if before is not None:
+                    out += [_Frag(" before "), *self.flat(before, _SUM)]
+                return out
+            case ast.WindowFromTo(series=series, start=start, end=end):
+                return [
+                    *self.flat(series, _SUM),
+                    _Frag(" from "),
+                    *self.flat(start, _SUM),
+                    _Frag(" to "),
+                    *self.flat(end, _SUM),
+                ]
+            case ast.Where(window=window, condition=condition):
+                return [*self.flat(window, _COMPARE), _Frag(" where "), *self.flat(condition)]
+            case ast.IsNever(operand=operand):
+                return [*self.flat(operand, _SUM), _Frag(" is never")]
+            case ast.AsOf():
+                return [_at("as_of", node.span)]
+            case ast.ObservationValue():
+                return [_at("value", node.span)]
             case ast.Quantified():
                 return self._quantified(node)
             case ast.Count(op=op, n=n, conditions=conditions):

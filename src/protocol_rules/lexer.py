@@ -54,7 +54,15 @@ KEYWORDS = (
     "if",
     "then",
     "else",
+    # time, second edition
+    "before",
+    "from",
+    "where",
+    "never",
+    "past",
 )
+#: Words that stand for a value: the evaluation time, the observation a `where` tests.
+PSEUDO_VALUES = ("as_of", "value")
 #: Logical operators.
 LOGIC = ("and", "or", "not")
 #: The built-in functions, highlighted where they are called.
@@ -76,6 +84,9 @@ FUNCTIONS = (
     "sqrt",
     "abs",
     "round",
+    "first_time",
+    "last_time",
+    "consecutive",
 )
 #: The words that make a number a duration (`48 hours`).
 TIME_WORDS = r"(?:years?|months?|weeks?|days?|hours?|minutes?)"
@@ -142,6 +153,7 @@ class RulesLexer(RegexLexer):
             (words(LOGIC, suffix=_END), Operator.Word),
             (words(("true", "false"), suffix=_END), Keyword.Constant),
             (words(KEYWORDS, suffix=_END), Keyword),
+            (words(PSEUDO_VALUES, suffix=_END), Name.Builtin.Pseudo),
             (rf"{TIME_WORDS}{_END}", Keyword.Pseudo),
             (words(FUNCTIONS, suffix=r"(?=\s*\()"), Name.Builtin),
             (rf"{_NAME}(?=\s*\()", Name.Function),  # a call of a function of the rules

@@ -166,12 +166,14 @@ class _Builder(Transformer):
             description = _unquote(rest.pop())
         range_ = next((r for r in rest if isinstance(r, ast.Range)), None)
         molar = next((r for r in rest if isinstance(r, ast.MolarMass)), None)
+        past = next((r for r in rest if isinstance(r, ast.Past)), None)
         return ast.Fact(
             str(name),
             type_,
             range_,
             molar,
             description,
+            past,
             span=self._span(meta),
             name_span=self._tok(name),
         )
@@ -204,10 +206,16 @@ class _Builder(Transformer):
         return ast.QuantityType(_unquote(unit), span=self._span(meta), unit_span=self._tok(unit))
 
     def date_type(self, meta, children):
-        return ast.DateType(span=self._span(meta))
+        return ast.DateType(bool(children), span=self._span(meta))
 
     def datetime_type(self, meta, children):
-        return ast.DateTimeType(span=self._span(meta))
+        return ast.DateTimeType(bool(children), span=self._span(meta))
+
+    def or_never(self, meta, children):
+        return True
+
+    def past_option(self, meta, children):
+        return ast.Past(span=self._span(meta))
 
     def text_type(self, meta, children):
         return ast.TextType(span=self._span(meta))
@@ -322,6 +330,29 @@ class _Builder(Transformer):
     def window(self, meta, children):
         series, duration = children
         return ast.Window(series, duration, span=self._span(meta))
+
+    # ---- time, second edition (docs/language/time.md)
+
+    def window_before(self, meta, children):
+        series, duration, before = children
+        return ast.Window(series, duration, before, span=self._span(meta))
+
+    def window_from_to(self, meta, children):
+        series, start, end = children
+        return ast.WindowFromTo(series, start, end, span=self._span(meta))
+
+    def where(self, meta, children):
+        window, condition = children
+        return ast.Where(window, condition, span=self._span(meta))
+
+    def is_never(self, meta, children):
+        return ast.IsNever(children[0], span=self._span(meta))
+
+    def as_of(self, meta, children):
+        return ast.AsOf(span=self._span(meta))
+
+    def observation_value(self, meta, children):
+        return ast.ObservationValue(span=self._span(meta))
 
     def quantifier(self, meta, children):
         word, window = children

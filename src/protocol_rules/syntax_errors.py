@@ -30,6 +30,7 @@ _REGEX_TERMINALS = {
 _COMPARISONS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN", "IS", "CONTAINS", "OVER"}
 _ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH"}
 _VALUE_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
+_VALUE_START |= {"AS_OF", "VALUE"}  # time, second edition
 _EXPRESSION_START = _VALUE_START | {"IF", "UNKNOWN"}  # `if` and `unknown` are reserved words
 _ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION", "USE"}
 
@@ -135,6 +136,9 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
             span,
             help="write e.g. `max(serum_creatinine over last 48 hours) > …` or `any(…) > …`",
         )
+    never = _never_as_a_value(token, stack, span)
+    if never:
+        return never
     keyword = token.type not in _VALUE_START | {"ANY", "ALL"}
     if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
         return error(
@@ -219,6 +223,24 @@ def _last_type_of(stack: list[object], types: set[str]) -> str | None:
         if isinstance(value, Token) and value.type in types:
             return value.type
     return None
+
+
+def _never_as_a_value(token: Token, stack: list[object], span: Span) -> Diagnostic | None:
+    """`last_dialysis = never`: `never` is tested with `is never`, not compared with."""
+    if token.type != "NEVER":
+        return None
+    last = stack[-1] if stack else None
+    compared = isinstance(last, Tree) and last.data == "compare_op"
+    if not compared and _last_type(stack) not in ("LT", "LE", "GT", "GE", "EQ", "NE"):
+        return None
+    return error(
+        "PR120",
+        "`never` is not a value to compare with",
+        span,
+        label="test it with `is never`",
+        help="test a fact declared `date or never` with `is never`, e.g. `last_dialysis is never`"
+        ", or `not (last_dialysis is never)` for `!= never`",
+    )
 
 
 def _bad_operator(token: Token, source: Source) -> Diagnostic | None:

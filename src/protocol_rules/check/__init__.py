@@ -257,10 +257,10 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             return NUMBER
         case ast.TextType():
             return TEXT
-        case ast.DateType():
-            return TimeT(False)
-        case ast.DateTimeType():
-            return TimeT(True)
+        case ast.DateType(never=never):
+            return TimeT(False, never)
+        case ast.DateTimeType(never=never):
+            return TimeT(True, never)
         case ast.QuantityType(unit=unit):
             try:
                 units.check_unit(unit)
@@ -339,6 +339,15 @@ def _fact_info(decl: ast.Fact, type_: Type, index: int, diags: list[Diagnostic])
                     help="write the lower bound first: `range LOW to HIGH`",
                 )
             )
+    if decl.past is not None and not isinstance(type_, TimeT):
+        diags.append(
+            error(
+                "PR310",
+                f"`past` applies only to dates and datetimes, not to {_a(type_)}",
+                decl.past.span,
+                help="remove `past`, or declare the fact as `date past`",
+            )
+        )
     return FactInfo(decl.name, index, type_, decl.description, unit, molar_mass, low, high, decl)
 
 

@@ -18,6 +18,7 @@ from ..suggestions import did_you_mean
 from . import ir
 from .calc import CalcChecks
 from .calls import CallChecks
+from .time import TIME_FUNCTIONS, TimeChecks
 from .types import (
     BOOL,
     DAYS,
@@ -40,7 +41,7 @@ from .types import (
 from .unit_names import unit_error
 
 AGGREGATES = {"max", "min", "mean", "sum", "latest", "earliest", "count", "exists"}
-FUNCTIONS = AGGREGATES | {"time_since"}
+FUNCTIONS = AGGREGATES | {"time_since"} | TIME_FUNCTIONS
 _ORDERED_AGGREGATES = {"max", "min", "mean", "sum"}
 _EQUALITY = {ast.CompareOp.EQ, ast.CompareOp.NE}
 SECONDS = "s"
@@ -54,12 +55,13 @@ def to_epoch(iso: str) -> float:
     return moment.timestamp()
 
 
-class ExprChecker(CalcChecks, CallChecks):
+class ExprChecker(CalcChecks, CallChecks, TimeChecks):
     """Types the expressions of one protocol against its facts and already-checked defines.
 
     The calculation constructs (`if`, `unknown`, `^`, math functions) are checked by the
     `CalcChecks` mixin (check/calc.py), names in functions and calls by `CallChecks`
-    (check/calls.py).
+    (check/calls.py), the time expressions of the second edition by `TimeChecks`
+    (check/time.py).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class ExprChecker(CalcChecks, CallChecks):
         self.uses_time = False
         self._choices: dict[str, list[ChoiceT]] = {}
         self._each_types: list[Type] = []
+        self._init_time()
         for _, type_ in facts.values():
             choice = _choice_of(type_)
             if choice:
@@ -139,8 +142,16 @@ class ExprChecker(CalcChecks, CallChecks):
                 return ir.IsKnown(operand, neg, BOOL, source=node)
             case ast.Contains():
                 return self._contains(node)
-            case ast.Window():
-                return self._window(node)
+            case ast.Window() | ast.WindowFromTo():
+                return self._time_window(node)
+            case ast.Where():
+                return self._where(node)
+            case ast.ObservationValue():
+                return self._observation_value(node)
+            case ast.AsOf():
+                return self._as_of(node)
+            case ast.IsNever():
+                return self._is_never(node)
             case ast.Quantified():
                 return self._quantified(node)
             case ast.Count():
@@ -198,6 +209,8 @@ class ExprChecker(CalcChecks, CallChecks):
             )
             return ir.Const(name, ERROR, source=node)
         known = [*self.facts, *self.define_names, *self._choices]
+        if self._value_types:
+            known.append("value")
         self._error(
             "PR201",
             f"unknown name `{name}`",
@@ -233,6 +246,8 @@ class ExprChecker(CalcChecks, CallChecks):
         (arg_node,) = node.args
         if function == "time_since":
             return self._time_since(node, arg_node)
+        if function in TIME_FUNCTIONS:
+            return self._time_call(node)
         window = self._window_argument(arg_node, f"`{function}`")
         if not isinstance(window.type, WindowT):
             return ir.Aggregate(function, window, _aggregate_fallback(function), source=node)
@@ -294,6 +309,9 @@ class ExprChecker(CalcChecks, CallChecks):
     def _comparison(self, node: ast.Comparison) -> ir.Node:
         left = self.check(node.left)
         right = self.check(node.right, expected=left.type)
+        calendar = self._calendar_comparison(node, left, right)
+        if calendar is not None:
+            return calendar
         left, right = self._unify(left, right, node.op, node.span)
         self._check_range(left, right, node)
         return ir.Compare(node.op, left, right, BOOL, source=node)
@@ -323,8 +341,13 @@ class ExprChecker(CalcChecks, CallChecks):
         operand = self.check(node.operand)
         low = self.check(node.low, expected=operand.type)
         high = self.check(node.high, expected=operand.type)
+        calendar = self._calendar_between(node, operand, low, high)
+        if calendar is not None:
+            return calendar
         _, low = self._unify(operand, low, ast.CompareOp.GE, node.span)
         operand, high = self._unify(operand, high, ast.CompareOp.LE, node.span)
+        if isinstance(operand.type, TimeT) and isinstance(low.type, TimeT):
+            operand, low, high = self._instant_between(operand, low, high)
         constant = isinstance(low, ir.Const) and isinstance(high, ir.Const)
         if constant and _ordered(low.value, high.value) and low.value > high.value:
             self._error(
@@ -366,7 +389,7 @@ class ExprChecker(CalcChecks, CallChecks):
         if isinstance(lt, QtyT) and isinstance(rt, QtyT):
             return left, self._convert(right, lt)
         if isinstance(lt, TimeT) and isinstance(rt, TimeT):
-            return left, right
+            return self._instants(left, right)
         if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (
             isinstance(lt, NumT) and isinstance(rt, QtyT)
         ):
@@ -464,23 +487,6 @@ class ExprChecker(CalcChecks, CallChecks):
         return ir.Contains(collection, node.mode, items, BOOL, source=node)
 
     # ------------------------------------------------------------------ time
-
-    def _window(self, node: ast.Window) -> ir.Node:
-        self.uses_time = True
-        series = self.check(node.series)
-        duration = self.check(node.duration)
-        seconds = self._duration_seconds(duration)
-        if isinstance(series.type, ErrorT):
-            return ir.Window(series, seconds, ERROR, source=node)
-        if not isinstance(series.type, SeriesT):
-            self._error(
-                "PR301",
-                f"`over last` needs a series, but `{node.series.span.text}` is {_a(series.type)}",
-                node.series.span,
-                help="declare the fact as `series of …` to read it through a window",
-            )
-            return ir.Window(series, seconds, ERROR, source=node)
-        return ir.Window(series, seconds, WindowT(series.type.element), source=node)
 
     def _duration_seconds(self, duration: ir.Node) -> ir.Node:
         dtype = duration.type
@@ -583,20 +589,17 @@ class ExprChecker(CalcChecks, CallChecks):
     def _date_arithmetic(self, node: ast.Arithmetic, left: ir.Node, right: ir.Node) -> ir.Node:
         lt, rt, op = left.type, right.type, node.op
         if isinstance(lt, TimeT) and isinstance(rt, TimeT) and op is ast.ArithOp.SUB:
-            return ir.DateDiff(left, right, DAYS, source=node)
+            return self._date_difference(node, left, right)
         additive = op in (ast.ArithOp.ADD, ast.ArithOp.SUB)
         if isinstance(lt, TimeT) and isinstance(rt, QtyT) and rt.is_duration and additive:
-            seconds = self._duration_seconds(right)
-            sign = 1 if op is ast.ArithOp.ADD else -1
-            return ir.DateShift(sign, left, seconds, lt, source=node)
+            return self._time_shift(node, left, right, 1 if op is ast.ArithOp.ADD else -1)
         if (
             isinstance(rt, TimeT)
             and isinstance(lt, QtyT)
             and lt.is_duration
             and op is ast.ArithOp.ADD
         ):
-            seconds = self._duration_seconds(left)
-            return ir.DateShift(1, right, seconds, rt, source=node)
+            return self._time_shift(node, right, left, 1)
         return self._bad_arith(node, lt, rt)
 
     def _bad_arith(self, node: ast.Arithmetic, lt: Type, rt: Type) -> ir.Node:

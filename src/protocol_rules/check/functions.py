@@ -73,6 +73,7 @@ def check_definitions(
         if define.params is None:
             info = _check_value(define, checker, declare, diags, prefix, origin)
             define_types[define.name] = info.type
+            checker.define_bodies[define.name] = info.body
             if origin:
                 checker.define_keys[define.name] = info.name
             reads[info.name] = _reads_facts(info.body, reads)

@@ -7,7 +7,7 @@ from attrs import frozen
 from .. import ast
 from ..source import Source
 from . import ir
-from .types import Type
+from .types import TimeT, Type
 
 
 @frozen
@@ -23,6 +23,16 @@ class FactInfo:
     low: float | None
     high: float | None
     decl: ast.Fact
+
+    @property
+    def past(self) -> bool:
+        """Declared `past`: a date that may not be after `as_of` (docs/language/time.md)."""
+        return self.decl.past is not None and isinstance(self.type, TimeT)
+
+    @property
+    def never(self) -> bool:
+        """Declared `date or never`: the patient record may say "never"."""
+        return isinstance(self.type, TimeT) and self.type.never
 
 
 @frozen

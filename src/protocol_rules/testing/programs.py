@@ -83,6 +83,7 @@ class _Vocabulary:
         self.choices = [(n, t) for n, t in self.all if isinstance(t, ChoiceT)]
         self.sets = [(n, t.element) for n, t in self.all if isinstance(t, SetT)]
         self.times = [(n, t) for n, t in self.all if isinstance(t, TimeT)]
+        self.nevers = [n for n, t in self.times if t.never]
         self.texts = [n for n, t in self.all if isinstance(t, TextT)]
 
 
@@ -91,9 +92,12 @@ def _literal(type_: Type) -> st.SearchStrategy[str]:
     numbers = st.sampled_from(_NICE) | st.integers(0, 500) | st.decimals(0, 100, places=2)
     if isinstance(type_, QtyT):
         options = compatible_units(type_.unit, type_.molar_mass)
-        if type_.is_duration:
+        if type_.is_duration:  # whole numbers: `1.5 months` is no calendar step (PR320)
             words = st.sampled_from(("years", "months", "weeks", "days", "hours"))
-            return st.tuples(numbers, words).map(lambda p: f"{_num_text(float(p[0]))} {p[1]}")
+            whole = st.sampled_from([n for n in _NICE if float(n).is_integer()]) | st.integers(
+                0, 500
+            )
+            return st.tuples(whole, words).map(lambda p: f"{_num_text(float(p[0]))} {p[1]}")
         return st.tuples(numbers, st.sampled_from(options)).map(
             lambda p: f"{_num_text(float(p[0]))} '{p[1]}'"
         )
@@ -134,10 +138,11 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
                 lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
             )
         )
-    dates = [n for n, t in vocab.times if not t.has_time]
-    if dates:
+    if vocab.times:
         out.append(
-            st.sampled_from(dates).map(lambda n: _Expr(f"time_since({n})", _ATOM, QtyT("d")))
+            st.sampled_from([n for n, _ in vocab.times]).map(
+                lambda n: _Expr(f"time_since({n})", _ATOM, QtyT("d"))
+            )
         )
     return out
 
@@ -188,6 +193,11 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
         out.append(_quantified(vocab))
     if vocab.times:
         out.append(_dated(vocab))
+        out.append(_calendar(vocab))
+    if vocab.nevers:
+        out.append(st.sampled_from(vocab.nevers).map(lambda n: _Expr(f"{n} is never", _COMPARE)))
+    if vocab.series:
+        out.append(_windowed(vocab))
     if vocab.texts:
         out.append(
             st.tuples(st.sampled_from(vocab.texts), _TEXT).map(
@@ -277,6 +287,71 @@ def _dated(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
     if draw(st.booleans()):
         return _Expr(f"{name} + {draw(_duration())} {op} {literal}", _COMPARE)
     return _Expr(f"{name} {op} {literal}", _COMPARE)
+
+
+@st.composite
+def _calendar(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    """Calendar time: `time_since(x) OP D`, `x OP as_of ± D`, `time_since(x) between …`."""
+    name, _ = draw(st.sampled_from(vocab.times))
+    duration = draw(_duration())
+    op = draw(st.sampled_from(_OPS))
+    form = draw(st.sampled_from(("since", "as_of", "shifted", "between")))
+    if form == "as_of":
+        sign = draw(st.sampled_from(("+", "-")))
+        return _Expr(f"{name} {op} as_of {sign} {duration}", _COMPARE)
+    if form == "shifted":
+        return _Expr(f"{name} + {duration} {op} as_of", _COMPARE)
+    if form == "between":
+        low, high = sorted(
+            draw(st.lists(st.sampled_from((1, 3, 6, 12, 18)), min_size=2, max_size=2))
+        )
+        return _Expr(f"time_since({name}) between {low} months and {high} months", _COMPARE)
+    return _Expr(f"time_since({name}) {op} {duration}", _COMPARE)
+
+
+@st.composite
+def _window_of(draw: st.DrawFn, vocab: _Vocabulary, name: str) -> str:
+    """A window of series `name`: recent, anchored before an instant, or between two."""
+    forms = ["last", "last"]
+    if vocab.times:
+        forms += ["before", "from"]
+    form = draw(st.sampled_from(forms))
+    instants = [n for n, _ in vocab.times] + ["as_of"]
+    if form == "before":
+        return f"{name} over last {draw(_duration())} before {draw(st.sampled_from(instants))}"
+    if form == "from":
+        start, end = draw(st.sampled_from(instants)), draw(st.sampled_from(instants))
+        return f"{name} from {start} to {end}"
+    return f"{name} over last {draw(_duration())}"
+
+
+@st.composite
+def _windowed(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    """Anchored and filtered windows read by `count`, `exists`, `consecutive`, the quantifiers
+    and `first_time` / `last_time`."""
+    name, element = draw(st.sampled_from(vocab.series))
+    window = draw(_window_of(vocab, name))
+    if isinstance(element, NumT | QtyT):
+        condition = f"value {draw(st.sampled_from(_OPS))} {draw(_literal(element))}"
+    elif isinstance(element, ChoiceT):
+        items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
+        condition = f"value in {{{', '.join(items)}}}"
+    else:
+        condition = f"value = {draw(st.sampled_from(('true', 'false')))}"
+    filtered = f"{window} where {condition}" if draw(st.booleans()) else window
+    n = draw(st.integers(0, 3))
+    form = draw(st.sampled_from(("count", "exists", "consecutive", "any", "time")))
+    if form == "count":
+        return _Expr(f"count({filtered}) >= {n}", _COMPARE)
+    if form == "consecutive":
+        return _Expr(f"consecutive({window} where {condition}) >= {n}", _COMPARE)
+    if form == "any" and isinstance(element, NumT | QtyT):
+        quantifier = draw(st.sampled_from(("any", "all")))
+        return _Expr(f"{quantifier}({filtered}) > {draw(_literal(element))}", _COMPARE)
+    if form == "time":
+        which = draw(st.sampled_from(("first_time", "last_time")))
+        return _Expr(f"{which}({filtered}) >= as_of - {draw(_duration())}", _COMPARE)
+    return _atom(f"exists({filtered})")
 
 
 #: Whether to add a redundant pair of parentheses (one time in six).
@@ -436,6 +511,9 @@ _FACT_TYPES: tuple[tuple[str, Type], ...] = (
     ("quantity 'mL/min/{1.73_m2}'", QtyT("mL/min/{1.73_m2}")),
     ("date", TimeT(False)),
     ("datetime", TimeT(True)),
+    ("date or never", TimeT(False, never=True)),
+    ("date past", TimeT(False)),
+    ("datetime or never past", TimeT(True, never=True)),
     ("text", TEXT),
     ("series of quantity 'mg/dL' molar_mass 113.12 'g/mol'", SeriesT(QtyT("mg/dL", 113.12))),
     ("series of quantity 'mL/kg/h'", SeriesT(QtyT("mL/kg/h"))),
@@ -552,6 +630,7 @@ _UNITS_WRITTEN = ("mg/dL", "/uL", "%", "a", "mo", "10*9/L", "g/mol", "mL/min/{1.
 _DATES = ("@2026-03-01", "@2026-03-01T08:00", "@2026-03-01T08:00:00Z", "@2024-02-29")
 _FUNCTIONS = (
     "max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since",
+    "first_time", "last_time", "consecutive",
     "first_known", "ln", "log10", "exp", "sqrt", "abs", "round", "ckd_epi_2021", "bmi",
 )  # fmt: skip
 
