@@ -12,7 +12,7 @@ from ..near_miss import near_miss_dict
 from ..result import Result, Trace
 from .safe import json_text
 
-SCHEMA_VERSION = "1.1"  # 1.1: `warnings`
+SCHEMA_VERSION = "1.1"  # 1.1: `warnings`; trace kinds of calculations and function calls
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:

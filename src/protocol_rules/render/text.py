@@ -43,7 +43,9 @@ _STYLE = {
 }
 _RESET = "\x1b[0m"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_SIMPLE = {"fact", "literal", "observation"}
+_SIMPLE = {"fact", "literal", "observation", "parameter", "as_of"}
+#: Nodes that list the observations of their window below them instead of their children.
+_LISTS_OBSERVATIONS = {"aggregate", "consecutive"}
 _TREE_PREFIX = re.compile(r"[ │├└─•·]*")
 _GUIDES_BELOW = str.maketrans({"├": "│", "└": " ", "─": " ", "•": " ", "·": " "})
 _UNBROKEN = ("not evaluated", "← still open", "← excludes the patient")
@@ -152,7 +154,7 @@ def _headline(trace: Trace, paint: _Painter) -> str:
     arrow = f"  → {_paint_value(trace, paint)}"
     if trace.kind == "comparison":
         return _compact(trace, arrow)
-    if trace.kind in _SIMPLE or trace.kind == "aggregate":
+    if trace.kind in _SIMPLE or trace.kind in _LISTS_OBSERVATIONS:
         if not trace.known:
             return f"{_safe(trace.expr)}  → {_paint_value(trace, paint)}"
         return describe(trace)
@@ -180,9 +182,16 @@ def _shown_children(trace: Trace) -> list[Trace]:
         return []
     if trace.kind == "comparison" and all(c.kind in _SIMPLE for c in trace.children):
         return []
-    if trace.kind in ("aggregate", "window", "quantified"):
-        return []  # the window's observations are listed below the node instead
-    return [c for c in trace.children if c.kind != "literal" or trace.kind == "count"]
+    if trace.kind in _LISTS_OBSERVATIONS:
+        return []  # its window's observations are listed below it instead
+    if trace.kind in ("window", "quantified", "filter"):
+        return []  # observations are listed below the node
+    # A called function's body (kind `body`) is in the trace data, not in this summary.
+    return [
+        c
+        for c in trace.children
+        if (c.kind != "literal" or trace.kind == "count") and c.kind != "body"
+    ]
 
 
 def _window_of(trace: Trace) -> Trace | None:
@@ -194,16 +203,21 @@ def _window_of(trace: Trace) -> Trace | None:
 
 
 def _observation_lines(trace: Trace) -> list[str]:
-    observations = trace.observations
+    source = trace
     if trace.kind == "aggregate":
-        window = _window_of(trace)
-        observations = window.observations if window is not None else ()
+        source = _window_of(trace) or trace
+    observations = source.observations
     if not observations:
-        if trace.kind == "quantified" and trace.known:
+        if trace.kind in ("quantified", "consecutive", "filter") and trace.known:
             return ["   no observation in the window"]
         return []
     inside = [o for o in observations if o.in_window]
     lines = [f"   {len(inside)} of {len(observations)} observations in the window:"]
+    if source.kind == "filter":
+        passed = sum(1 for o in observations if o.result)
+        lines = [f"   {passed} of {len(observations)} observations in the window pass `where`:"]
+    elif source.kind == "consecutive":
+        lines = [f"   {len(observations)} observations in the window, in time order:"]
     for o in observations:
         mark = "•" if o.in_window else "·"
         extra = ""
