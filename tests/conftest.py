@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-import protocol_rules
+# Keep the suite's unit and parser cache out of the user's cache folder (subprocesses inherit it).
+os.environ.setdefault("PROTOCOL_RULES_CACHE_DIR", tempfile.mkdtemp(prefix="protocol-rules-cache-"))
+
+import protocol_rules  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_FILE = ROOT / "protocols" / "nct04194671.rules"

@@ -14,8 +14,7 @@ from .diagnostics import (
 from .facts import UNKNOWN
 from .protocol import Protocol, check_text, load_protocol, parse_protocol
 from .result import CriterionResult, MissingFact, Observation, Outcome, Result, Status, Trace
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "UNKNOWN",

@@ -119,6 +119,7 @@ class _Builder(Transformer):
         super().__init__()
         self.source = source
         self.diagnostics: list[Diagnostic] = []
+        self._outer: dict[int, Span] = {}  # id of a parenthesised node -> span with parentheses
 
     def _span(self, meta: object) -> Span:
         return self.source.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
@@ -308,14 +309,14 @@ class _Builder(Transformer):
 
     def quantified_compare(self, meta, children):
         quantifier, op, right = children
-        cond_span = self.source.span(quantifier[2].start, right.span.end)
+        cond_span = self.source.span(quantifier[2].start, self._outer_span(right).end)
         return self._quantified(
             meta, quantifier, lambda each: ast.Comparison(op, each, right, span=cond_span)
         )
 
     def quantified_between(self, meta, children):
         quantifier, low, high = children
-        cond_span = self.source.span(quantifier[2].start, high.span.end)
+        cond_span = self.source.span(quantifier[2].start, self._outer_span(high).end)
         return self._quantified(
             meta, quantifier, lambda each: ast.Between(each, low, high, span=cond_span)
         )
@@ -348,7 +349,7 @@ class _Builder(Transformer):
         result = children[0]
         for i in range(1, len(children), 2):
             right = children[i + 1]
-            span = result.span.to(right.span)
+            span = self._outer_span(result).to(self._outer_span(right))
             result = ast.Arithmetic(ast.ArithOp(str(children[i])), result, right, span=span)
         return result
 
@@ -434,7 +435,13 @@ class _Builder(Transformer):
         return self._count(meta, children, ast.CountOp.AT_MOST)
 
     def group(self, meta, children):
+        # The node keeps its own span; an operator around it spans its parentheses too.
+        self._outer[id(children[0])] = self._span(meta)
         return children[0]
+
+    def _outer_span(self, node: ast.Expr) -> Span:
+        """The span of `node` with the parentheses written around it, if any."""
+        return self._outer.get(id(node), node.span)
 
     # ---- sets
 
