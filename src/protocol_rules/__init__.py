@@ -4,6 +4,7 @@ The public API. Load a protocol with `load_protocol` (or `parse_protocol` for te
 call `Protocol.evaluate` with a patient record to get a `Result` that explains itself.
 """
 
+from ._version import __version__
 from .diagnostics import (
     Diagnostic,
     PatientDataError,
@@ -14,7 +15,6 @@ from .diagnostics import (
 from .facts import UNKNOWN
 from .protocol import Protocol, check_text, load_protocol, parse_protocol
 from .result import CriterionResult, MissingFact, Observation, Outcome, Result, Status, Trace
-from ._version import __version__
 
 __all__ = [
     "UNKNOWN",

@@ -16,6 +16,7 @@ Every failure to read or write is silent: the cache only ever saves time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -87,10 +88,8 @@ def write(name: str, key: str, data: Any) -> bool:
             handle.write(text)
         os.replace(temporary, path)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             temporary.unlink()
-        except OSError:
-            pass
         return False
     _prune(path.parent, name, path.name)
     return True

@@ -12,14 +12,15 @@ import math
 import re
 from datetime import datetime
 
+import attrs
 import lark
 from lark import Token, Transformer, Tree, v_args
 
 from . import ast
 from ._grammar import parser as _lark_parser
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic, error, sort_key
 from .source import Source, Span
-from .syntax_errors import describe
+from .syntax_errors import describe, misspelt_duration
 
 #: Deepest nesting of the syntax tree accepted; deeper input is refused with PR107.
 MAX_DEPTH = 120
@@ -30,28 +31,54 @@ _ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion)\b",
 
 
 def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
-    """Parse a source into a syntax tree, or return the syntax errors found in it."""
+    """Parse a source into a syntax tree, and the syntax errors found in it.
+
+    Most syntax errors leave no tree (None). A few mistakes are recovered from — a misspelt
+    duration word (`18 yeers`) — so that the checker still runs and reports the file's other
+    errors: then the tree is returned *with* error diagnostics, and a caller must not use it
+    for anything but checking (`has_errors`).
+    """
     text = source.text
-    diagnostics: list[Diagnostic] = []
+    fatal: list[Diagnostic] = []
+    recovered: list[Diagnostic] = []
     tree: Tree | None = None
-    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+    while len(fatal) + len(recovered) < MAX_SYNTAX_ERRORS:
         try:
             tree = _lark_parser().parse(text)
             break
         except lark.UnexpectedInput as exc:
-            diagnostics.append(describe(exc, source))
+            fixed = misspelt_duration(exc, Source(source.name, text))
+            if fixed is not None:
+                recovered.append(fixed[0])
+                text = fixed[1]
+                continue
+            fatal.append(describe(exc, Source(source.name, text)))
             blanked = _skip_item(text, _error_offset(exc, text))
             if blanked == text:
                 break
             text = blanked
-    if diagnostics or tree is None:
-        return None, diagnostics
+    diagnostics = [_on(source, d) for d in fatal + recovered]
+    if fatal or tree is None:
+        return None, sorted(diagnostics, key=sort_key)
     deep = _too_deep(tree, source)
     if deep:
         return None, [deep]
     builder = _Builder(source)
     result = builder.transform(tree)
-    return (None, builder.diagnostics) if builder.diagnostics else (result, [])
+    if builder.diagnostics:
+        return None, sorted(diagnostics + builder.diagnostics, key=sort_key)
+    return result, diagnostics
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def _on(source: Source, d: Diagnostic) -> Diagnostic:
+    """`d` with its span on `source` (errors are found on a patched copy of the text)."""
+    if d.span is None or d.span.source is source:
+        return d
+    return attrs.evolve(d, span=source.span(d.span.start, d.span.end))
 
 
 # --------------------------------------------------------------------------- recovery

@@ -12,45 +12,46 @@ from datetime import datetime
 from typing import Any
 
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
-from .diagnostics import Diagnostic, ProtocolError, RulesError, error
-from .parser import parse
+from .diagnostics import Diagnostic, ProtocolError, RulesError, file_error, sort_key
+from .parser import has_errors, parse
 from .result import Result
-from .source import Source
+from .source import Source, normalise, read_text
+
+
+def read_source(path: str | os.PathLike[str]) -> Source:
+    """Read a rules file (see `source.read_text`). Raises `ProtocolError` (PR001) if it cannot."""
+    name = os.fspath(path)
+    try:
+        return Source(name, read_text(name))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError([file_error(name, exc)]) from None
 
 
 def parse_protocol(text: str, filename: str = "<string>") -> Protocol:
     """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic."""
-    source = Source(filename, text)
+    source = Source(filename, normalise(text))
     syntax, diagnostics = parse(source)
     if syntax is None:
         raise ProtocolError(diagnostics)
-    checked, diagnostics = check(syntax)
-    if checked is None:
-        raise ProtocolError(diagnostics)
-    return Protocol(checked, tuple(diagnostics))
+    checked, found = check(syntax)
+    if checked is None or has_errors(diagnostics):
+        raise ProtocolError(sorted(diagnostics + found, key=sort_key))
+    return Protocol(checked, tuple(found))
 
 
 def load_protocol(path: str | os.PathLike[str]) -> Protocol:
     """Load a ``.rules`` file. Raises `ProtocolError` for a missing, unreadable or bad file."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProtocolError(
-            [error("PR101", f"cannot read `{name}`: {reason}", None, path=name)]
-        ) from None
-    return parse_protocol(text, name)
+    source = read_source(path)
+    return parse_protocol(source.text, source.name)
 
 
 def check_text(text: str, filename: str = "<string>") -> list[Diagnostic]:
     """Every diagnostic of rules text (errors and warnings), without raising."""
-    source = Source(filename, text)
+    source = Source(filename, normalise(text))
     syntax, diagnostics = parse(source)
     if syntax is None:
         return diagnostics
-    return check(syntax)[1]
+    return sorted(diagnostics + check(syntax)[1], key=sort_key)
 
 
 class Protocol:

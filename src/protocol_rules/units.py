@@ -176,7 +176,9 @@ def _parse(ucum: str) -> Any:
         try:
             quantity = reg.Quantity(float(quantity), reg.dimensionless)
         except (TypeError, ValueError):
-            raise UnitError(f"`{ucum}` is only an annotation, not a unit; write `'1'`", ucum) from None
+            raise UnitError(
+                f"`{ucum}` is only an annotation, not a unit; write `'1'`", ucum
+            ) from None
     return quantity
 
 
@@ -184,7 +186,9 @@ def _not_ucum(ucum: str, exc: Exception) -> UnitError:
     """Our words for a unit the UCUM parser refused, with where it stopped understanding it."""
     where = getattr(exc.__cause__, "pos_in_stream", None)
     if isinstance(where, int) and 0 <= where < len(ucum):
-        return UnitError(f"not understood from character {where + 1} (`{ucum[where]}`)", ucum, where)
+        return UnitError(
+            f"not understood from character {where + 1} (`{ucum[where]}`)", ucum, where
+        )
     if exc.__class__.__name__ == "InvalidUcumError" or "UCUM" in str(exc):
         return UnitError("the unit ends too early", ucum, len(ucum))
     if "offset" in str(exc).lower():
@@ -217,10 +221,7 @@ def _info(ucum: str) -> _Info:
 def _valid_info(value: Any) -> bool:
     def pairs(items: Any) -> bool:
         return isinstance(items, list) and all(
-            isinstance(p, list)
-            and len(p) == 2
-            and isinstance(p[0], str)
-            and type(p[1]) is int
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) is int
             for p in items
         )
 

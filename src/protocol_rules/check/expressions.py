@@ -41,6 +41,11 @@ AGGREGATES = {"max", "min", "mean", "sum", "latest", "earliest", "count", "exist
 FUNCTIONS = AGGREGATES | {"time_since"}
 _ORDERED_AGGREGATES = {"max", "min", "mean", "sum"}
 _EQUALITY = {ast.CompareOp.EQ, ast.CompareOp.NE}
+_NOW_WORDS = {"today", "now", "current_date", "current_time"}
+_NOW_HELP = (
+    "write `as_of`: every time expression is relative to it, the moment the patient is "
+    "evaluated at (`time_since(d)` is the time from `d` to `as_of`)"
+)
 SECONDS = "s"
 
 
@@ -192,7 +197,9 @@ class ExprChecker:
             f"unknown name `{name}`",
             node.span,
             label="not a fact, define or choice this protocol declares",
-            help=did_you_mean(name, known) or f"declare it first: `fact {name}: boolean`",
+            help=_NOW_HELP
+            if name.lower() in _NOW_WORDS
+            else did_you_mean(name, known) or f"declare it first: `fact {name}: boolean`",
         )
         return ir.Const(name, ERROR, source=node)
 

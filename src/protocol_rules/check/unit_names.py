@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from .. import units
 from ..diagnostics import Diagnostic, error
 from ..source import Span
 from ..suggestions import closest
-from .. import units
 from ..units import MAX_UNIT_LENGTH
 
 _COMMON_UNITS = [

@@ -12,8 +12,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(result: Result) -> str:
-    """The report: verdict, criteria table, missing facts, and a trace per criterion."""
+def to_markdown(result: Result, brief: bool = False) -> str:
+    """The report: verdict, criteria table, missing facts, and a trace per criterion.
+
+    `brief` keeps the traces of the deciding criteria only (the table still lists them all).
+    """
     title = f" — {result.protocol_title}" if result.protocol_title else ""
     lines = [f"# {result.protocol_id}{title}", ""]
     as_of = result.as_of.isoformat().replace("+00:00", "Z") if result.as_of else "not given"
@@ -34,6 +37,8 @@ def to_markdown(result: Result) -> str:
             lines.append(f"- `{m.name}`{what}: {m.reason}; feeds {', '.join(m.criteria)}")
     lines += ["", "## Criteria", ""]
     for c in result.criteria:
+        if brief and not c.deciding:
+            continue
         lines += [f"### {c.id} ({c.kind}): {_ICON[c.outcome]}", "", f"> {c.text}", ""]
         if c.note:
             lines += [f"*Reading:* {c.note}", ""]
