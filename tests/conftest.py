@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 # Keep the suite's unit and parser cache out of the user's cache folder (subprocesses inherit it).
 os.environ.setdefault("PROTOCOL_RULES_CACHE_DIR", tempfile.mkdtemp(prefix="protocol-rules-cache-"))
 
-import protocol_rules  # noqa: E402
+import protocol_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_FILE = ROOT / "protocols" / "nct04194671.rules"
