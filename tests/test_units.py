@@ -307,5 +307,5 @@ def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv(_cache.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     if sys.platform.startswith("linux"):
-        assert _cache.cache_dir() == tmp_path / "protocol-rules" / pr.__version__
+        assert _cache.cache_dir() == str(tmp_path / "protocol-rules" / pr.__version__)
     assert Path(str(_cache.cache_dir())).name == pr.__version__

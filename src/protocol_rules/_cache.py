@@ -22,7 +22,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ._version import __version__
@@ -32,26 +31,29 @@ FORMAT = 1
 ENV_VAR = "PROTOCOL_RULES_CACHE_DIR"
 
 
-def cache_dir() -> Path | None:
+def cache_dir() -> str | None:
     """The folder of this version's cache files, or None when the cache is turned off."""
     override = os.environ.get(ENV_VAR)
     if override is not None:
-        return Path(override).expanduser() / __version__ if override.strip() else None
+        if not override.strip():
+            return None
+        return os.path.join(os.path.expanduser(override), __version__)
+    home = os.path.expanduser("~")
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        root = Path(base) / "protocol-rules" / "Cache"
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        root = os.path.join(base, "protocol-rules", "Cache")
     elif sys.platform == "darwin":  # pragma: no cover - exercised on macOS only
-        root = Path.home() / "Library" / "Caches" / "protocol-rules"
+        root = os.path.join(home, "Library", "Caches", "protocol-rules")
     else:
         xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-        root = base / "protocol-rules"
-    return root / __version__
+        base = xdg if os.path.isabs(xdg) else os.path.join(home, ".cache")
+        root = os.path.join(base, "protocol-rules")
+    return os.path.join(root, __version__)
 
 
-def _file(name: str, key: str) -> Path | None:
+def _file(name: str, key: str) -> str | None:
     folder = cache_dir()
-    return folder / f"{name}-{key}.json" if folder is not None else None
+    return os.path.join(folder, f"{name}-{key}.json") if folder is not None else None
 
 
 def read(name: str, key: str) -> Any | None:
@@ -80,29 +82,28 @@ def write(name: str, key: str, data: Any) -> bool:
     if path is None:
         return False
     text = json.dumps({"format": FORMAT, "key": key, "data": data}, separators=(",", ":"))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    folder, filename = os.path.split(path)
+    temporary = os.path.join(folder, f".{filename}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):
-            temporary.unlink()
+            os.unlink(temporary)
         return False
-    _prune(path.parent, name, path.name)
+    _prune(folder, name, filename)
     return True
 
 
-def _prune(folder: Path, name: str, keep: str) -> None:
+def _prune(folder: str, name: str, keep: str) -> None:
     """Remove files of `name` stored under older keys (a new grammar, new unit code)."""
-    try:
-        for old in folder.glob(f"{name}-*.json"):
-            if old.name != keep:
-                old.unlink()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        for old in os.listdir(folder):
+            if old.startswith(f"{name}-") and old.endswith(".json") and old != keep:
+                os.unlink(os.path.join(folder, old))
 
 
 class Table:

@@ -20,7 +20,6 @@ from . import ast
 from ._grammar import parser as _lark_parser
 from .diagnostics import Diagnostic, error, sort_key
 from .source import Source, Span
-from .syntax_errors import describe, misspelt_duration
 
 #: Deepest nesting of the syntax tree accepted; deeper input is refused with PR107.
 MAX_DEPTH = 120
@@ -47,6 +46,8 @@ def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
             tree = _lark_parser().parse(text)
             break
         except lark.UnexpectedInput as exc:
+            from .syntax_errors import describe, misspelt_duration
+
             fixed = misspelt_duration(exc, Source(source.name, text))
             if fixed is not None:
                 recovered.append(fixed[0])

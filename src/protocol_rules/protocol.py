@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
 from .diagnostics import Diagnostic, ProtocolError, RulesError, file_error, sort_key
 from .parser import has_errors, parse
-from .result import Result
 from .source import Source, normalise, read_text
+
+if TYPE_CHECKING:
+    from .result import Result
 
 
 def read_source(path: str | os.PathLike[str]) -> Source:

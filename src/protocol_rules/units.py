@@ -14,10 +14,10 @@ that temperatures convert too.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -108,7 +108,8 @@ def _build_registry() -> Any:
     class _UcumRegistry(UnitRegistry):  # type: ignore[misc]
         def _after_init(self) -> None:
             super()._after_init()
-            definitions = Path(ucum_pint.__file__).resolve().parent / "pint_ucum_defs.txt"
+            folder = os.path.dirname(os.path.abspath(ucum_pint.__file__))
+            definitions = os.path.join(folder, "pint_ucum_defs.txt")
             self._build_cache(self.load_definitions(definitions))
             self._ucum_parser = get_ucum_parser()
             self._from_ucum = _Transformer(ureg=self).transform
@@ -124,12 +125,13 @@ def _key() -> str:
     import hashlib
     from importlib.util import find_spec
 
-    digest = hashlib.sha256(Path(__file__).read_bytes())
+    with open(__file__, "rb") as handle:
+        digest = hashlib.sha256(handle.read())
     for package in ("pint", "ucumvert"):
         spec = find_spec(package)
         origin = spec.origin if spec else None
         if origin:
-            stat = Path(origin).stat()
+            stat = os.stat(origin)
             digest.update(f"{origin}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 

@@ -8,7 +8,6 @@ overrides become visible escapes); anything written into Markdown or HTML goes t
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -54,4 +53,6 @@ def markdown_text(text: str) -> str:
 
 def html_text(text: str) -> str:
     """Text for an HTML document: printable and HTML-escaped (quotes included)."""
+    import html  # only here: a command-line run need not load it
+
     return html.escape(printable(text), quote=True)
