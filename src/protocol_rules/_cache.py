@@ -56,14 +56,19 @@ def _file(name: str, key: str) -> str | None:
     return os.path.join(folder, f"{name}-{key}.json") if folder is not None else None
 
 
-def read(name: str, key: str) -> Any | None:
-    """The data stored under (`name`, `key`), or None if absent, unreadable or not ours."""
+def read(
+    name: str, key: str, object_hook: Callable[[dict[str, Any]], Any] | None = None
+) -> Any | None:
+    """The data stored under (`name`, `key`), or None if absent, unreadable or not ours.
+
+    `object_hook` is handed to `json.load` (it sees the payload's own object last).
+    """
     path = _file(name, key)
     if path is None:
         return None
     try:
         with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
+            payload = json.load(handle, object_hook=object_hook)
     except (OSError, ValueError):
         return None
     if (

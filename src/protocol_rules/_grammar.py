@@ -64,10 +64,10 @@ def _load_or_build() -> lark.Lark:
     text = grammar_text()
     key = hashlib.sha256(f"{lark.__version__}\n{sorted(_OPTIONS.items())}\n{text}".encode())
     name = key.hexdigest()[:16]
-    stored = _cache.read("parser", name)
+    stored = _cache.read("parser", name, object_hook=_decode)
     if isinstance(stored, dict):
         try:
-            return lark.Lark._load_from_dict(_decode(stored["data"]), _decode(stored["memo"]))
+            return lark.Lark._load_from_dict(stored["data"], stored["memo"])
         except Exception:  # a file from another Lark, or damaged: build it again
             pass
     built = lark.Lark(text, **_OPTIONS)
@@ -87,11 +87,9 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "__pairs__" in value:
-            return {_decode(k): _decode(v) for k, v in value["__pairs__"]}
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+def _decode(value: dict[str, Any]) -> Any:
+    """`json.load`'s object hook undoing `_encode` (lists of pairs back to int-keyed dicts)."""
+    pairs = value.get("__pairs__")
+    if pairs is not None and len(value) == 1:
+        return {k: v for k, v in pairs}
     return value

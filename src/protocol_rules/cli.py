@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._version import __version__
 from .diagnostics import RulesError, error, file_error
-from .protocol import Protocol, check_text, load_protocol, read_source
 from .render.diagnostics import diagnostics_json, render_diagnostics, summary, use_color
 from .render.safe import printable
 from .source import normalise, read_text, replace_file
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
+
+# The pipeline (parser, checker, evaluator) is imported by the commands that use it, so that
+# `--help` and `--version` answer at once.
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -41,6 +46,8 @@ def _print_errors(exc: RulesError) -> None:
 
 
 def _load(path: str) -> Protocol:
+    from .protocol import load_protocol
+
     try:
         return load_protocol(path)
     except RulesError as exc:
@@ -66,6 +73,8 @@ def cli() -> None:
 )
 def check(files: Sequence[str], fmt: str) -> None:
     """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
+    from .protocol import check_text, read_source
+
     results = []
     for name in files:
         try:
@@ -137,6 +146,8 @@ def eval_(
     protocol: str, patient: str, as_of: str | None, fmt: str, brief: bool, ignore_unknown: bool
 ) -> None:
     """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL."""
+    from .protocol import load_protocol
+
     where = protocol
     try:
         rules = load_protocol(protocol)

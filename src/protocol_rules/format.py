@@ -257,10 +257,10 @@ class _Printer:
     def _holds_comment(self, node: ast.Expr) -> bool:
         """Whether a comment is written inside `node`, between two of its tokens.
 
-        A comment after the last operand (even before a closing parenthesis, which the layout
-        may drop) is not inside: it ends the line of that operand in every layout.
+        A comment before the first operand or after the last one (even inside parentheses,
+        which the layout may drop) is not inside: it stays beside that operand in every layout.
         """
-        i = bisect.bisect_right(self._comments, node.span.start)
+        i = bisect.bisect_right(self._comments, _core_start(node))
         return i < len(self._comments) and self._comments[i] < _core_end(node)
 
     def _group(self) -> int:
@@ -554,6 +554,14 @@ class _Printer:
             text = _set_item(item)
             out.append(_Frag(text, item.span.start, item.span.end, group=group))
         return [*out, _Frag("}")]
+
+
+def _core_start(node: ast.Expr) -> int:
+    """Where the first token of `node` starts, not counting parentheses around its first operand."""
+    match node:
+        case ast.Logic(operands=operands):
+            return _core_start(operands[0])
+    return node.span.start
 
 
 def _core_end(node: ast.Expr) -> int:
