@@ -62,6 +62,10 @@ SLOW = {
     "tests/test_properties.py::test_learning_a_missing_fact_never_changes_a_decided_outcome",
     "tests/test_properties.py::test_reloading_the_protocol_changes_nothing",
     "tests/test_properties.py::test_order_of_keys_and_observations_does_not_matter",
+    "tests/test_robustness.py::test_expressions_from_the_grammar_load_or_are_refused",
+    "tests/test_robustness.py::test_generated_protocols_load_and_evaluate_their_patients",
+    "tests/test_robustness.py::test_edits_of_a_valid_file_load_or_are_refused",
+    "tests/test_robustness.py::test_programs_from_the_grammar_load_or_are_refused",
     "tests/test_units.py::test_the_cache_file_is_json_written_whole",
     "tests/test_packaging.py::test_the_wheel_ships_the_grammar_the_types_marker_and_the_license",
 }
