@@ -67,6 +67,7 @@ SLOW = {
     "tests/test_robustness.py::test_edits_of_a_valid_file_load_or_are_refused",
     "tests/test_robustness.py::test_programs_from_the_grammar_load_or_are_refused",
     "tests/test_units.py::test_the_cache_file_is_json_written_whole",
+    "tests/test_cold_start.py::test_check_of_a_known_protocol_builds_no_unit_registry",
     "tests/test_packaging.py::test_the_wheel_ships_the_grammar_the_types_marker_and_the_license",
 }
 

@@ -171,3 +171,11 @@ def test_today_says_to_write_as_of(word):
     text = 'protocol P\nfact onset: date\ninclusion I1 "a": onset > ' + word + " - 18 days\n"
     d = only(text, "PR201")
     assert d.help.startswith("write `as_of`")
+
+
+def test_pr107_on_a_6000_character_line_prints_a_short_excerpt():
+    text = 'protocol P\nfact a: boolean\ninclusion I1 "x": ' + "not " * 1500 + "a\n"
+    diagnostics = pr.check_text(text, "t.rules")
+    assert [d.code for d in diagnostics] == ["PR107"]
+    shown = render_diagnostics(diagnostics)
+    assert max(len(line) for line in shown.splitlines()) < MAX_LINE + 20
