@@ -1,8 +1,11 @@
-"""`frozen`: attrs' frozen classes with one shared ``__repr__`` instead of one generated per class.
+"""`frozen`: attrs' frozen classes, made cheaper to create for the node classes.
 
-Beside the pipeline, for `ast` and `check.ir`: a command-line run creates every node class at
-import, and generating a repr is about half of what creating an attrs class costs. The shared
-repr prints what attrs' own would (``Name(name='age')``).
+Beside the pipeline, for `ast` and `check`: a command-line run creates every node class at
+import (about a hundred), and that is a good part of its start-up time. Two things attrs does
+per class are dropped: generating a repr (one shared ``__repr__`` prints what attrs' own would,
+``Name(name='age')``) and rebuilding the class with ``__slots__`` (nodes are few and made once
+per protocol load, so their memory does not matter). Equality, hashing and immutability are
+attrs' own.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ def _repr(self: Any) -> str:
 
 @dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
 def frozen(cls: T) -> T:
-    """`attrs.frozen`, with the shared repr unless the class writes its own."""
+    """`attrs.frozen` without slots, with the shared repr unless the class writes its own."""
     own = "__repr__" in cls.__dict__
-    made = attrs.frozen(cls, repr=own)
+    made = attrs.frozen(cls, repr=own, slots=False)
     if not own:
         made.__repr__ = _repr
     return made
