@@ -339,6 +339,18 @@ def test_a_comment_after_the_last_operand_does_not_break_the_line():
     assert assert_faithful(text).endswith('inclusion I1 "x":\n  a and a  # end\n')
 
 
+def test_a_comment_inside_an_operand_that_cannot_be_broken_ends_its_line():
+    text = 'protocol T\nfact age: integer\ninclusion I1 "x": (true)and(age is # a note\nknown)\n'
+    assert assert_faithful(text).endswith('inclusion I1 "x":\n  true and age is known  # a note\n')
+
+
+def test_comments_between_the_conditions_of_a_count_keep_their_lines():
+    text = 'protocol T\ninclusion I1 "x": at least 1 of ( # c\n a, b # d\n, c # e\n)\n'
+    assert assert_faithful(text).endswith(
+        'inclusion I1 "x":\n  at least 1 of (  # c\n    a,\n    b,  # d\n    c  # e\n  )\n'
+    )
+
+
 def test_hash_signs_in_texts_and_units_are_not_comments():
     text = 'protocol T\nexclusion E1 "#1 rule": x = "#x"\n'
     assert format_text(text) == 'protocol T\n\nexclusion E1 "#1 rule":\n  x = "#x"\n'

@@ -255,17 +255,37 @@ class _Printer:
         self._comments = sorted(comments or [])
 
     def _holds_comment(self, node: ast.Expr) -> bool:
-        """Whether a comment is written inside `node`, between two of its tokens.
+        """Whether `node` must be broken into lines to keep a comment written inside it.
 
-        A comment before the first operand or after the last one (even inside parentheses,
-        which the layout may drop) is not inside: it stays beside that operand in every layout.
+        That is a comment between two operands of an `and`/`or` chain or of `at least … of`
+        (or after its `(`, or before its `)`), or after a `not`, or one held so by such an
+        operand. A comment before the first operand or after the last, even inside
+        parentheses the layout may drop, stays beside that operand in every layout; one inside
+        an operand that cannot be broken (`age is # … known`) ends that operand's line.
         """
-        i = bisect.bisect_right(self._comments, _core_start(node))
-        return i < len(self._comments) and self._comments[i] < _core_end(node)
+        match node:
+            case ast.Logic(operands=parts) | ast.Count(conditions=parts):
+                points = [x for part in parts for x in (_core_start(part), _core_end(part))]
+                if isinstance(node, ast.Count):  # its own `(` and `)` are kept in every layout
+                    points = [node.span.start, *points, node.span.end]
+                else:
+                    points = points[1:-1]
+                gaps = list(zip(points[::2], points[1::2], strict=True))
+            case ast.Not(operand=operand):
+                parts, gaps = (operand,), [(node.span.start, _core_start(operand))]
+            case _:
+                return False
+        return any(self._comment_between(a, b) for a, b in gaps) or any(
+            self._holds_comment(part) for part in parts
+        )
 
     def _group(self) -> int:
         self._groups += 1
         return self._groups
+
+    def _comment_between(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._comments, start)
+        return i < len(self._comments) and self._comments[i] < end
 
     # ---- items
 
