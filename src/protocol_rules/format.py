@@ -258,16 +258,16 @@ class _Printer:
         """Whether `node` must be broken into lines to keep a comment written inside it.
 
         That is a comment between two operands of an `and`/`or` chain or of `at least … of`
-        (or after its `(`, or before its `)`), or after a `not`, or one held so by such an
-        operand. A comment before the first operand or after the last, even inside
-        parentheses the layout may drop, stays beside that operand in every layout; one inside
-        an operand that cannot be broken (`age is # … known`) ends that operand's line.
+        (or after its `(`), or after a `not`, or one held so by such an operand. A comment
+        before the first operand or after the last, even inside parentheses the layout may
+        drop, stays beside that operand in every layout; one inside an operand that cannot be
+        broken (`age is # … known`) ends that operand's line.
         """
         match node:
             case ast.Logic(operands=parts) | ast.Count(conditions=parts):
                 points = [x for part in parts for x in (_core_start(part), _core_end(part))]
-                if isinstance(node, ast.Count):  # its own `(` and `)` are kept in every layout
-                    points = [node.span.start, *points, node.span.end]
+                if isinstance(node, ast.Count):  # from its `(`, which every layout keeps
+                    points = [node.span.start, *points[:-1]]
                 else:
                     points = points[1:-1]
                 gaps = list(zip(points[::2], points[1::2], strict=True))
