@@ -344,6 +344,19 @@ def test_a_comment_inside_an_operand_that_cannot_be_broken_ends_its_line():
     assert assert_faithful(text).endswith('inclusion I1 "x":\n  true and age is known  # a note\n')
 
 
+@pytest.mark.parametrize(
+    ("written", "formatted"),
+    [
+        ("a and not # c\n b", "  a and not b  # c\n"),
+        ("not ( # c\n a or b)", "  not (a or b)  # c\n"),
+        ("not (a or # c\n b)", "  not (\n    a  # c\n    or b\n  )\n"),
+    ],
+)
+def test_a_comment_after_not_stays_on_its_line(written, formatted):
+    text = f'protocol T\nfact a: boolean\nfact b: boolean\ninclusion I1 "x": {written}\n'
+    assert assert_faithful(text).endswith('inclusion I1 "x":\n' + formatted)
+
+
 def test_comments_between_the_conditions_of_a_count_keep_their_lines():
     text = 'protocol T\ninclusion I1 "x": at least 1 of ( # c\n a, b # d\n, c # e\n)\n'
     assert assert_faithful(text).endswith(

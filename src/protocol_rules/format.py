@@ -258,7 +258,7 @@ class _Printer:
         """Whether `node` must be broken into lines to keep a comment written inside it.
 
         That is a comment between two operands of an `and`/`or` chain or of `at least … of`
-        (or after its `(`), or after a `not`, or one held so by such an operand. A comment
+        (or after its `(`), or one held so by such an operand (of a `not` too). A comment
         before the first operand or after the last, even inside parentheses the layout may
         drop, stays beside that operand in every layout; one inside an operand that cannot be
         broken (`age is # … known`) ends that operand's line.
@@ -272,7 +272,7 @@ class _Printer:
                     points = points[1:-1]
                 gaps = list(zip(points[::2], points[1::2], strict=True))
             case ast.Not(operand=operand):
-                parts, gaps = (operand,), [(node.span.start, _core_start(operand))]
+                parts, gaps = (operand,), []
             case _:
                 return False
         return any(self._comment_between(a, b) for a, b in gaps) or any(
