@@ -252,6 +252,9 @@ def _read_as_written(path: str) -> str:
         raise RulesError([file_error(path, exc)]) from None
 
 
+from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+
+
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:

@@ -2,7 +2,8 @@
 
 Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
 Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
-``PR4xx`` patient data. Each code has an entry on the docs site (docs/diagnostics.md).
+``PR4xx`` patient data, ``PR5xx`` screening populations. Each code has an entry on the docs
+site (docs/diagnostics.md).
 """
 
 from __future__ import annotations
@@ -74,6 +75,20 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    # screening
+    "PR501": "screening needs the `[screen]` extra (polars)",
+    "PR502": "unknown screening engine",
+    "PR503": "construct the engine cannot screen",
+    "PR504": "criterion id clashes with a result column",
+    "PR505": "unknown criterion in `without`",
+    "PR506": "unknown result file type",
+    "PR507": "data of a kind screening cannot read",
+    "PR508": "unreadable data file or folder",
+    "PR509": "layout table without a required column",
+    "PR510": "unknown column in the layout",
+    "PR511": "fact in the wrong table of the layout",
+    "PR512": "patient listed twice in the patients table",
+    "PR513": "observations of a patient not in the patients table",
 }
 
 

@@ -66,6 +66,7 @@ class Program:
         self.roots = [compiler.compile(c.body) for c in checked.criteria]
         self.functions = [fn for _, fn in self.roots]
         self.nodes = compiler.nodes
+        self.fns = compiler.fns
         self.children = compiler.children
         self.details = compiler.details
         self.define_roots = compiler.define_roots
@@ -142,6 +143,7 @@ class Program:
     def _criteria(
         self, status: Status, F: list[Any], V: list[Any], patient: Mapping[str, Any]
     ) -> tuple[CriterionResult, ...]:
+        from .near_miss import for_result
         from .trace import TraceBuilder
 
         build = TraceBuilder(self, F, V, patient).build
@@ -155,6 +157,7 @@ class Program:
             results.append(
                 CriterionResult(cid, kind, text, note, outcome, deciding, partial(build, index))
             )
+            results[-1].near_miss_builder = partial(for_result, self, F, V, len(results) - 1)
         return tuple(results)
 
     def _missing(self, values: list[Any], V: list[Any]) -> tuple[MissingFact, ...]:
@@ -231,6 +234,7 @@ class _Compiler:
         self.nodes: list[ir.Node] = []
         self.children: list[tuple[int, ...]] = []
         self.template: list[Any] = []
+        self.fns: list[Fn | None] = []  # each node's closure, for near misses
         self.details: dict[int, int] = {}  # quantified node -> slot of per-observation results
         self.define_roots: dict[str, int] = {}
         self.define_fns: dict[str, Fn] = {}
@@ -241,6 +245,7 @@ class _Compiler:
         self.nodes.append(node)
         self.children.append(())
         self.template.append(initial)
+        self.fns.append(None)
         return len(self.nodes) - 1
 
     def define(self, name: str, body: ir.Node) -> None:
@@ -253,7 +258,8 @@ class _Compiler:
         if isinstance(node, ir.Const):
             i = self._slot(node, node.value)
             value = node.value
-            return i, lambda F, V: value
+            self.fns[i] = const = lambda F, V: value
+            return i, const
         i = self._slot(node)
         kids = (
             [self.compile(c) for c in ir.children(node)]
@@ -263,7 +269,8 @@ class _Compiler:
         if kids:
             self.children[i] = tuple(k for k, _ in kids)
         fns = [f for _, f in kids]
-        return i, self._build(node, i, fns)
+        self.fns[i] = fn = self._build(node, i, fns)
+        return i, fn
 
     def _build(self, node: ir.Node, i: int, fns: list[Fn]) -> Fn:
         match node:

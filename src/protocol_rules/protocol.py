@@ -28,6 +28,9 @@ def read_source(path: str | os.PathLike[str]) -> Source:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProtocolError([file_error(name, exc)]) from None
 
+if TYPE_CHECKING:
+    from .screening import Screening
+
 
 def parse_protocol(text: str, filename: str = "<string>") -> Protocol:
     """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic."""
@@ -129,6 +132,25 @@ class Protocol:
                 yield run(patient, as_of, ignore_unknown=ignore_unknown)
             except RulesError as exc:
                 yield exc
+
+    def screen(
+        self,
+        data: Any,
+        as_of: datetime | str | None = None,
+        engine: str = "polars",
+        *,
+        ignore_unknown: bool = False,
+        progress: Any = None,
+    ) -> Screening:
+        """Screen a whole population; see the screening guide. Needs the ``[screen]`` extra.
+
+        `data` is a list or iterator of patient records (with an ``"id"``), a JSON Lines file,
+        the columnar layout (a folder or a Parquet / CSV file) or polars DataFrames in it.
+        A malformed record gets status ``error`` with its diagnostics; nothing is dropped.
+        """
+        from .screening import screen
+
+        return screen(self, data, as_of, engine, ignore_unknown=ignore_unknown, progress=progress)
 
     def __repr__(self) -> str:
         return f"<Protocol {self.id}: {len(self.facts)} facts, {len(self.criteria)} criteria>"

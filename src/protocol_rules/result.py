@@ -92,7 +92,18 @@ class MissingFact:
 class CriterionResult:
     """The outcome of one criterion; `trace` is built on first access."""
 
-    __slots__ = ("_trace", "_trace_builder", "deciding", "id", "kind", "note", "outcome", "text")
+    __slots__ = (
+        "_near_misses",
+        "_trace",
+        "_trace_builder",
+        "deciding",
+        "id",
+        "kind",
+        "near_miss_builder",
+        "note",
+        "outcome",
+        "text",
+    )
 
     def __init__(
         self,
@@ -112,6 +123,17 @@ class CriterionResult:
         self.deciding = deciding
         self._trace_builder = trace_builder
         self._trace: Trace | None = None
+        self.near_miss_builder: Callable[[], tuple[Any, ...]] | None = None
+        self._near_misses: tuple[Any, ...] | None = None
+
+    @property
+    def near_misses(self) -> tuple[Any, ...]:
+        """For an excluding criterion, the comparisons that alone keep the patient out, each
+        with the distance from the patient's value to its threshold (`near_miss.NearMiss`)."""
+        if self._near_misses is None:
+            builder = self.near_miss_builder
+            self._near_misses = builder() if builder is not None else ()
+        return self._near_misses
 
     @property
     def trace(self) -> Trace:

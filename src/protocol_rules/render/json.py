@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..near_miss import near_miss_dict
 from ..result import Result, Trace
 
 SCHEMA_VERSION = "1.0"
@@ -62,6 +63,8 @@ def to_dict(result: Result, traces: bool = True) -> dict[str, Any]:
         }
         if traces:
             entry["trace"] = trace_dict(c.trace)
+        if c.near_misses:  # see protocol_rules.near_miss
+            entry["near_misses"] = [near_miss_dict(m) for m in c.near_misses]
         criteria.append(entry)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..near_miss import near_miss_text
 from ..result import CriterionResult, Outcome, Result, Status, Trace
 
 TIME_WORDS = {
@@ -194,6 +195,7 @@ def _criterion_block(c: CriterionResult, paint: _Painter, traces: bool) -> list[
     lines = [head + paint(deciding, "bold")]
     if c.note:
         lines.append(f"       note: {c.note}")
+    lines.extend(f"       near miss: {near_miss_text(m)}" for m in c.near_misses)
     if traces:
         lines.extend("       " + line for line in trace_lines(c.trace, paint))
     return lines

@@ -1,0 +1,54 @@
+"""Back ends of the one checked IR: the interpreter (`protocol_rules.evaluate`) is the reference;
+`polars` compiles a protocol into columnar expressions for screening whole populations.
+
+Importing this package imports no engine: each is loaded on demand by `engine(name)`, so the
+core install (without the ``[screen]`` extra) stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from ..diagnostics import RulesError, error
+
+#: Engine name -> module that provides it (``compile_protocol(checked) -> compiled``).
+ENGINES = {"polars": "protocol_rules.engines.polars"}
+
+
+class ScreeningError(RulesError):
+    """A population cannot be screened: a missing extra, a bad layout, an unsupported construct."""
+
+
+def require_polars() -> Any:
+    """The `polars` module, or a `ScreeningError` saying how to install it."""
+    try:
+        import polars
+    except ImportError:
+        raise ScreeningError(
+            [
+                error(
+                    "PR501",
+                    "screening needs polars, which is not installed",
+                    None,
+                    path="polars",
+                    help="install the screening extra: pip install 'protocol-rules[screen]'",
+                )
+            ]
+        ) from None
+    return polars
+
+
+def engine(name: str) -> Any:
+    """The module of the engine called `name`."""
+    if name not in ENGINES:
+        choices = ", ".join(f"`{n}`" for n in ENGINES)
+        raise ScreeningError(
+            [error("PR502", f"unknown engine `{name}`", None, path="engine", help=f"use {choices}")]
+        )
+    if name == "polars":
+        require_polars()
+    return import_module(ENGINES[name])
+
+
+__all__ = ["ENGINES", "ScreeningError", "engine", "require_polars"]

@@ -1,0 +1,696 @@
+"""Back end: a checked protocol compiled into polars expressions, run over a whole population.
+
+The interpreter (`protocol_rules.evaluate`) is the reference; this engine computes, for every
+patient of a `Population`, the same three-valued outcome of every criterion, the same status and
+the same missing facts — as columns, without running the interpreter per row.
+
+- Each IR node has a compile method, named in `_Compiler.HANDLERS`; a node without one is refused
+  when the protocol is compiled (PR503, naming the construct and where it is written), never
+  evaluated some other way.
+- Unknown is polars' null: ``&``, ``|`` and ``~`` on nullable booleans are Kleene logic, and
+  comparisons and arithmetic with a null are null. Where the interpreter's rule differs from
+  polars' (``between`` with an unknown bound, ``in`` with unknown items, division by zero), the
+  compile method says so explicitly.
+- Windows and aggregates are computed per node as *steps*: the series' observations are
+  filtered to ``as_of - D <= at <= as_of`` and grouped by patient, in time order (sums are
+  cumulative, as Python's ``sum`` adds left to right); the result is joined back as a column.
+- Missing facts follow `Program._missing`: for each unknown criterion, the absent facts (and the
+  series whose window is empty) reached through sub-expressions that are unknown; inside `any` /
+  `all` that is judged at the window's last observation, as the interpreter's record holds it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import attrs
+import polars as pl
+
+from .. import ast
+from ..check import CheckedProtocol, ir
+from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, WindowT
+from ..diagnostics import error
+from ..sources.population import AS_OF, AT, ID, ROW, SEQ, VALUE, Population, convert
+from . import ScreeningError
+
+DAY = 86400.0
+Sources = dict[str, pl.Expr]  # fact -> "this fact is a missing fact reached from here"
+
+_COMPARE: dict[ast.CompareOp, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    ast.CompareOp.LT: lambda a, b: a < b,
+    ast.CompareOp.LE: lambda a, b: a <= b,
+    ast.CompareOp.GT: lambda a, b: a > b,
+    ast.CompareOp.GE: lambda a, b: a >= b,
+    ast.CompareOp.EQ: lambda a, b: a == b,
+    ast.CompareOp.NE: lambda a, b: a != b,
+}
+_NULL_BOOL = pl.lit(None, dtype=pl.Boolean)
+
+
+def unsupported(node: Any, why: str = "") -> ScreeningError:
+    """PR503: a construct this engine does not compile, named with its place in the file."""
+    source = getattr(node, "source", None)
+    span = getattr(source, "span", None)
+    text = " ".join(span.text.split()) if span is not None else type(node).__name__
+    return ScreeningError(
+        [
+            error(
+                "PR503",
+                f"the polars engine cannot screen `{text}` ({type(node).__name__})"
+                + (f": {why}" if why else ""),
+                span,
+                help="evaluate patients one by one with `evaluate`, or rewrite the expression",
+            )
+        ]
+    )
+
+
+@attrs.frozen
+class Step:
+    """One window read by an aggregate or a quantifier, computed over all patients at once."""
+
+    column: str  # the node's value
+    known: str  # the window is known (series known, its length and as_of known)
+    empty: str  # the window is known and holds no observation
+    fact: str
+    function: str  # an aggregate's function, or "any" / "all"
+    seconds: pl.Expr  # the window's length, per patient
+    condition: pl.Expr | None = None  # for any / all: per observation
+    last_sources: tuple[tuple[str, str, pl.Expr], ...] = ()  # (fact, column, expr) at last obs
+
+
+@attrs.frozen
+class DefineStep:
+    column: str
+    expr: pl.Expr
+
+
+@attrs.frozen
+class SetStep:
+    """A set fact gathered into a list column, for `contains`."""
+
+    column: str
+    fact: str
+
+
+class CompiledProtocol:
+    """What `compile_protocol` returns: the plan of one protocol, ready for any population."""
+
+    def __init__(self, checked: CheckedProtocol) -> None:
+        compiler = _Compiler(checked)
+        self.checked = checked
+        self.criteria = [compiler.expr(c.body) for c in checked.criteria]
+        self.sources = [compiler.sources(c.body) for c in checked.criteria]
+        self.steps = compiler.steps
+        self.near = compiler.near_misses()
+
+    def run(self, population: Population) -> pl.DataFrame:
+        """One row per patient: the patients' columns, a boolean per criterion (``c0``, …),
+        ``:excluded``, ``:open`` and ``:missing`` (the names of the missing facts)."""
+        patients = population.patients
+        for step in self.steps:
+            patients = _run_step(step, patients, population)
+        names = [f"c{i}" for i in range(len(self.criteria))]
+        frame = patients.lazy().with_columns(
+            e.alias(n) for e, n in zip(self.criteria, names, strict=True)
+        )
+        excluding = [
+            (pl.col(n) == (c.kind is ast.CriterionKind.EXCLUSION)).fill_null(False)
+            for n, c in zip(names, self.checked.criteria, strict=True)
+        ]
+        unknown = [pl.col(n).is_null() for n in names]
+        frame = frame.with_columns(
+            (pl.any_horizontal(excluding) if excluding else pl.lit(False)).alias(":excluded"),
+            (pl.any_horizontal(unknown) if unknown else pl.lit(False)).alias(":open"),
+        )
+        facts, flags = self._missing_flags(names)
+        frame = frame.with_columns(flags).collect()
+        return _missing_lists(frame, facts)
+
+    def _missing_flags(self, names: list[str]) -> tuple[list[str], list[pl.Expr]]:
+        """Per fact that can be missing: is it a missing fact of this (undecided) patient?"""
+        found: dict[str, list[pl.Expr]] = {}
+        for name, sources in zip(names, self.sources, strict=True):
+            for fact, reached in sources.items():
+                found.setdefault(fact, []).append(pl.col(name).is_null() & reached)
+        order = [f.name for f in self.checked.facts if f.name in found]
+        undecided = pl.col(":open") & ~pl.col(":excluded")
+        flags = [
+            (undecided & pl.any_horizontal(found[f]).fill_null(False)).alias(f":missing:{i}")
+            for i, f in enumerate(order)
+        ]
+        return order, flags
+
+    def near_misses(self, frame: pl.DataFrame) -> list[tuple[int, list[tuple[Any, str]]]]:
+        """Per criterion with comparison leaves: the leaves, and the column of each leaf's
+        (value, distance, relative, flips) struct, added to `frame` — see `near_miss`."""
+        out = []
+        columns = []
+        for i, leaves in self.near:
+            named = []
+            for j, (leaf, expr) in enumerate(leaves):
+                column = f":near:{i}:{j}"
+                columns.append(expr.alias(column))
+                named.append((leaf, column))
+            out.append((i, named))
+        return out, frame.with_columns(columns) if columns else frame  # type: ignore[return-value]
+
+
+def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
+    """``:missing`` from the per-fact flags: each distinct combination of flags (a bit mask
+    per 63 facts) is turned into a list once, then joined back."""
+    flags = [f":missing:{i}" for i in range(len(facts))]
+    if not flags:
+        empty = pl.Series(":missing", [[]] * frame.height, dtype=pl.List(pl.String))
+        return frame.with_columns(empty)
+    chunks = [flags[i : i + 63] for i in range(0, len(flags), 63)]
+    keys = [f":mask:{k}" for k in range(len(chunks))]
+    undecided = frame.filter(pl.any_horizontal(flags)).select(ROW, *flags)
+    undecided = undecided.with_columns(
+        pl.sum_horizontal(
+            pl.col(flag).cast(pl.Int64) * (1 << bit) for bit, flag in enumerate(chunk)
+        ).alias(key)
+        for key, chunk in zip(keys, chunks, strict=True)
+    ).drop(flags)
+    combos = undecided.select(keys).unique()
+    lists = []
+    for row in combos.iter_rows():
+        names = []
+        for k, mask in enumerate(row):
+            names += [facts[63 * k + bit] for bit in range(63) if mask >> bit & 1]
+        lists.append(names)
+    combos = combos.with_columns(pl.Series(":missing", lists, dtype=pl.List(pl.String)))
+    lists = undecided.join(combos, on=keys, how="left").select(ROW, ":missing")
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    joined = frame.drop(flags).join(lists, on=ROW, how="left", maintain_order="left")
+    return joined.with_columns(pl.col(":missing").fill_null(empty))
+
+
+def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
+    """Compile a checked protocol for polars; raises `ScreeningError` (PR503) if it cannot."""
+    return CompiledProtocol(checked)
+
+
+# --------------------------------------------------------------------------- the compiler
+
+
+class _Compiler:
+    """IR -> polars expressions, one method per node (see `HANDLERS`)."""
+
+    HANDLERS: ClassVar[dict[type, str]] = {
+        ir.Const: "_const",
+        ir.FactRef: "_fact",
+        ir.DefineRef: "_define",
+        ir.Each: "_each",
+        ir.Not: "_not",
+        ir.Logic: "_logic",
+        ir.Compare: "_compare",
+        ir.Between: "_between",
+        ir.InSet: "_in_set",
+        ir.IsKnown: "_is_known",
+        ir.Contains: "_contains",
+        ir.Convert: "_convert",
+        ir.Arith: "_arith",
+        ir.Negate: "_negate",
+        ir.Window: "_window",
+        ir.Aggregate: "_aggregate",
+        ir.Quantified: "_quantified",
+        ir.Count: "_count",
+        ir.TimeSince: "_time_since",
+        ir.DateShift: "_date_shift",
+        ir.DateDiff: "_date_diff",
+    }
+
+    def __init__(self, checked: CheckedProtocol) -> None:
+        self.checked = checked
+        self.facts = {f.name: f for f in checked.facts}
+        self.define_bodies = {d.name: d.body for d in checked.defines}
+        self.steps: list[Step | DefineStep | SetStep] = []
+        self.by_node: dict[int, Step] = {}
+        self.set_columns: dict[str, str] = {}
+        self._exprs: dict[tuple[int, bool], pl.Expr] = {}
+        self._sources: dict[tuple[int, bool], Sources] = {}
+        self._counter = itertools.count()
+        self._keep: list[ir.Node] = []  # nodes whose id() is a cache key stay alive
+        for define in checked.defines:
+            if isinstance(define.type, SeriesT | SetT | WindowT):
+                continue  # read through, where it is used
+            body = self.expr(define.body)
+            self.steps.append(DefineStep(_define_column(define.name), body))
+
+    def _name(self, what: str) -> str:
+        return f":{what}{next(self._counter)}"
+
+    # ------------------------------------------------------------------ values
+
+    def expr(self, node: ir.Node, obs: bool = False) -> pl.Expr:
+        """The value of `node` per patient (or per observation, inside `any` / `all`)."""
+        key = (id(node), obs)
+        cached = self._exprs.get(key)
+        if cached is None:
+            method = self.HANDLERS.get(type(node))
+            if method is None:
+                raise unsupported(node, "this construct is not supported by the engine yet")
+            self._keep.append(node)
+            cached = self._exprs[key] = getattr(self, method)(node, obs)
+        return cached
+
+    def _const(self, node: ir.Const, obs: bool) -> pl.Expr:
+        value = node.value
+        match node.type:
+            case BoolT():
+                return pl.lit(value, dtype=pl.Boolean)
+            case NumT() | QtyT() | TimeT():
+                return pl.lit(float(value), dtype=pl.Float64)
+            case TextT() | ChoiceT():
+                return pl.lit(value, dtype=pl.String)
+        raise unsupported(node, f"a literal of type {node.type}")
+
+    def _fact(self, node: ir.FactRef, obs: bool) -> pl.Expr:
+        # a series or set fact's column says whether the patient has it (true or null)
+        return pl.col(node.name)
+
+    def _define(self, node: ir.DefineRef, obs: bool) -> pl.Expr:
+        if isinstance(node.type, SeriesT | SetT | WindowT):
+            raise unsupported(node, "a define of a series, set or window is read where it is used")
+        return pl.col(_define_column(node.name))
+
+    def _each(self, node: ir.Each, obs: bool) -> pl.Expr:
+        if not obs:
+            raise unsupported(node, "an observation outside `any` / `all`")
+        return pl.col(VALUE)
+
+    def _not(self, node: ir.Not, obs: bool) -> pl.Expr:
+        return ~self.expr(node.operand, obs)
+
+    def _logic(self, node: ir.Logic, obs: bool) -> pl.Expr:
+        operands = [self.expr(o, obs) for o in node.operands]
+        combined = operands[0]
+        for operand in operands[1:]:
+            combined = combined & operand if node.op is ast.LogicOp.AND else combined | operand
+        return combined
+
+    def _compare(self, node: ir.Compare, obs: bool) -> pl.Expr:
+        return _COMPARE[node.op](self.expr(node.left, obs), self.expr(node.right, obs))
+
+    def _between(self, node: ir.Between, obs: bool) -> pl.Expr:
+        x, low, high = (self.expr(n, obs) for n in (node.operand, node.low, node.high))
+        # unknown when any of the three is, even if the known bound alone decides
+        unknown = x.is_null() | low.is_null() | high.is_null()
+        return pl.when(unknown).then(_NULL_BOOL).otherwise((low <= x) & (x <= high))
+
+    def _in_set(self, node: ir.InSet, obs: bool) -> pl.Expr:
+        x = self.expr(node.operand, obs)
+        if all(isinstance(i, ir.Const) for i in node.items):
+            values = pl.Series([self._plain(i) for i in node.items], dtype=_dtype(node.operand))
+            hit = x.is_in(values.implode())
+            return pl.when(x.is_null()).then(_NULL_BOOL).otherwise(hit ^ node.negated)
+        items = [self.expr(i, obs) for i in node.items]
+        hit = pl.any_horizontal([(x == i).fill_null(False) for i in items])
+        some_unknown = pl.any_horizontal([i.is_null() for i in items])
+        return (
+            pl.when(x.is_null())
+            .then(_NULL_BOOL)
+            .when(hit)
+            .then(pl.lit(not node.negated))
+            .when(some_unknown)
+            .then(_NULL_BOOL)
+            .otherwise(pl.lit(node.negated))
+        )
+
+    def _plain(self, node: ir.Const) -> Any:
+        return float(node.value) if isinstance(node.type, NumT | QtyT | TimeT) else node.value
+
+    def _is_known(self, node: ir.IsKnown, obs: bool) -> pl.Expr:
+        x = self.expr(node.operand, obs)
+        return x.is_null() if node.negated else x.is_not_null()
+
+    def _contains(self, node: ir.Contains, obs: bool) -> pl.Expr:
+        fact = self._collection_fact(node.collection, node)
+        column = self.set_columns.get(fact)
+        if column is None:
+            column = self.set_columns[fact] = self._name("set")
+            self.steps.append(SetStep(column, fact))
+        hits = []
+        for item in node.items:
+            value = self.expr(item, obs)
+            member = pl.col(column).list.contains(value)
+            hits.append(pl.when(value.is_null()).then(_NULL_BOOL).otherwise(member))
+        combined = hits[0]
+        for hit in hits[1:]:
+            combined = combined & hit if node.mode is ast.ContainsMode.ALL else combined | hit
+        return pl.when(pl.col(fact).is_null()).then(_NULL_BOOL).otherwise(combined)
+
+    def _convert(self, node: ir.Convert, obs: bool) -> pl.Expr:
+        conversion = node.conversion
+        return self.expr(node.operand, obs).map_batches(
+            lambda s: convert(s, conversion), return_dtype=pl.Float64, is_elementwise=True
+        )
+
+    def _arith(self, node: ir.Arith, obs: bool) -> pl.Expr:
+        a, b = self.expr(node.left, obs), self.expr(node.right, obs)
+        match node.op:
+            case ast.ArithOp.ADD:
+                r = a + b
+            case ast.ArithOp.SUB:
+                r = a - b
+            case ast.ArithOp.MUL:
+                r = a * b
+            case ast.ArithOp.DIV:
+                r = pl.when(b == 0).then(pl.lit(None, dtype=pl.Float64)).otherwise(a / b)
+        return r * node.scale if node.scale != 1.0 else r
+
+    def _negate(self, node: ir.Negate, obs: bool) -> pl.Expr:
+        return -self.expr(node.operand, obs)
+
+    def _window(self, node: ir.Window, obs: bool) -> pl.Expr:
+        raise unsupported(node, "a window read other than by an aggregate or a quantifier")
+
+    def _count(self, node: ir.Count, obs: bool) -> pl.Expr:
+        conditions = [self.expr(c, obs) for c in node.conditions]
+        true = pl.sum_horizontal([c.fill_null(False).cast(pl.Int32) for c in conditions])
+        unknown = pl.sum_horizontal([c.is_null().cast(pl.Int32) for c in conditions])
+        n = node.n
+        if node.op is ast.CountOp.AT_LEAST:
+            return (
+                pl.when(true >= n)
+                .then(pl.lit(True))
+                .when(true + unknown < n)
+                .then(pl.lit(False))
+                .otherwise(_NULL_BOOL)
+            )
+        return (
+            pl.when(true + unknown <= n)
+            .then(pl.lit(True))
+            .when(true > n)
+            .then(pl.lit(False))
+            .otherwise(_NULL_BOOL)
+        )
+
+    def _time_since(self, node: ir.TimeSince, obs: bool) -> pl.Expr:
+        return (pl.col(AS_OF) - self.expr(node.operand, obs)) / DAY
+
+    def _date_shift(self, node: ir.DateShift, obs: bool) -> pl.Expr:
+        return self.expr(node.date, obs) + node.sign * self.expr(node.seconds, obs)
+
+    def _date_diff(self, node: ir.DateDiff, obs: bool) -> pl.Expr:
+        return (self.expr(node.left, obs) - self.expr(node.right, obs)) / DAY
+
+    # ------------------------------------------------------------------ windows
+
+    def _aggregate(self, node: ir.Aggregate, obs: bool) -> pl.Expr:
+        return pl.col(self._step(node, node.function, None).column)
+
+    def _quantified(self, node: ir.Quantified, obs: bool) -> pl.Expr:
+        return pl.col(self._step(node, node.quantifier.value, node.condition).column)
+
+    def _step(self, node: ir.Node, function: str, condition: ir.Node | None) -> Step:
+        step = self.by_node.get(id(node))
+        if step is not None:
+            return step
+        window = self._resolve(node.window)  # type: ignore[attr-defined]
+        if not isinstance(window, ir.Window):
+            raise unsupported(node, "its window is not `series over last duration`")
+        fact = self._collection_fact(window.series, node)
+        seconds = self.expr(window.seconds)
+        column = self._name("agg")
+        cond_expr = None
+        last: list[tuple[str, str, pl.Expr]] = []
+        if condition is not None:
+            cond_expr = self.expr(condition, obs=True)
+            for name, reached in self.sources(condition, obs=True).items():
+                last.append((name, self._name("last"), cond_expr.is_null() & reached))
+        step = Step(
+            column,
+            column + ":known",
+            column + ":empty",
+            fact,
+            function,
+            seconds,
+            cond_expr,
+            tuple(last),
+        )
+        self.steps.append(step)
+        self.by_node[id(node)] = step
+        self._keep.append(node)
+        return step
+
+    def _resolve(self, node: ir.Node) -> ir.Node:
+        """A define of a series, set or window, read through to its body."""
+        while isinstance(node, ir.DefineRef) and node.name in self.define_bodies:
+            node = self.define_bodies[node.name]
+        return node
+
+    def _collection_fact(self, node: ir.Node, user: ir.Node) -> str:
+        resolved = self._resolve(node)
+        if isinstance(resolved, ir.FactRef) and resolved.name in self.facts:
+            return resolved.name
+        raise unsupported(user, "it reads a series or set that is not a declared fact")
+
+    # ------------------------------------------------------------------ missing facts
+
+    def sources(self, node: ir.Node, obs: bool = False) -> Sources:
+        """Facts reached from `node` by `Program._unknown_sources` (node assumed unknown)."""
+        key = (id(node), obs)
+        cached = self._sources.get(key)
+        if cached is None:
+            self._keep.append(node)
+            cached = self._sources[key] = self._find_sources(node, obs)
+        return cached
+
+    def _find_sources(self, node: ir.Node, obs: bool) -> Sources:
+        match node:
+            case ir.FactRef(name=name):
+                return {name: pl.lit(True)}
+            case ir.DefineRef(name=name):
+                return self.sources(self.define_bodies[name])
+            case ir.Aggregate(window=window):
+                step = self._step(node, node.function, None)
+                empty = pl.col(step.empty)
+                out: Sources = {step.fact: empty}
+                _merge(out, self.sources(window), ~pl.col(step.known) & ~empty)
+                return out
+            case ir.Quantified(window=window):
+                step = self._step(node, node.quantifier.value, node.condition)
+                out = {}
+                _merge(out, self.sources(window), ~pl.col(step.known))
+                for name, column, _ in step.last_sources:
+                    _merge(out, {name: pl.col(column)}, pl.lit(True))
+                return out
+            case ir.Window(series=series, seconds=seconds):
+                out = {}
+                for child in (series, seconds):
+                    _merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
+                return out
+        out = {}
+        for child in ir.children(node):
+            _merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
+        return out
+
+    # ------------------------------------------------------------------ near misses
+
+    def near_misses(self) -> list[tuple[int, list[tuple[Any, pl.Expr]]]]:
+        """Per criterion with comparison leaves: (leaf, struct of value, distance, relative
+        distance and whether it flips) — the numbers of `near_miss.near_misses_of`: a leaf
+        *flips* when negating it alone turns the criterion from excluding to passing."""
+        from ..near_miss import skeleton
+
+        out = []
+        for i, criterion in enumerate(self.checked.criteria):
+            shape, leaves = skeleton(criterion.body, self.define_bodies)
+            if not leaves:
+                continue
+            excluding = criterion.kind is ast.CriterionKind.EXCLUSION
+            excludes = (self._skeleton(shape, None) == excluding).fill_null(False)
+            exprs = []
+            for index, leaf in enumerate(leaves):
+                x = self.expr(leaf.operand)
+                shown = x * leaf.factor + leaf.offset
+                low, high = leaf.shown(leaf.low), leaf.shown(leaf.high)
+                if leaf.between:
+                    inside = (shown >= low) & (shown <= high)
+                    distance = (
+                        pl.when(inside)
+                        .then(pl.min_horizontal(shown - low, high - shown))
+                        .otherwise(pl.max_horizontal(low - shown, shown - high))
+                    )
+                else:
+                    distance = (shown - low).abs()
+                flipped = self._skeleton(shape, index) == (not excluding)
+                flips = excludes & flipped.fill_null(False) & self.expr(leaf.node).is_not_null()
+                exprs.append(
+                    (
+                        leaf,
+                        pl.struct(
+                            shown.alias("value"),
+                            distance.alias("distance"),
+                            (distance / max(abs(low), abs(high), 1e-300)).alias("relative"),
+                            (flips & x.is_not_null()).alias("flips"),
+                        ),
+                    )
+                )
+            out.append((i, exprs))
+        return out
+
+    def _skeleton(self, shape: Any, flip: int | None) -> pl.Expr:
+        kind = shape[0]
+        if kind == "leaf":
+            value = self.expr(shape[2])
+            return ~value if shape[1] == flip else value
+        if kind == "other":
+            return self.expr(shape[1])
+        if kind == "not":
+            return ~self._skeleton(shape[1], flip)
+        parts = [self._skeleton(part, flip) for part in shape[1]]
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = combined & part if kind == "and" else combined | part
+        return combined
+
+
+def _merge(out: Sources, more: Sources, guard: pl.Expr) -> None:
+    for name, reached in more.items():
+        term = guard & reached
+        out[name] = out[name] | term if name in out else term
+
+
+def _define_column(name: str) -> str:
+    return f":define:{name}"
+
+
+def _dtype(node: ir.Node) -> Any:
+    from ..sources.population import dtype
+
+    return dtype(node.type)
+
+
+# --------------------------------------------------------------------------- running steps
+
+
+def _run_step(
+    step: Step | DefineStep | SetStep, patients: pl.DataFrame, population: Population
+) -> pl.DataFrame:
+    if isinstance(step, DefineStep):
+        return patients.with_columns(step.expr.alias(step.column))
+    key = population.key
+    if isinstance(step, SetStep):
+        items = (
+            population.observations[step.fact].group_by(key).agg(pl.col(VALUE).alias(step.column))
+        )
+        joined = _beside(patients, items, key)
+        empty = pl.lit([], dtype=joined.schema[step.column])
+        return joined.with_columns(
+            pl.when(pl.col(step.fact).is_not_null())
+            .then(pl.col(step.column).fill_null(empty))
+            .alias(step.column)
+        )
+    return _run_window(step, patients, population)
+
+
+_ORDERED = {"sum", "mean", "latest", "earliest"}
+
+
+def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> pl.DataFrame:
+    key = population.key
+    observations = population.observations[step.fact].lazy()
+    seconds = ":seconds"
+    needed: set[str] = set()
+    extra = [step.condition] if step.condition is not None else []
+    extra += [e for _, _, e in step.last_sources]
+    for e in extra:
+        needed.update(e.meta.root_names())
+    needed -= {VALUE, AT, ROW, ID, SEQ, AS_OF, seconds}
+    known = pl.col(step.fact).is_not_null() & pl.col(AS_OF).is_not_null()
+    patients = patients.with_columns(
+        (known & step.seconds.is_not_null()).fill_null(False).alias(step.known)
+    )
+    constant = population.as_of is not None and step.seconds.meta.is_literal()
+    if constant:  # one as_of, a fixed length: the window's bounds are two numbers
+        length = pl.select(step.seconds).item()
+        now = population.as_of
+        inside = observations.filter(pl.col(AT) >= now - length, pl.col(AT) <= now)
+        if needed or AS_OF in _roots(extra):
+            columns = patients.lazy().select(key, AS_OF, *sorted(needed))
+            inside = inside.join(columns, on=key, how="inner")
+    else:
+        keys = patients.lazy().select(key, AS_OF, step.seconds.alias(seconds), *sorted(needed))
+        inside = observations.join(keys, on=key, how="inner").filter(
+            pl.col(AT) >= pl.col(AS_OF) - pl.col(seconds), pl.col(AT) <= pl.col(AS_OF)
+        )
+    if step.function in _ORDERED or step.last_sources:  # read in time order, ties as given
+        inside = inside.sort([key, AT, SEQ])
+    if step.condition is not None:
+        inside = inside.with_columns(step.condition.alias(":test"))
+    aggregated = (
+        inside.group_by(key)  # within a group, rows keep their order
+        .agg(
+            _reduction(step).alias(step.column),
+            pl.len().alias(":n"),
+            *(e.last().fill_null(False).alias(c) for _, c, e in step.last_sources),
+        )
+        .collect()
+    )
+    joined = _beside(patients, aggregated, key)
+    k = pl.col(step.known)
+    empty = pl.col(":n").is_null()
+    value = pl.col(step.column)
+    match step.function:
+        case "count":
+            value = value.fill_null(0)
+        case "exists":
+            value = value.fill_null(False)
+        case "any":
+            value = value.fill_null(False)
+        case "all":
+            value = value.fill_null(True)
+    fills = [
+        pl.when(k).then(value).alias(step.column),
+        (k & empty).alias(step.empty),
+        *(pl.col(c).fill_null(False).alias(c) for _, c, _ in step.last_sources),
+    ]
+    return joined.with_columns(fills).drop(":n")
+
+
+def _beside(patients: pl.DataFrame, found: pl.DataFrame, key: str) -> pl.DataFrame:
+    """`patients` with the columns of `found` (one row per key, or none) beside them; only the
+    key is joined, so the patients' own columns are not copied."""
+    aligned = patients.select(key).join(found, on=key, how="left", maintain_order="left")
+    return patients.with_columns(aligned.drop(key).get_columns())
+
+
+def _roots(exprs: list[pl.Expr]) -> set[str]:
+    out: set[str] = set()
+    for e in exprs:
+        out.update(e.meta.root_names())
+    return out
+
+
+def _reduction(step: Step) -> pl.Expr:
+    value = pl.col(VALUE)
+    match step.function:
+        case "count":
+            return pl.len().cast(pl.Float64)
+        case "exists":
+            return pl.len() > 0
+        case "max":
+            return value.max()
+        case "min":
+            return value.min()
+        case "sum":
+            return value.cum_sum().last()  # left to right, as Python's sum
+        case "mean":
+            return value.cum_sum().last() / pl.len()
+        case "latest":
+            return value.last()
+        case "earliest":
+            return value.first()
+        case "any":
+            return pl.col(":test").any(ignore_nulls=False)
+        case "all":
+            return pl.col(":test").all(ignore_nulls=False)
+    raise AssertionError(step.function)  # pragma: no cover
+
+
+__all__ = ["CompiledProtocol", "compile_protocol", "unsupported"]

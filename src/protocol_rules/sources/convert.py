@@ -1,0 +1,129 @@
+"""`convert`: patient records (JSON Lines) into the columnar layout, values kept as given.
+
+No protocol is needed: a list becomes rows of the observations table (objects with ``at``,
+``value`` and ``unit`` for a series, bare values for a set; ``[]`` becomes the row that says
+"known and empty"), a ``{"value": …, "unit": …}`` object a value column and a ``<fact>.unit``
+column, anything else a column of its own. A column whose values are of mixed JSON types is
+written as text, and screening reports each value that does not fit its fact, as `evaluate`
+would. Nothing is converted or checked here: that is the screen's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .layout import AT_COLUMN, FACT, PATIENT_ID, UNIT, UNIT_SUFFIX, VALUE_COLUMN, Layout
+from .records import ID_KEY, _BadLine
+
+
+def to_layout(records: Iterable[Any], problems: list[str] | None = None) -> Layout:
+    """A `Layout` of the records' raw values; lines that are not objects go to `problems`."""
+    import polars as pl
+
+    wide: dict[str, list[Any]] = {PATIENT_ID: []}
+    long: dict[str, list[Any]] = {
+        PATIENT_ID: [],
+        FACT: [],
+        AT_COLUMN: [],
+        VALUE_COLUMN: [],
+        UNIT: [],
+    }
+    n = 0
+    for position, record in enumerate(records, 1):
+        if not isinstance(record, Mapping):
+            if problems is not None:
+                where = repr(record) if isinstance(record, _BadLine) else f"record {position}"
+                problems.append(f"{where}: not a patient record (a JSON object)")
+            continue
+        pid = record.get(ID_KEY, position)
+        wide[PATIENT_ID].append(pid)
+        for key, value in record.items():
+            if key == ID_KEY or value is None:
+                continue
+            if isinstance(value, list):
+                _long_rows(long, pid, key, value)
+                continue
+            if isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "unit"}:
+                _cell(wide, key, n, value.get("value"))
+                _cell(wide, key + UNIT_SUFFIX, n, value.get("unit"))
+                continue
+            _cell(wide, key, n, value)
+        n += 1
+        for column in wide.values():
+            if len(column) < n:
+                column.append(None)
+    patients = pl.DataFrame({k: _series(k, v) for k, v in wide.items()})
+    observations = None
+    if long[PATIENT_ID]:
+        observations = pl.DataFrame({k: _series(k, v) for k, v in long.items()})
+        observations = observations.with_columns(
+            pl.col(PATIENT_ID).cast(patients.schema[PATIENT_ID], strict=False)
+        )
+    return Layout(patients, observations)
+
+
+def _cell(wide: dict[str, list[Any]], key: str, row: int, value: Any) -> None:
+    column = wide.setdefault(key, [None] * row)
+    while len(column) < row:
+        column.append(None)
+    column.append(value)
+
+
+def _long_rows(long: dict[str, list[Any]], pid: Any, fact: str, items: list[Any]) -> None:
+    if not items:
+        _append(long, pid, fact, None, None, None)
+        return
+    for item in items:
+        if isinstance(item, Mapping):
+            value, unit = item.get("value"), item.get("unit")
+            if unit is None and isinstance(value, Mapping):
+                value, unit = value.get("value"), value.get("unit")
+            _append(long, pid, fact, item.get("at"), value, unit)
+        else:
+            _append(long, pid, fact, None, item, None)
+
+
+def _append(long: dict[str, list[Any]], *row: Any) -> None:
+    for column, value in zip((PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT), row, strict=True):
+        long[column].append(value)
+
+
+def _series(name: str, values: list[Any]) -> Any:
+    """A typed column if the values share a JSON type, else their text."""
+    import polars as pl
+
+    kinds = {_kind(v) for v in values if v is not None}
+    if kinds == {"int"}:
+        return pl.Series(name, values, dtype=pl.Int64)
+    if kinds <= {"int", "float"} and kinds:
+        return pl.Series(name, [None if v is None else float(v) for v in values], dtype=pl.Float64)
+    if kinds == {"bool"}:
+        return pl.Series(name, values, dtype=pl.Boolean)
+    return pl.Series(name, [_text(v) for v in values], dtype=pl.String)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "other"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "other"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+__all__ = ["to_layout"]

@@ -1,0 +1,778 @@
+"""The columnar layout: scalar facts wide, series and sets long; read, checked and normalised.
+
+- **patients** (wide): ``patient_id``, an optional ``as_of``, one column per scalar fact, and for a
+  quantity an optional ``<fact>.unit`` column (empty: the declared unit);
+- **observations** (long): ``patient_id, fact, at, value, unit`` — one row per observation of a
+  series, or per member of a set (``at`` empty). A row with ``at`` and ``value`` both empty says
+  the patient's series or set is known and empty (``[]`` in a record); a patient without rows
+  for a fact does not have it (unknown).
+
+On disk: a folder with ``patients.parquet`` (or ``.csv``) and, if there are series or sets,
+``observations.parquet`` (or ``.csv``); or one Parquet / CSV file of patients.
+
+Checking is vectorised: each column is cast to the fact's type, converted once per distinct unit
+(`units.conversion`, rounded as the interpreter rounds) and range-checked. The few values that
+fail are *suspects*: their patient's record is rebuilt for those facts and read by the
+interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic `evaluate` gives
+(and a value the fast path could not read but the reader accepts is taken from the reader).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import attrs
+
+from .. import units
+from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
+from ..diagnostics import Diagnostic, error
+from ..engines import ScreeningError
+from ..facts import UNKNOWN, Invalid, parse_instant
+from ..suggestions import did_you_mean
+from .population import (
+    AS_OF,
+    AT,
+    ID,
+    ROW,
+    SEQ,
+    VALUE,
+    Population,
+    clean_parts,
+    dtype,
+    element,
+    is_collection,
+)
+
+PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT = "patient_id", "fact", "at", "value", "unit"
+UNIT_SUFFIX = ".unit"
+FILES = ("patients", "observations")
+
+
+@attrs.frozen
+class Layout:
+    """Population data in the columnar layout (see the module docstring)."""
+
+    patients: Any  # polars DataFrame (or LazyFrame)
+    observations: Any = None
+
+
+def _layout_error(code: str, message: str, path: str, help: str) -> ScreeningError:
+    return ScreeningError([error(code, message, None, path=path, help=help)])
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_layout(path: str) -> Layout:
+    """A `Layout` from a folder (patients + observations) or from one file of patients."""
+    import polars as pl
+
+    if os.path.isdir(path):
+        found = {}
+        for name in FILES:
+            for ext in (".parquet", ".csv"):
+                candidate = os.path.join(path, name + ext)
+                if os.path.exists(candidate):
+                    found[name] = candidate
+        if "patients" not in found:
+            raise _layout_error(
+                "PR508",
+                f"`{path}` has no patients.parquet or patients.csv",
+                path,
+                "a layout folder holds patients.parquet (or .csv) and observations.parquet",
+            )
+        return Layout(_read_file(found["patients"]), _maybe(found.get("observations")))
+    if not os.path.exists(path):
+        raise _layout_error("PR508", f"cannot read `{path}`: no such file", path, "check the path")
+    if not path.lower().endswith((".parquet", ".csv")):
+        raise _layout_error(
+            "PR508",
+            f"cannot read `{path}`: unknown file type",
+            path,
+            "screen a .jsonl file, a .parquet or .csv file of patients, or a layout folder",
+        )
+    del pl
+    return Layout(_read_file(path))
+
+
+def _maybe(path: str | None) -> Any:
+    return _read_file(path) if path else None
+
+
+def _read_file(path: str) -> Any:
+    import polars as pl
+
+    try:
+        if path.lower().endswith(".parquet"):
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema=False)  # every cell as text; cast per fact
+    except Exception as exc:  # polars raises many kinds for a corrupt file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _layout_error(
+            "PR508", f"cannot read `{path}`: {first}", path, "check the file"
+        ) from None
+
+
+def write_layout(layout: Layout, folder: str, fmt: str = "parquet") -> list[str]:
+    """Write a layout into `folder` as Parquet or CSV; returns the files written."""
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, frame in zip(FILES, (layout.patients, layout.observations), strict=True):
+        if frame is None:
+            continue
+        target = os.path.join(folder, f"{name}.{fmt}")
+        if fmt == "parquet":
+            frame.write_parquet(target)
+        else:
+            frame.write_csv(target)
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def from_layout(
+    layout: Layout, program: Any, as_of: float | None, *, ignore_unknown: bool = False
+) -> Population:
+    """A checked, normalised `Population` from layout frames."""
+    import polars as pl
+
+    wide = layout.patients
+    if isinstance(wide, pl.LazyFrame):
+        wide = wide.collect()
+    long = layout.observations
+    if isinstance(long, pl.LazyFrame):
+        long = long.collect()
+    return _Reader(program, wide, long, as_of, ignore_unknown).population()
+
+
+class _Reader:
+    def __init__(
+        self, program: Any, wide: Any, long: Any, as_of: float | None, ignore_unknown: bool
+    ) -> None:
+        self.program = program
+        self.facts = {f.name: f for f in program.checked.facts}
+        self.wide = wide
+        self.long = long
+        self.as_of = as_of
+        self.ignore_unknown = ignore_unknown
+        self.n = wide.height
+        self.suspects: dict[int, set[str]] = {}  # row -> facts to re-read
+        self.problems: dict[int, list[Diagnostic]] = {}
+        self._check_shape()
+
+    # ------------------------------------------------------------------ shape
+
+    def _check_shape(self) -> None:
+        import polars as pl
+
+        wide = self.wide
+        if PATIENT_ID not in wide.columns:
+            raise _layout_error(
+                "PR509",
+                "the patients table has no `patient_id` column",
+                "patients",
+                "add a `patient_id` column: one row per patient",
+            )
+        names = list(self.facts)
+        for column in wide.columns:
+            if column in (PATIENT_ID, "as_of"):
+                continue
+            fact_name = column[: -len(UNIT_SUFFIX)] if column.endswith(UNIT_SUFFIX) else column
+            fact = self.facts.get(fact_name)
+            if fact is None:
+                if self.ignore_unknown:
+                    continue
+                raise _layout_error(
+                    "PR510",
+                    f"column `{column}` of the patients table is not a fact this protocol declares",
+                    f"patients.{column}",
+                    did_you_mean(fact_name, names)
+                    or "remove it, or pass ignore_unknown=True (`--ignore-unknown`)",
+                )
+            if is_collection(fact):
+                raise _layout_error(
+                    "PR511",
+                    f"`{fact_name}` is a series or a set: its values go in the observations table",
+                    f"patients.{column}",
+                    "write one row per observation: patient_id, fact, at, value, unit",
+                )
+        duplicated = wide.get_column(PATIENT_ID).is_duplicated()
+        if duplicated.any():
+            first = wide.get_column(PATIENT_ID).filter(duplicated)[0]
+            raise _layout_error(
+                "PR512",
+                f"patient `{first}` has more than one row in the patients table",
+                "patients.patient_id",
+                "give each patient one row; observations go in the observations table",
+            )
+        if self.long is None:
+            return
+        missing = [c for c in (PATIENT_ID, FACT, VALUE_COLUMN) if c not in self.long.columns]
+        if missing:
+            raise _layout_error(
+                "PR509",
+                f"the observations table has no `{missing[0]}` column",
+                "observations",
+                "the columns are patient_id, fact, at, value, unit",
+            )
+        extra = set(self.long.columns) - {PATIENT_ID, FACT, AT_COLUMN, VALUE_COLUMN, UNIT}
+        if extra:
+            column = sorted(extra)[0]
+            raise _layout_error(
+                "PR510",
+                f"column `{column}` of the observations table is not part of the layout",
+                f"observations.{column}",
+                "the columns are patient_id, fact, at, value, unit",
+            )
+        del pl
+
+    # ------------------------------------------------------------------ scalars
+
+    def population(self) -> Population:
+        import polars as pl
+
+        wide = self.wide
+        scalars = [f for f in self.facts.values() if not is_collection(f)]
+        values, flags, unsure = [], [], []
+        for fact in scalars:
+            if fact.name not in wide.columns:
+                values.append(pl.lit(None, dtype=dtype(fact.type)).alias(fact.name))
+                continue
+            unit = fact.name + UNIT_SUFFIX
+            value, suspect, risky = _exprs(
+                fact, element(fact.type), fact.name, wide.schema[fact.name],
+                unit if unit in wide.columns else None, wide,
+            )  # fmt: skip
+            values.append(value.alias(fact.name))
+            flags.append(suspect.alias(f":suspect:{fact.name}"))
+            unsure.append(risky.alias(f":risky:{fact.name}"))
+        frame = wide.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
+            pl.col(PATIENT_ID).alias(ID),
+            *values,
+            *flags,
+            *unsure,
+        )
+        self._flagged(frame, ":suspect:", lambda row, name: self.suspects.setdefault(
+            row, set()).add(name))  # fmt: skip
+        frame = self._exact(frame, [f for f in scalars if f.name in wide.columns])
+        frame = frame.drop([c for c in frame.columns if c.startswith((":suspect:", ":risky:"))])
+        observations, presence = self._long()
+        patients = frame.with_columns(
+            self._as_of(),
+            *(presence[f.name] for f in self.facts.values() if is_collection(f)),
+        ).select(ROW, ID, AS_OF, *(f.name for f in self.facts.values()))
+        patients, observations = self._reread(patients, observations)
+        errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
+        return Population(patients, observations, errors, self.record, self.as_of, ID)
+
+    def _flagged(self, frame: Any, prefix: str, mark: Callable[[int, str], None]) -> None:
+        """Call `mark(row, fact)` for every flag column starting with `prefix` that is set."""
+        import polars as pl
+
+        columns = [c for c in frame.columns if c.startswith(prefix)]
+        if not columns:
+            return
+        hits = frame.filter(pl.any_horizontal(columns)).select(ROW, *columns)
+        for row in hits.iter_rows(named=True):
+            for column in columns:
+                if row[column]:
+                    mark(row[ROW], column[len(prefix) :])
+
+    def _exact(self, frame: Any, facts: list[Any]) -> Any:
+        """Values whose rounding the fast path cannot vouch for, converted by `units` itself."""
+        import polars as pl
+
+        fixes: dict[str, list[tuple[int, float]]] = {}
+
+        def fix(row: int, name: str) -> None:
+            fact = self.facts[name]
+            value = _typed(fact, _python(self.wide.get_column(name)[row]))
+            unit = self.wide.get_column(name + UNIT_SUFFIX)[row]
+            conversion = units.conversion(unit, fact.type.unit, fact.type.molar_mass)
+            fixes.setdefault(name, []).append((row, conversion(float(value))))
+
+        self._flagged(frame, ":risky:", fix)
+        columns = []
+        for name, items in fixes.items():
+            index = pl.Series([r for r, _ in items], dtype=pl.UInt32)
+            new = pl.Series([v for _, v in items], dtype=pl.Float64)
+            columns.append(frame.get_column(name).scatter(index, new))
+        del facts
+        return frame.with_columns(columns) if columns else frame
+
+    def _as_of(self) -> Any:
+        import polars as pl
+
+        program = self.program
+        if self.as_of is not None:
+            return pl.repeat(self.as_of, self.n, dtype=pl.Float64, eager=True).alias(AS_OF)
+        if "as_of" not in self.wide.columns:
+            if program.needs_as_of:
+                for row in range(self.n):
+                    self._no_as_of(row)
+            return pl.Series(AS_OF, [None] * self.n, dtype=pl.Float64)
+        raw = self.wide.get_column("as_of")
+        seconds, bad = _instants(raw, True)
+        for row in bad:
+            problems: list[Diagnostic] = []
+            program._as_of(None, _python(raw[row]), problems)
+            self.problems.setdefault(row, []).extend(problems)
+        if program.needs_as_of:
+            for row in raw.is_null().arg_true().to_list():
+                self._no_as_of(row)
+        return seconds.alias(AS_OF)
+
+    def _no_as_of(self, row: int) -> None:
+        """PR410, as `evaluate` reports it for a record without `as_of`."""
+        problems: list[Diagnostic] = []
+        self.program._as_of(None, None, problems)
+        self.problems.setdefault(row, []).extend(problems)
+
+    # ------------------------------------------------------------------ series and sets
+
+    def _long(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        import polars as pl
+
+        facts = [f for f in self.facts.values() if is_collection(f)]
+        presence = {f.name: pl.Series(f.name, [None] * self.n, dtype=pl.Boolean) for f in facts}
+        observations = {
+            f.name: pl.DataFrame(
+                schema={
+                    ID: self.wide.schema[PATIENT_ID],
+                    AT: pl.Float64,
+                    VALUE: dtype(f.type),
+                    SEQ: pl.UInt32,
+                }
+            )
+            for f in facts
+        }
+        if self.long is None or self.long.height == 0:
+            return observations, presence
+        rows = self._long_rows()
+        names = rows.get_column(FACT).unique(maintain_order=True).to_list()
+        for name in names:
+            part = rows.lazy().filter(pl.col(FACT) == name)  # read once per fact, not copied
+            fact = self.facts.get(name)
+            if fact is None:
+                if not self.ignore_unknown:
+                    for row in self._rows(part.select(pl.col(ID).unique()).collect()[ID]):
+                        self.problems.setdefault(row, []).append(
+                            self.program.reader._undeclared(name)
+                        )
+                continue
+            if not is_collection(fact):
+                raise _layout_error(
+                    "PR511",
+                    f"`{name}` is a scalar fact: its value goes in a column of the patients table",
+                    "observations.fact",
+                    f"add a column `{name}` to the patients table",
+                )
+            observations[name], ids = self._observations(fact, part)
+            present = self.wide.get_column(PATIENT_ID).is_in(ids.implode())
+            presence[name] = present.replace(False, None).alias(name)
+        return observations, presence
+
+    def _long_rows(self) -> Any:
+        """The observations keyed by patient (`ID`), with the input order (`SEQ`)."""
+        import polars as pl
+
+        wanted = self.wide.schema[PATIENT_ID]
+        if self.long.schema[PATIENT_ID] != wanted:
+            self.long = self.long.with_columns(pl.col(PATIENT_ID).cast(wanted, strict=False))
+        ids = self.long.select(pl.col(PATIENT_ID).unique())
+        strangers = ids.join(self.wide.select(PATIENT_ID), on=PATIENT_ID, how="anti")
+        if strangers.height:
+            first = strangers.get_column(PATIENT_ID)[0]
+            raise _layout_error(
+                "PR513",
+                f"the observations table has rows for patient `{first}`, "
+                "who is not in the patients table",
+                "observations.patient_id",
+                "add the patient to the patients table (every patient has one row there)",
+            )
+        return self.long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(SEQ)).rename(
+            {PATIENT_ID: ID}
+        )
+
+    def _rows(self, ids: Any) -> list[int]:
+        """The rows of the patients with these identifiers."""
+        import polars as pl
+
+        rows = self.wide.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW), pl.col(PATIENT_ID)
+        ).filter(pl.col(PATIENT_ID).is_in(ids.implode()))
+        return rows.get_column(ROW).to_list()
+
+    def _observations(self, fact: Any, part: Any) -> tuple[Any, Any]:
+        """(the normalised observations of `fact`, the patients who have it, markers included)."""
+        import polars as pl
+
+        series = isinstance(fact.type, SeriesT)
+        value_raw = pl.col(VALUE_COLUMN)
+        schema = part.collect_schema()
+        has_at = AT_COLUMN in schema
+        marker = value_raw.is_null() & (pl.col(AT_COLUMN).is_null() if has_at else pl.lit(True))
+        unit = UNIT if UNIT in schema else None
+        values, suspect, risky = _exprs(
+            fact, element(fact.type), VALUE_COLUMN, schema[VALUE_COLUMN], unit, part
+        )
+        at: Any = pl.lit(None, dtype=pl.Float64)
+        if series and has_at:
+            at, bad_at, _ = _exprs(fact, TimeT(True), AT_COLUMN, schema[AT_COLUMN], None, part)
+            bad_at = bad_at | pl.col(AT_COLUMN).is_null()
+            suspect = suspect | ((bad_at | value_raw.is_null()) & ~marker)
+        elif series:
+            suspect = suspect | ~marker
+        else:
+            suspect = suspect | (value_raw.is_null() & ~marker)
+        frame = part.select(
+            pl.col(ID),
+            at.alias(AT),
+            values.alias(VALUE),
+            pl.col(SEQ),
+            suspect.alias(":suspect"),
+            risky.alias(":risky"),
+            marker.alias(":marker"),
+        ).collect()
+        suspects = frame.filter(pl.col(":suspect")).get_column(ID).unique()
+        if len(suspects):
+            for row in self._rows(suspects):
+                self.suspects.setdefault(row, set()).add(fact.name)
+        if frame.get_column(":risky").any():
+            frame = self._exact_observations(fact, part, frame)
+        ids = frame.get_column(ID)
+        if not series:  # a series' marker rows have no time: no window ever holds them
+            frame = frame.filter(~pl.col(":marker"))
+        return frame.drop(":suspect", ":risky", ":marker"), ids
+
+    def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
+        import polars as pl
+
+        index = frame.get_column(":risky").arg_true()
+        raw = part.select(VALUE_COLUMN, UNIT).collect()[index]
+        target = fact.type.element
+        fixed = []
+        for value, unit in raw.iter_rows():
+            conversion = units.conversion(unit, target.unit, target.molar_mass)  # cached
+            fixed.append(conversion(float(_typed(fact, _python(value)))))
+        column = frame.get_column(VALUE).scatter(index, pl.Series(fixed, dtype=pl.Float64))
+        return frame.with_columns(column)
+
+    # ------------------------------------------------------------------ suspects
+
+    def _reread(self, patients: Any, observations: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Read each suspect row's suspect facts with the interpreter's reader."""
+        import polars as pl
+
+        reader = self.program.reader
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        replaced: dict[str, list[tuple[int, Any]]] = {}
+        for row, names in sorted(self.suspects.items()):
+            record = self.record(row, only=names)
+            values, _, problems = reader.read(record, True)
+            if problems:
+                self.problems.setdefault(row, []).extend(problems)
+                continue
+            for name in names:
+                fact = self.facts[name]
+                value = values[fact.index]
+                if is_collection(fact):
+                    replaced.setdefault(name, []).append((row, value))
+                else:
+                    patches.setdefault(name, []).append((row, None if value is UNKNOWN else value))
+        if patches:
+            columns = []
+            for name, items in patches.items():
+                column = patients.get_column(name)
+                index = pl.Series([r for r, _ in items], dtype=pl.UInt32)
+                new = pl.Series([v for _, v in items], dtype=column.dtype)
+                columns.append(column.scatter(index, new))
+            patients = patients.with_columns(columns)
+        for name, items in replaced.items():
+            ids = self.wide.get_column(PATIENT_ID)
+            observations[name] = _replace(observations[name], self.facts[name], items, ids)
+        return patients, observations
+
+    def record(self, row: int, only: set[str] | None = None) -> dict[str, Any]:
+        """Patient `row`'s record as `evaluate` takes it, rebuilt from the layout's raw values."""
+        import polars as pl
+
+        wide = self.wide
+        record: dict[str, Any] = {}
+        if "as_of" in wide.columns and only is None:
+            value = _python(wide.get_column("as_of")[row])
+            if value is not None:
+                record["as_of"] = value
+        for name, fact in self.facts.items():
+            if only is not None and name not in only:
+                continue
+            if is_collection(fact):
+                continue
+            if name not in wide.columns:
+                continue
+            value = _typed(fact, _python(wide.get_column(name)[row]))
+            if value is None:
+                continue
+            unit_column = name + UNIT_SUFFIX
+            unit = wide.get_column(unit_column)[row] if unit_column in wide.columns else None
+            record[name] = {"value": value, "unit": unit} if unit is not None else value
+        if self.long is not None:
+            pid = wide.get_column(PATIENT_ID)[row]
+            mine = self.long.filter(pl.col(PATIENT_ID) == pid)  # in input order
+            for fact_name in mine.get_column(FACT).unique(maintain_order=True).to_list():
+                if only is not None and fact_name not in only:
+                    continue
+                fact = self.facts.get(fact_name)
+                part = mine.filter(pl.col(FACT) == fact_name)
+                record[fact_name] = _collection(fact, part)
+        return record
+
+
+def _collection(fact: Any, part: Any) -> list[Any]:
+    series = fact is None or isinstance(fact.type, SeriesT)
+    out: list[Any] = []
+    for item in part.iter_rows(named=True):
+        at, value, unit = item.get(AT_COLUMN), item.get(VALUE_COLUMN), item.get(UNIT)
+        if at is None and value is None:
+            continue  # the marker of a known, empty series or set
+        value = _typed(fact, _python(value))
+        if not series:
+            out.append(value)
+            continue
+        observation: dict[str, Any] = {}
+        if at is not None:
+            observation["at"] = _python(at)
+        if value is not None:
+            observation["value"] = value
+        if unit is not None:
+            observation["unit"] = unit
+        out.append(observation)
+    return out
+
+
+def _typed(fact: Any, value: Any) -> Any:
+    """A text cell (CSV) as the JSON value it stands for: a number or a boolean when the fact
+    holds those and the text reads as one; otherwise the text itself, for the reader to judge."""
+    if not isinstance(value, str) or fact is None:
+        return value
+    match element(fact.type):
+        case BoolT():
+            return {"true": True, "false": False}.get(value, value)
+        case NumT() | QtyT():
+            text = value.strip()
+            for parse in (int, float):
+                try:
+                    return parse(text)
+                except ValueError:
+                    continue
+    return value
+
+
+def _replace(frame: Any, fact: Any, items: list[tuple[int, Any]], ids: Any) -> Any:
+    """`frame` with the observations of the patients in `items` replaced by the reader's."""
+    import polars as pl
+
+    keys = [ids[r] for r, _ in items]
+    kept = frame.filter(~pl.col(ID).is_in(pl.Series(keys, dtype=ids.dtype).implode()))
+    new_rows, ats, values = [], [], []
+    for (_, value), key in zip(items, keys, strict=True):
+        if value is UNKNOWN:
+            continue
+        if isinstance(fact.type, SeriesT):
+            times, items_ = value
+            new_rows += [key] * len(items_)
+            ats += list(times)
+            values += list(items_)
+        else:
+            members = sorted(value, key=str)
+            new_rows += [key] * len(members)
+            ats += [None] * len(members)
+            values += members
+    added = pl.DataFrame(
+        [
+            pl.Series(ID, new_rows, dtype=ids.dtype),
+            pl.Series(AT, ats, dtype=pl.Float64),
+            pl.Series(VALUE, values, dtype=frame.schema[VALUE]),
+        ]
+    )
+    start = (frame.get_column(SEQ).max() or 0) + 1 if frame.height else 0
+    added = added.with_columns(
+        pl.int_range(start, start + added.height, dtype=pl.UInt32).alias(SEQ)
+    )
+    return pl.concat([kept, added])
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _python(value: Any) -> Any:
+    """A cell as the JSON value a record would hold (datetimes as ISO text)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _column(frame: Any, name: str) -> Any:
+    """The distinct values of a column of a DataFrame or LazyFrame."""
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        return frame.select(pl.col(name).unique()).collect().to_series()
+    return frame.get_column(name).unique()
+
+
+def _time_map(column: Any, has_time: bool) -> dict[str, float | None]:
+    """Seconds of each distinct text of a column of dates or datetimes (None: unreadable)."""
+    parse: Callable[[Any], float] = (
+        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
+    )
+    seen: dict[str, float | None] = {}
+    for text in column.drop_nulls().unique().to_list():
+        try:
+            seen[text] = parse(text)
+        except Invalid:
+            seen[text] = None
+    return seen
+
+
+def _exprs(
+    fact: Any, type_: Any, name: str, kind: Any, unit: str | None, frame: Any
+) -> tuple[Any, Any, Any]:
+    """(normalised value, suspect, risky) expressions for the raw column `name` of `fact`.
+
+    `unit` names the column of units, if any; `frame` holds the columns (for the distinct units
+    and the distinct texts of a date column). *Risky* values need `units.clean` itself.
+    """
+    import polars as pl
+
+    raw = pl.col(name)
+    present = raw.is_not_null()
+    nothing = pl.lit(None, dtype=dtype(type_))
+    risky: Any = pl.lit(False)
+    match type_:
+        case BoolT():
+            if kind == pl.Boolean:
+                values = raw
+            elif kind == pl.String:
+                values = pl.when(raw == "true").then(True).when(raw == "false").then(False)
+            else:
+                values = nothing
+        case NumT() | QtyT():
+            if kind.is_numeric():
+                values = raw.cast(pl.Float64)
+            elif kind == pl.String:
+                values = raw.str.strip_chars().cast(pl.Float64, strict=False)
+            else:
+                values = nothing
+        case TimeT(has_time=has_time):
+            if kind == pl.Date:
+                values = (raw.cast(pl.Int64) * 86400).cast(pl.Float64)
+            elif isinstance(kind, pl.Datetime):
+                values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
+            elif kind == pl.String:
+                seen = _time_map(_column(frame, name), has_time)
+                values = (
+                    raw.replace_strict(
+                        list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
+                    )
+                    if seen
+                    else nothing
+                )
+            else:
+                values = nothing
+        case TextT() | ChoiceT():
+            values = raw if kind == pl.String else nothing
+        case _:  # pragma: no cover - every element type is listed
+            raise AssertionError(type_)
+    values = values.cast(dtype(type_))
+    suspect = present & values.is_null()
+    if isinstance(type_, ChoiceT):
+        suspect = suspect | (present & ~values.is_in(pl.Series(type_.choices).implode()))
+    if isinstance(type_, NumT | QtyT):
+        suspect = suspect | (present & ~values.is_finite().fill_null(False))
+        if isinstance(type_, NumT) and type_.integer:
+            suspect = suspect | (present & (values.round(0) != values).fill_null(False))
+        if isinstance(type_, QtyT) and unit is not None:
+            values, bad, risky = _converted(values, unit, type_, frame)
+            suspect = suspect | bad
+        if fact.low is not None:
+            suspect = suspect | ((values < fact.low) | (values > fact.high)).fill_null(False)
+    elif unit is not None:
+        suspect = suspect | pl.col(unit).is_not_null()  # a unit on a value that has none
+    return values, suspect.fill_null(False), risky
+
+
+def _converted(values: Any, unit: str, type_: QtyT, frame: Any) -> tuple[Any, Any, Any]:
+    """Values converted to the declared unit once per distinct unit; unconvertible -> bad."""
+    import polars as pl
+
+    column = pl.col(unit).cast(pl.String)
+    out, bad, risky = values, pl.lit(False), pl.lit(False)
+    names = _column(frame, unit).cast(pl.String).drop_nulls().unique().to_list()
+    for name in names:
+        if name == type_.unit:
+            continue
+        this = (column == name).fill_null(False)
+        try:
+            conversion = units.conversion(name, type_.unit, type_.molar_mass)
+        except units.UnitError:
+            bad = bad | this
+            continue
+        fast, unsure = clean_parts(values * conversion.factor + conversion.offset)
+        out = pl.when(this).then(fast).otherwise(out)
+        risky = risky | (this & unsure)
+    return out, bad, risky
+
+
+def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:
+    """Seconds since the epoch of a column of dates / datetimes, and the rows that failed."""
+    import polars as pl
+
+    kind = raw.dtype
+    if kind == pl.Date:
+        return (raw.cast(pl.Int64) * 86400).cast(pl.Float64).alias(raw.name), []
+    if isinstance(kind, pl.Datetime):
+        if kind.time_zone is not None:
+            raw = raw.dt.convert_time_zone("UTC")
+        micros = raw.dt.epoch("us")
+        return (micros.cast(pl.Float64) / 1e6).alias(raw.name), []
+    if kind != pl.String:
+        return pl.Series(
+            raw.name, [None] * len(raw), dtype=pl.Float64
+        ), raw.is_not_null().arg_true().to_list()
+    parse: Callable[[Any], float] = (
+        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
+    )
+    seen: dict[str, float | None] = {}
+    for text in raw.drop_nulls().unique().to_list():
+        try:
+            seen[text] = parse(text)
+        except Invalid:
+            seen[text] = None
+    values = (
+        raw.replace_strict(
+            list(seen), [seen[k] for k in seen], default=None, return_dtype=pl.Float64
+        )
+        if seen
+        else pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64)
+    )
+    bad = (raw.is_not_null() & values.is_null()).arg_true().to_list()
+    return values.alias(raw.name), bad
+
+
+def _date_seconds(text: str) -> float:
+    from ..facts import _date
+
+    return _date(text)
+
+
+__all__ = ["Layout", "from_layout", "read_layout", "write_layout"]
