@@ -18,6 +18,7 @@ from .source import Source, normalise, read_text
 
 if TYPE_CHECKING:
     from .result import Result
+    from .screening import Screening
 
 
 def read_source(path: str | os.PathLike[str]) -> Source:
@@ -27,9 +28,6 @@ def read_source(path: str | os.PathLike[str]) -> Source:
         return Source(name, read_text(name))
     except (OSError, UnicodeDecodeError) as exc:
         raise ProtocolError([file_error(name, exc)]) from None
-
-if TYPE_CHECKING:
-    from .screening import Screening
 
 
 def parse_protocol(text: str, filename: str = "<string>") -> Protocol:
