@@ -16,6 +16,7 @@ engine itself converts UCUM with a units library).
 
 from __future__ import annotations
 
+import calendar
 import json
 import sys
 from datetime import UTC, date, datetime
@@ -232,14 +233,31 @@ def organ_exclusions(p: dict) -> dict:
     }
 
 
+def plus_months(day: date, months: int) -> date:
+    """`day` plus whole calendar months, the day of the month clamped to the month's last day."""
+    year, month0 = divmod(day.year * 12 + day.month - 1 + months, 12)
+    last = calendar.monthrange(year, month0 + 1)[1]
+    return date(year, month0 + 1, min(day.day, last))
+
+
+def changed_within_months(last_change: str, as_of: float, months: int) -> bool:
+    """The change date plus `months` calendar months is on or after the screening date.
+
+    Dates have day precision, so the screening moment `as_of` counts as its UTC date.
+    """
+    changed = date.fromisoformat(last_change)
+    screening = datetime.fromtimestamp(as_of, UTC).date()
+    if changed > screening:
+        raise ValueError(f"immunosuppression_last_change: {last_change} is after as_of")
+    return plus_months(changed, months) >= screening
+
+
 def immunosuppression(p: dict, as_of: float):
-    """E17: immunosuppression changed <= 4 months ago, or > 15 mg/d prednisone in 30 days."""
+    """E17: immunosuppression changed <= 4 calendar months ago, or > 15 mg/d prednisone in 30 d."""
     last_change = p.get("immunosuppression_last_change")
     recent = None
     if last_change is not None:
-        d = date.fromisoformat(last_change)
-        start = datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
-        recent = (as_of - start) / DAY <= 4 * MONTH_DAYS
+        recent = changed_within_months(last_change, as_of, 4)
     unstable = k_and(_boolean(p, "on_systemic_immunosuppression"), recent)
     doses = _window(p, "prednisone_equivalent_dose", _DOSE, as_of, 30 * DAY)
     high_dose = None if doses is None else any(v > 15.0 for v in doses)

@@ -15,8 +15,9 @@ agreement check also exercises the edges.
 
 from __future__ import annotations
 
+import calendar
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 SEED = 20260301
@@ -190,8 +191,13 @@ def _platelets(rng: random.Random) -> Any:
 
 
 def _immunosuppression(rng: random.Random, as_of: datetime, tz: timezone) -> dict[str, Any]:
-    days = rng.choice((121, 122)) if _edge(rng) else rng.randint(10, 400)
-    last_change = (as_of.astimezone(UTC) - timedelta(days=days)).date()
+    screening = as_of.astimezone(UTC).date()
+    if _edge(rng):  # around 4 calendar months before the screening date (month ends included)
+        year, month0 = divmod(screening.year * 12 + screening.month - 1 - 4, 12)
+        day = min(screening.day, calendar.monthrange(year, month0 + 1)[1])
+        last_change = date(year, month0 + 1, day) + timedelta(days=rng.choice((-1, 0, 1, 2)))
+    else:
+        last_change = screening - timedelta(days=rng.randint(10, 400))
     doses = []
     if rng.random() < 0.15:
         for d in sorted(rng.sample(range(0, 60), rng.randint(1, 8))):

@@ -377,7 +377,7 @@ PEER_RULES: dict[str, Any] = {
         (
             "and",
             "on_systemic_immunosuppression",
-            ("<=", "days_since_immunosuppression_change", 121.75),
+            "immunosuppression_changed_within_4_months",
         ),
         (">", "prednisone_max_30d", 15),
     ),
@@ -401,9 +401,9 @@ def flat_record(patient: dict[str, Any]) -> dict[str, Any] | None:
         creatinine_peak_48h=max(creatinine) if creatinine else None,
         urine_max_12h=max(urine) if urine else None,
         prednisone_max_30d=None if doses is None else max(doses, default=0.0),
-        days_since_immunosuppression_change=None
+        immunosuppression_changed_within_4_months=None
         if last_change is None
-        else (now - b._timestamp(last_change)) / b.DAY,
+        else b.changed_within_months(last_change, now, 4),
         age=b._number("age", patient.get("age"), b._AGE_A),
         baseline_creatinine=b._number(
             "baseline_creatinine", patient.get("baseline_creatinine"), b._CREATININE

@@ -45,6 +45,7 @@ MUTATIONS = [
     ("E6 3 months -> 90 days", "life_expectancy < 3 months", "life_expectancy < 90 days"),
     ("E17 last change <= -> <", "<= 4 months)", "< 4 months)"),
     ("E17 4 months -> 120 days", "<= 4 months)", "<= 120 days)"),
+    ("E17 calendar -> mean months", "<= 4 months)", "<= 4 'mo')"),
     ("E17 dose window 30 -> 29 days", "over last 30 days", "over last 29 days"),
     ("E17 dose > -> >=", "> 15 'mg/d'", ">= 15 'mg/d'"),
     ("I1 creatinine window 48 -> 47 h", "over last 48 hours", "over last 47 hours"),

@@ -5,7 +5,9 @@ stacked, blank lines between them are allowed; they are invisible on the rendere
 
 ``rules`` blocks
     * A block whose first word is ``protocol``, or that is saved as a file (``<!-- file: … -->``,
-      below), is a whole file: `check_text` must report no error (warnings are fine).
+      below), is a whole file: `check_text` must report no error (warnings are fine). A block
+      saved as a file is checked as that file, beside the page's other ``file:`` blocks (so
+      that ``use "other.rules"`` finds them); a file holding only defines is a library.
     * Any other block is a fragment, checked inside a wrapper protocol. A fragment that starts
       with ``fact``, ``define``, ``inclusion`` or ``exclusion`` is a list of items and is
       appended to the wrapper; anything else is an expression and becomes the body of
@@ -164,7 +166,7 @@ def _lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("block", _params(_blocks("rules")))
-def test_rules_block(block: Block) -> None:
+def test_rules_block(block: Block, tmp_path: Path) -> None:
     from protocol_rules import check_text
 
     source = block.directives.get("excerpt-of")
@@ -178,7 +180,10 @@ def test_rules_block(block: Block) -> None:
         assert not errors, errors
         return
     text = wrap_fragment(block)
-    diagnostics = check_text(text, block.id)
+    where = block.id
+    if "file" in block.directives:  # checked as the file, beside the page's other files
+        where = str(_workdir(block.page, tmp_path) / block.directives["file"])
+    diagnostics = check_text(text, where)
     codes = [d.code for d in diagnostics]
     expected = _expected_codes(block)
     shown = "\n".join(str(d) for d in diagnostics)

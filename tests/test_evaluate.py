@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 
 import pytest
@@ -271,10 +271,13 @@ def test_date_plus_and_minus_a_duration_is_a_date():
     assert outcome("d + 3 days = e", {"e": "2026-01-04"}) == UNKNOWN
 
 
-def test_a_month_is_a_mean_julian_month_not_a_calendar_month():
-    # 2026-01-01 + 30.4375 days = 2026-01-31T10:30Z, not 2026-02-01
-    assert outcome("d + 1 month = @2026-01-31T10:30", {"d": "2026-01-01"}) == MET
-    assert outcome("d + 1 year = @2027-01-01T06:00", {"d": "2026-01-01"}) == MET
+def test_a_month_word_is_a_calendar_month_and_a_quoted_mo_a_mean_julian_month():
+    # docs/language/time.md: duration words step the calendar, UCUM units in quotes do not
+    assert outcome("d + 1 month = @2026-02-01", {"d": "2026-01-01"}) == MET
+    assert outcome("d + 1 year = @2027-01-01", {"d": "2026-01-01"}) == MET
+    # 2026-01-01 + 30.4375 days = 2026-01-31T10:30Z
+    assert outcome("d + 1 'mo' = @2026-01-31T10:30", {"d": "2026-01-01"}) == MET
+    assert outcome("d + 1 'a' = @2027-01-01T06:00", {"d": "2026-01-01"}) == MET
 
 
 def test_date_minus_date_is_a_duration():
@@ -284,13 +287,15 @@ def test_date_minus_date_is_a_duration():
     assert outcome("e - d > 2 days", {"d": "2026-01-01"}) == UNKNOWN
 
 
-def test_dates_compare_and_count_from_midnight_utc():
+def test_dates_compare_at_day_precision_with_datetimes():
     assert outcome("d < @2026-01-02", {"d": "2026-01-01"}) == MET
-    assert outcome("t > d", {"t": "2026-01-01T00:00:01Z", "d": "2026-01-01"}) == MET
-    assert outcome("t > d", {"t": "2026-01-01T00:00:00Z", "d": "2026-01-01"}) == NOT_MET
+    # a date and a datetime meet at the datetime's UTC date
+    assert outcome("t > d", {"t": "2026-01-01T00:00:01Z", "d": "2026-01-01"}) == NOT_MET
+    assert outcome("t >= d", {"t": "2026-01-01T23:59:59Z", "d": "2026-01-01"}) == MET
+    assert outcome("t > d", {"t": "2026-01-02T00:00:00Z", "d": "2026-01-01"}) == MET
+    assert outcome("t = d", {"t": "2026-01-01T08:00:00+08:00", "d": "2026-01-01"}) == MET
 
 
-FOUR_MONTHS = timedelta(days=121.75)  # 4 * 30.4375 days
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -299,16 +304,19 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
     [("d", "2026-01-01"), ("t", "2026-01-01T00:00:00Z"), ("t", "2026-01-01T08:00:00+08:00")],
 )
 @pytest.mark.parametrize(
-    "delta, want",
+    "as_of, want",
     [
-        (FOUR_MONTHS - timedelta(days=1), MET),
-        (FOUR_MONTHS, MET),
-        (FOUR_MONTHS + timedelta(seconds=1), NOT_MET),
+        ("2026-04-30T23:59:59Z", MET),
+        ("2026-05-01T00:00:00Z", MET),
+        ("2026-05-01T00:00:01Z", "date"),
+        ("2026-05-01T23:59:59Z", "date"),
+        ("2026-05-02T00:00:00Z", NOT_MET),
     ],
-    ids=["120.75 days", "121.75 days", "121.75 days + 1 s"],
 )
-def test_time_since_four_months_boundary_is_121_75_days(fact, value, delta, want):
-    as_of = iso(START + delta)
+def test_time_since_four_months_is_four_calendar_months(fact, value, as_of, want):
+    """2026-01-01 + 4 months = 2026-05-01: on that day a date is 4 months ago, not more."""
+    if want == "date":  # a date has day precision: all of 1 May is 4 months after it
+        want = MET if fact == "d" else NOT_MET
     assert outcome(f"time_since({fact}) <= 4 months", {fact: value}, as_of=as_of) == want
 
 

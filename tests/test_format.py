@@ -470,3 +470,78 @@ def test_fmt_refuses_a_file_that_does_not_parse(tmp_path):
     assert result.exit_code == 1
     assert "PR103" in result.output
     assert bad.read_text() == 'protocol T\ninclusion I1 "x": a and\n'
+
+
+# --------------------------------------------------------------------------- calculation
+# docs/language/calculation.md, functions.md, libraries.md
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("-2^2 = -4", "-2 ^ 2 = -4"),
+        ("(-2) ^ 2 = 4", "(-2) ^ 2 = 4"),
+        ("(2 ^ 3) ^ 2 > 1", "(2 ^ 3) ^ 2 > 1"),
+        ("2 ^ (3 ^ 2) > 1", "2 ^ 3 ^ 2 > 1"),
+        ("x ^ (-1.2) > 1", "x ^ -1.2 > 1"),
+        ("2 * (x ^ 2) > 1", "2 * x ^ 2 > 1"),
+        ("(2 * x) ^ 2 > 1", "(2 * x) ^ 2 > 1"),
+        ("(if p then x else y) > 1", "(if p then x else y) > 1"),
+        ("if (p or q) then (x > 1) else unknown", "if p or q then x > 1 else unknown"),
+        ("if (if p then q else r) then p else q", "if (if p then q else r) then p else q"),
+        (
+            "if p then q else (if q then p else unknown)",
+            "if p then q else if q then p else unknown",
+        ),
+        ("f(if p then 1 else 2) > 1", "f(if p then 1 else 2) > 1"),
+        ("p and (if p then q else r)", "p and (if p then q else r)"),
+        ("first_known( x,y , 2 ) > round( x , 1 )", "first_known(x, y, 2) > round(x, 1)"),
+    ],
+)
+def test_calculation_layout(written, canonical):
+    text = f'protocol T\ninclusion I1 "x": {written}\n'
+    assert format_text(text) == f'protocol T\n\ninclusion I1 "x":\n  {canonical}\n'
+
+
+def test_functions_uses_and_long_if_expressions():
+    text = (
+        "protocol T use kidney use   \"egfr.rules\" fact urine: series of quantity 'mL/kg/h'\n"
+        "define f( a :number,b: quantity 'kg' ) : number note \"a note\" = a*b / 1 'kg'\n"
+        'inclusion I1 "x": if count(urine over last 6 hours) >= 6 then all(urine over last 6 '
+        "hours) < 0.5 'mL/kg/h' else unknown\n"
+    )
+    assert format_text(text) == (
+        "protocol T\n\n"
+        "use kidney\n"
+        'use "egfr.rules"\n\n'
+        "fact urine: series of quantity 'mL/kg/h'\n\n"
+        "define f(a: number, b: quantity 'kg'): number\n"
+        '  note "a note" =\n'
+        "  a * b / 1 'kg'\n\n"
+        'inclusion I1 "x":\n'
+        "  if count(urine over last 6 hours) >= 6\n"
+        "    then all(urine over last 6 hours) < 0.5 'mL/kg/h'\n"
+        "    else unknown\n"
+    )
+
+
+def test_long_parameter_lists_and_products_wrap():
+    params = ", ".join(f"parameter_{i}: quantity 'mg/dL'" for i in range(4))
+    product = " * ".join(f"(parameter_{i} / 1 'mg/dL')" for i in range(4))
+    text = f"define long_function_name({params}): number =\n  {product} * 1000\n"
+    assert format_text(text) == (
+        "define long_function_name(parameter_0: quantity 'mg/dL', parameter_1: quantity 'mg/dL',\n"
+        "                          parameter_2: quantity 'mg/dL', parameter_3: quantity 'mg/dL'):"
+        " number =\n"
+        "  parameter_0 / 1 'mg/dL' * (parameter_1 / 1 'mg/dL') * (parameter_2 / 1 'mg/dL')\n"
+        "    * (parameter_3 / 1 'mg/dL') * 1000\n"
+    )
+    assert_faithful(text)
+
+
+def test_the_shipped_libraries_are_formatted():
+    from protocol_rules.library import shipped, shipped_text
+
+    for name in shipped():
+        text = shipped_text(name)
+        assert format_text(text) == text, f"run `protocol-rules fmt` on {name}.rules"

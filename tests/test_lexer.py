@@ -45,6 +45,8 @@ fact flag: boolean
 fact t: datetime
 fact label: text
 fact x: number
+fact stopped: date or never past
+fact egfr: series of number
 
 define doubled = max(creatinine over last 48 hours) > 2 * latest(creatinine over last 7 days)
 
@@ -57,6 +59,9 @@ exclusion E5 "x": at least 2 of (flag, doubled, label = "a") and at most 1 of (f
 exclusion E6 "x": t >= @2026-03-01T08:00:00Z and n * 2 - 1 / 3 >= -1 and x is known
 exclusion E7 "x": count(events over last 30 days) >= 25_000 and label is unknown
 exclusion E8 "x": drugs contains insulin and x < 1.5e3 and exists(events over last 2 hours)
+exclusion E9 "x": stopped is never or time_since(stopped) > 3 months or t <= as_of + 7 months
+exclusion E10 "x": consecutive(egfr over last 90 days before t where value < 15) >= 2
+exclusion E11 "x": first_time(egfr from changed to as_of) < last_time(egfr over last 1 year)
 """
 
 
@@ -120,6 +125,15 @@ def test_the_lexer_parses_what_the_grammar_parses() -> None:
         ("1.5e3", Number.Float),
         ("true", Keyword.Constant),
         ("time_since", Name.Builtin),
+        ("never", Keyword),
+        ("past", Keyword),
+        ("as_of", Name.Builtin.Pseudo),
+        ("consecutive", Name.Builtin),
+        ("before", Keyword),
+        ("where", Keyword),
+        ("value", Name.Builtin.Pseudo),
+        ("from", Keyword),
+        ("first_time", Name.Builtin),
         ("<=", Operator),
     ],
 )
@@ -183,3 +197,57 @@ def test_docs_build_highlights_rules_blocks(tmp_path: Path) -> None:
         b for b in blocks if not re.search(r'<span class="(k[a-z]?|ow|s[a-z]?|nb|m[a-z]?)">', b)
     ]
     assert not plain, f"{len(plain)} rules blocks were rendered as plain text"
+
+
+# --------------------------------------------------------------------------- calculation
+
+CALC_SAMPLE = """\
+protocol CALC
+use kidney
+use "helpers.rules"
+fact creatinine: quantity 'mg/dL' molar_mass 113.12 'g/mol'
+fact age: quantity 'a'
+fact female: boolean
+fact urine: series of quantity 'mL/kg/h'
+define twice(v: number): number note "doubles" = 2 * v
+inclusion I1 "x": if count(urine over last 6 hours) >= 6 then all(urine over last 6 hours) < 0.5 'mL/kg/h' else unknown
+inclusion I2 "x": ckd_epi_2021(creatinine, age, female) < 60 'mL/min/{1.73_m2}'
+inclusion I3 "x": twice(-2 ^ 2) < round(sqrt(ln(exp(abs(log10(100))))), 2) and first_known(age, 1 years) > 0 years
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("use", Keyword.Namespace),
+        ("kidney", Name.Namespace),
+        ('"helpers.rules"', Name.Namespace),
+        ("twice", Name.Function),
+        ("if", Keyword),
+        ("then", Keyword),
+        ("else", Keyword),
+        ("unknown", Keyword),
+        ("^", Operator),
+        ("ckd_epi_2021", Name.Function),
+        ("round", Name.Builtin),
+        ("sqrt", Name.Builtin),
+        ("ln", Name.Builtin),
+        ("exp", Name.Builtin),
+        ("abs", Name.Builtin),
+        ("log10", Name.Builtin),
+        ("first_known", Name.Builtin),
+    ],
+)
+def test_calculation_token_kinds(value: str, kind: object) -> None:
+    assert kind_of(CALC_SAMPLE, value) == kind
+
+
+def test_calculation_sample_has_no_error_tokens() -> None:
+    assert [v for t, v in tokens(CALC_SAMPLE) if t in Error] == []
+
+
+def test_the_shipped_libraries_have_no_error_tokens() -> None:
+    from protocol_rules.library import shipped, shipped_text
+
+    for name in shipped():
+        assert [v for t, v in tokens(shipped_text(name)) if t in Error] == [], name

@@ -64,7 +64,7 @@ def test_json_round_trip(nct, name):
 
 def test_schema_version_and_top_level_shape(nct):
     data = nct.evaluate(load_patient("indeterminate.json")).to_dict()
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert data["protocol"] == {
         "id": "NCT04194671",
         "title": "Clinical Trial of Mesenchymal Stem Cells in the Treatment of Severe Acute "
@@ -114,6 +114,13 @@ inclusion I3 "arithmetic": -n + 2 * n / 1 between 0 and 10 and at least 1 of (a,
 inclusion I4 "time": time_since(d) > 3 days and d + 1 day < @2026-03-01 and @2026-03-01 - d > 1 day
 exclusion E1 "windows": max(s over last 2 days) > 5 'mg' or count(s over last 2 days) > 3
 exclusion E2 "quantified": any(events over last 30 days) in {mi} or all(s over last 2 days) > 1 'mg'
+define twice(v: integer) = 2 * v
+inclusion I5 "calculation":
+  (if a then n else 1) ^ 2 + round(sqrt(n + 1), 1) + twice(n) > first_known(n, 0)
+fact stopped: date or never
+exclusion E3 "time, second edition": stopped is never and as_of > d
+  and count(s over last 2 days where value > 1 'mg') > 0
+  and consecutive(s from d to as_of where value > 1 'mg') > 1
 """
 
 

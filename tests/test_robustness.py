@@ -173,7 +173,7 @@ def test_generated_protocols_load_and_evaluate_their_patients(text, data):
     protocol = parse_protocol(text)
     assert not [d for d in protocol.warnings if d.is_error]
     for _ in range(3):
-        assert evaluate_or_refuse(protocol, data.draw(patients(protocol))) is not None
+        assert evaluate_or_refuse(protocol, data.draw(patients(protocol, as_of=AS_OF))) is not None
 
 
 # --------------------------------------------------------------------------- patients

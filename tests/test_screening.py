@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from protocol_rules import PatientDataError, ProtocolError, load_protocol, parse_protocol
 from protocol_rules.engines import ScreeningError
+from protocol_rules.engines.polars import compile_protocol
 from protocol_rules.sources import Layout, to_layout, write_layout
 from protocol_rules.testing import patients, protocols
 
@@ -165,6 +166,11 @@ def test_random_protocols_agree(text: str, data: st.DataObject) -> None:
     try:
         protocol = parse_protocol(text)
     except ProtocolError:
+        return
+    try:
+        compile_protocol(protocol.checked)
+    except ScreeningError as exc:  # a construct the engine refuses, as it says (PR503)
+        assert [d.code for d in exc.diagnostics] == ["PR503"]
         return
     records = [data.draw(patients(protocol, absent=0.3)) for _ in range(12)]
     assert_agree(protocol, with_ids(records))

@@ -309,3 +309,10 @@ def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
     if sys.platform.startswith("linux"):
         assert _cache.cache_dir() == str(tmp_path / "protocol-rules" / pr.__version__)
     assert Path(str(_cache.cache_dir())).name == pr.__version__
+
+
+def test_a_power_beyond_the_bounds_is_pr315_not_a_crash():
+    text = "protocol P\nfact height: quantity 'cm'\ninclusion I1 \"t\": height ^ 40 > height ^ 2\n"
+    (d,) = pr.check_text(text)
+    assert d.code == "PR315" and "exponent `40`" in d.message
+    assert d.span.text == "height ^ 40"

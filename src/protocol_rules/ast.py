@@ -230,10 +230,11 @@ class Contains:
 
 @frozen
 class Window:
-    """`serum_creatinine over last 48 hours`."""
+    """`serum_creatinine over last 48 hours`, `… over last 48 hours before icu_admission`."""
 
     series: Expr
     duration: Expr
+    before: Expr | None = None
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
@@ -275,6 +276,80 @@ class Negate:
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
+# ---- time, second edition (docs/language/time.md)
+
+
+@frozen
+class WindowFromTo:
+    """`serum_creatinine from admission to discharge`: a window between two instants."""
+
+    series: Expr
+    start: Expr
+    end: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Where:
+    """`serum_creatinine over last 7 days where value > 4 'mg/dL'`: a filtered window."""
+
+    window: Expr
+    condition: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class ObservationValue:
+    """`value`: the value of the observation a `where` condition tests."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class AsOf:
+    """`as_of`: the evaluation time, a datetime."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class IsNever:
+    """`last_dialysis is never`: a `date or never` fact known not to have happened."""
+
+    operand: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+# --------------------------------------------------------------------------- calculation
+# docs/language/calculation.md, docs/language/functions.md
+
+
+@frozen
+class If:
+    """`if count(w) >= 6 then all(w) < 0.5 'mL/kg/h' else unknown`."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class UnknownLit:
+    """`unknown`: the unknown value of whatever type the context gives it."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Power:
+    """`height ^ 2`, `0.9938 ^ (age / 1 'a')`: binds tighter than unary minus."""
+
+    base: Expr
+    exponent: Expr
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
 Expr: TypeAlias = (
     NumberLit
     | QuantityLit
@@ -297,6 +372,14 @@ Expr: TypeAlias = (
     | Count
     | Arithmetic
     | Negate
+    | WindowFromTo
+    | Where
+    | ObservationValue
+    | AsOf
+    | IsNever
+    | If
+    | UnknownLit
+    | Power
 )
 
 
@@ -335,15 +418,17 @@ class QuantityType:
 
 @frozen
 class DateType:
-    """`date`."""
+    """`date`, `date or never`."""
 
+    never: bool = False
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class DateTimeType:
-    """`datetime`."""
+    """`datetime`, `datetime or never`."""
 
+    never: bool = False
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
@@ -434,6 +519,13 @@ class MolarMass:
 
 
 @frozen
+class Past:
+    """`past`: a date fact whose values may not be after `as_of`."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
 class Fact:
     """`fact age: quantity 'a' range 0 to 130 "Age at screening"`."""
 
@@ -442,16 +534,35 @@ class Fact:
     range: Range | None
     molar_mass: MolarMass | None
     description: str | None
+    past: Past | None = None
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class Parameter:
+    """`weight: quantity 'kg'`: a typed parameter of a function."""
+
+    name: str
+    type: TypeExpr
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
     name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @frozen
 class Define:
-    """`define creatinine_doubled = …`."""
+    """`define creatinine_doubled = …`; with `params`, a function: `define bmi(w: …, h: …) = …`.
+
+    `params` is None for a plain define (a value), a tuple for a function; `type` is the
+    declared type written after the name or the parameters (`define f(x: number): number = …`);
+    `note` records a source or a reading (`define bmi(…) note "WHO, 2000" = …`).
+    """
 
     name: str
     expr: Expr
+    params: tuple[Parameter, ...] | None = None
+    type: TypeExpr | None = None
+    note: str | None = None  # e.g. a formula's literature reference
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
     name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
@@ -469,7 +580,16 @@ class Criterion:
     id_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
-Item: TypeAlias = Fact | Define | Criterion
+@frozen
+class Use:
+    """`use kidney` (a library shipped in the package) or `use "egfr.rules"` (a file)."""
+
+    name: str
+    is_file: bool
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+Item: TypeAlias = Fact | Define | Criterion | Use
 
 
 @frozen
@@ -486,7 +606,7 @@ def children(node: Expr) -> tuple[Expr, ...]:
     match node:
         case NumberLit() | QuantityLit() | DurationLit() | DateLit() | TextLit() | BoolLit():
             return ()
-        case Name() | Each():
+        case Name() | Each() | ObservationValue() | AsOf():
             return ()
         case Call(args=args):
             return args
@@ -502,10 +622,28 @@ def children(node: Expr) -> tuple[Expr, ...]:
             return (a, *items)
         case Contains(collection=a, items=items):
             return (a, *items)
-        case Window(series=a, duration=b):
+        case Window(series=a, duration=b, before=None):
             return (a, b)
+        case Window(series=a, duration=b, before=c) | WindowFromTo(series=a, start=b, end=c):
+            return (a, b, c)
+        case Where(window=a, condition=b):
+            return (a, b)
+        case IsNever(operand=o):
+            return (o,)
         case Quantified(window=w, condition=c):
             return (w, c)
         case Count(conditions=cs):
             return cs
+        case If(condition=a, then=b, otherwise=c):
+            return (a, b, c)
+        case UnknownLit():
+            return ()
+        case Power(base=a, exponent=b):
+            return (a, b)
+        case If(condition=a, then=b, otherwise=c):
+            return (a, b, c)
+        case UnknownLit():
+            return ()
+        case Power(base=a, exponent=b):
+            return (a, b)
     raise AssertionError(f"unknown node {node!r}")

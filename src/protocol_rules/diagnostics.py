@@ -38,6 +38,11 @@ CODES: dict[str, str] = {
     "PR108": "malformed literal (number, date or unit)",
     "PR109": "missing protocol header",
     "PR110": "misspelt duration word",
+    # syntax of calculation
+    "PR130": "`**` instead of `^`",
+    "PR131": "`if` without `then` or `else`",
+    # syntax: time, second edition
+    "PR120": "`never` compared as a value instead of tested with `is never`",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
@@ -50,6 +55,19 @@ CODES: dict[str, str] = {
     "PR209": "fact declared but never used",
     "PR210": "define never used",
     "PR211": "protocol without criteria",
+    # functions and libraries
+    "PR230": "recursive function",
+    "PR231": "unknown library",
+    "PR232": "name clash between a library, the protocol or a built-in",
+    "PR233": "library file refused (outside the protocol's folder, not `.rules`)",
+    "PR234": "cycle among used files",
+    "PR235": "library holds more than defines",
+    "PR236": "function body reads a fact",
+    "PR237": "function used as a value, or a value called",
+    "PR238": "duplicate parameter",
+    "PR239": "library used for nothing",
+    # names: time, second edition
+    "PR220": "`value` outside a `where` condition",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -63,6 +81,23 @@ CODES: dict[str, str] = {
     "PR310": "option does not apply to this type",
     "PR311": "value outside the declared range",
     "PR312": "mixed or empty set",
+    "PR315": "unit of a calculation out of bounds",
+    # calculation
+    "PR330": "bad power: quantity exponent, or non-integer power of a quantity",
+    "PR331": "branches of `if` (or operands of `first_known`) of different types",
+    "PR332": "type of `unknown` cannot be inferred",
+    "PR333": "argument does not fit its parameter (type or unit)",
+    "PR334": "bad argument of a math function",
+    "PR335": "comparison with `unknown`",
+    "PR336": "body does not match the declared type",
+    "PR337": "constant calculation without a value (domain error)",
+    # types: time, second edition
+    "PR320": "calendar duration that is not a whole number of months",
+    "PR321": "window bound that is not a date or datetime",
+    "PR322": "`is never` on a date that cannot be never",
+    "PR323": "`where` on something that is not a window",
+    "PR324": "`consecutive` without a `where` condition",
+    "PR325": "duration word in a computed duration counts as a definite length",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",
@@ -75,6 +110,9 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    # patient data: time, second edition
+    "PR420": "`never` for a date that is not declared `or never`",
+    "PR421": "date of a `past` fact after `as_of`",
     # screening
     "PR501": "screening needs the `[screen]` extra (polars)",
     "PR502": "unknown screening engine",

@@ -10,16 +10,19 @@ tree is built from ``V`` only when someone asks for it (see `trace`).
 from __future__ import annotations
 
 import operator
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from . import ast
+from . import evaluate_time as time
+from .calculate import CalcCompiler
 from .check import CheckedProtocol, ir
+from .check.types import SeriesT, TimeT
 from .diagnostics import PatientDataError, error
 from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .numeric import LIMIT
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
 
 U = UNKNOWN
@@ -34,7 +37,6 @@ class _NotRun:
 
 
 NOTRUN: Any = _NotRun()
-DAY = 86400.0
 MET, NOT_MET, OPEN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 _COMPARE = {
@@ -83,6 +85,7 @@ class Program:
             )
         ]
         self.title = dict(checked.metadata).get("title")
+        self.past_facts = [(f.index, f.name, f.type.has_time) for f in checked.facts if f.past]
 
     # ------------------------------------------------------------------ running
 
@@ -93,6 +96,8 @@ class Program:
         if problems and problems[0].code == "PR401":  # not an object: nothing else to say
             raise PatientDataError(problems)
         as_of_seconds = self._as_of(as_of, raw_as_of, problems)
+        if self.past_facts:
+            problems += time.past_problems(self.past_facts, F, as_of_seconds)
         if problems:
             raise PatientDataError(problems)
         F[-1] = as_of_seconds
@@ -176,6 +181,25 @@ class Program:
             MissingFact(n, tuple(found[n]), reasons[n], facts[n].description) for n in ordered
         )
 
+    def _undecided_series(self, i: int, V: list[Any]) -> list[tuple[str, str]]:
+        """The series an `if` read in its condition when it chose a branch that is `unknown`.
+
+        "At least 6 values, …, else unknown" waits for more observations of those series.
+        """
+        condition, then, otherwise = self.children[i]
+        chosen = then if V[condition] else otherwise
+        if not isinstance(self.nodes[chosen], ir.Unknown):
+            return []
+        found: dict[str, None] = {}
+        stack = [condition]
+        while stack:
+            k = stack.pop()
+            node = self.nodes[k]
+            if isinstance(node, ir.FactRef) and isinstance(node.type, SeriesT):
+                found[node.name] = None
+            stack.extend(self.children[k])
+        return [(name, "more observations needed") for name in found]
+
     def _unknown_sources(self, root: int, V: list[Any]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         stack = [root]
@@ -192,7 +216,9 @@ class Program:
             if isinstance(node, ir.DefineRef):
                 stack.append(self.define_roots[node.name])
                 continue
-            if isinstance(node, ir.Aggregate | ir.Quantified):
+            if isinstance(node, ir.If) and V[self.children[i][0]] is not U:
+                out += self._undecided_series(i, V)  # `if count(w) >= 6 … else unknown`
+            if isinstance(node, ir.Aggregate | ir.Quantified | ir.Consecutive):
                 window_index = self.children[i][0]
                 window = V[window_index]
                 if window is not U and window is not NOTRUN and not window[0]:
@@ -206,8 +232,9 @@ class Program:
 
 
 def _series_name(window: ir.Node) -> str:
-    assert isinstance(window, ir.Window)
-    series = window.series
+    while isinstance(window, ir.Filter):
+        window = window.window
+    series = window.series if isinstance(window, ir.Window) else window
     return series.name if isinstance(series, ir.FactRef) else series.source.span.text
 
 
@@ -226,8 +253,11 @@ def compile_protocol(checked: CheckedProtocol) -> Program:
     return Program(checked)
 
 
-class _Compiler:
-    """IR -> closures. Assigns each node a slot in the value record ``V``."""
+class _Compiler(CalcCompiler):
+    """IR -> closures. Assigns each node a slot in the value record ``V``.
+
+    The calculation nodes (`if`, `^`, functions, …) are compiled by `CalcCompiler`.
+    """
 
     def __init__(self, as_of_slot: int) -> None:
         self.as_of_slot = as_of_slot
@@ -240,6 +270,8 @@ class _Compiler:
         self.define_fns: dict[str, Fn] = {}
         self.uses_time = False
         self._each_slots: list[int] = []
+        self._param_slots: list[tuple[int, ...]] = []  # argument slots of the calls being compiled
+        self.value_slots: list[int] = []  # `value` in `where` conditions, innermost last
 
     def _slot(self, node: ir.Node, initial: Any = NOTRUN) -> int:
         self.nodes.append(node)
@@ -263,7 +295,7 @@ class _Compiler:
         i = self._slot(node)
         kids = (
             [self.compile(c) for c in ir.children(node)]
-            if not isinstance(node, ir.Quantified)
+            if not isinstance(node, ir.Quantified | ir.FunctionCall | ir.Filter | ir.Consecutive)
             else []
         )
         if kids:
@@ -313,6 +345,10 @@ class _Compiler:
                 return not_
             case ir.Logic(op=op):
                 return _logic(i, fns, op is ast.LogicOp.AND)
+            case ir.Compare(op=op, left=left) if isinstance(left.type, TimeT):
+                return time.compare(i, fns, op)
+            case ir.Between(operand=operand) if isinstance(operand.type, TimeT):
+                return time.between(i, fns)
             case ir.Compare(op=op, left=left, right=right):
                 return _compare(i, fns, _COMPARE[op], self._fact_read(i, left), right)
             case ir.Between(operand=operand, low=low, high=high):
@@ -351,7 +387,9 @@ class _Compiler:
                 return negate
             case ir.Window():
                 self.uses_time = True
-                return _window(i, fns, self.as_of_slot)
+                return time.window(i, fns, node, self.as_of_slot)
+            case ir.Aggregate(function="first_time" | "last_time" as function):
+                return time.moment(i, fns[0], function)
             case ir.Aggregate(function=function):
                 return _aggregate(i, fns[0], function)
             case ir.Quantified():
@@ -360,33 +398,38 @@ class _Compiler:
                 return _count(i, fns, op is ast.CountOp.AT_LEAST, n)
             case ir.TimeSince():
                 self.uses_time = True
-                (a,) = fns
-                now = self.as_of_slot
-
-                def time_since(F, V):
-                    x = a(F, V)
-                    V[i] = r = U if x is U else (F[now] - x) / DAY
-                    return r
-
-                return time_since
+                return time.time_since(i, fns, node, self.as_of_slot)
             case ir.DateShift(sign=sign):
-                date_fn, seconds_fn = fns
-
-                def shift(F, V):
-                    x, s = date_fn(F, V), seconds_fn(F, V)
-                    V[i] = r = U if x is U or s is U else x + sign * s
-                    return r
-
-                return shift
+                return time.date_shift(i, fns, sign)
             case ir.DateDiff():
-                a, b = fns
+                return time.date_diff(i, fns)
+            case _:
+                return self._build_time(node, i, fns)
+        raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
 
-                def diff(F, V):
-                    x, y = a(F, V), b(F, V)
-                    V[i] = r = U if x is U or y is U else (x - y) / DAY
-                    return r
-
-                return diff
+    def _build_time(self, node: ir.Node, i: int, fns: list[Fn]) -> Fn:
+        """The nodes of the second edition's time expressions (see `evaluate_time`)."""
+        match node:
+            case ir.AsOf():
+                self.uses_time = True
+                return time.as_of(i, self.as_of_slot)
+            case ir.DayOf():
+                return time.day(i, fns)
+            case ir.CalendarShift():
+                return time.calendar_shift(i, fns, node)
+            case ir.CalendarCompare():
+                self.uses_time = True
+                since = self.children[i][0]
+                return time.calendar_compare(i, fns, node, self.children[since][0], self.as_of_slot)
+            case ir.IsNever():
+                return time.is_never(i, fns)
+            case ir.Filter() | ir.Consecutive():
+                return time.filtered(self, node, i)
+            case ir.ObservationValue():
+                return time.observation_value(i, self.value_slots[-1])
+        built = self._build_calc(node, i, fns)
+        if built is not None:
+            return built
         raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover
 
     def _fact_read(self, i: int, operand: ir.Node) -> tuple[int, int] | None:
@@ -613,28 +656,12 @@ def _arith(i: int, fns: list[Fn], op: Callable[[Any, Any], Any], scale: float) -
             else:
                 if scale != 1.0:
                     r *= scale
+                if not -LIMIT <= r <= LIMIT:  # overflow (or inf/NaN): unknown, never inf
+                    r = U
         V[i] = r
         return r
 
     return arith
-
-
-def _window(i: int, fns: list[Fn], now: int) -> Fn:
-    series_fn, seconds_fn = fns
-
-    def window(F, V):
-        s, seconds = series_fn(F, V), seconds_fn(F, V)
-        as_of = F[now]
-        if s is U or seconds is U or as_of is U:
-            V[i] = U
-            return U
-        times, values = s
-        lo = bisect_left(times, as_of - seconds)
-        hi = bisect_right(times, as_of)
-        V[i] = r = (times[lo:hi], values[lo:hi])
-        return r
-
-    return window
 
 
 def _aggregate(i: int, window: Fn, function: str) -> Fn:

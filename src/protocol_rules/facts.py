@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from . import units
+from .calendar import NEVER
 from .check import FactInfo
 from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from .check.unit_names import shown, substance, ucum_spelling
@@ -99,7 +100,9 @@ def _date(value: Any) -> float:
 
 
 def format_instant(seconds: float, has_time: bool = True) -> str:
-    """ISO text of an instant, as shown in traces."""
+    """ISO text of an instant, as shown in traces ("never" for `NEVER`)."""
+    if seconds is NEVER:
+        return "never"
     moment = datetime.fromtimestamp(seconds, UTC)
     if not has_time and moment.hour == moment.minute == moment.second == 0:
         return moment.date().isoformat()
@@ -294,6 +297,24 @@ def _choice(fact: FactInfo, choices: tuple[str, ...]) -> Normaliser:
     return choice
 
 
+def _never_or(fact: FactInfo, instant: Normaliser) -> Normaliser:
+    """A `date or never` fact: the string "never" is `NEVER`, anything else a date."""
+    if fact.never:
+        return lambda value: NEVER if value == "never" else instant(value)
+
+    def no_never(value: Any) -> Any:
+        if value == "never":
+            raise Invalid(
+                "PR420",
+                '"never" is not a date, and this fact is not declared `or never`',
+                hint=f"send a date, leave the fact out if it is unknown, or declare it "
+                f"`fact {fact.name}: {fact.type} or never`",
+            )
+        return instant(value)
+
+    return no_never
+
+
 def _element(fact: FactInfo, type_: Type) -> Normaliser:
     match type_:
         case BoolT():
@@ -303,9 +324,9 @@ def _element(fact: FactInfo, type_: Type) -> Normaliser:
         case QtyT(unit=unit):
             return _quantity(_in_unit(fact, type_), unit)
         case TimeT(has_time=True):
-            return lambda value: parse_instant(value, "a datetime")
+            return _never_or(fact, lambda value: parse_instant(value, "a datetime"))
         case TimeT(has_time=False):
-            return _date
+            return _never_or(fact, _date)
         case TextT():
             return _text
         case ChoiceT(choices=choices):

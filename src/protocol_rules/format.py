@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import cache
 
+import attrs
 from attrs import define, field
 
 from . import ast
@@ -205,11 +206,19 @@ def _ident(value: str) -> str:
 
 # --------------------------------------------------------------------------- precedence
 
-_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
+_OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POWER, _ATOM = range(1, 10)
+_IF = 0  # `if … then … else …` binds loosest: parenthesised wherever an operand is expected
+#: `W where C`: its condition runs to the end of the expression, so it is parenthesised
+#: wherever anything could follow it.
+_WHERE = 0
 
 
 def _prec(node: ast.Expr) -> int:
     match node:
+        case ast.If():
+            return _IF
+        case ast.Power():
+            return _POWER
         case ast.Logic(op=ast.LogicOp.OR):
             return _OR
         case ast.Logic():
@@ -224,8 +233,12 @@ def _prec(node: ast.Expr) -> int:
             | ast.Contains()
             | ast.Window()
             | ast.Quantified()
+            | ast.WindowFromTo()
+            | ast.IsNever()
         ):
             return _COMPARE
+        case ast.Where():
+            return _WHERE
         case ast.Arithmetic(op=ast.ArithOp.ADD | ast.ArithOp.SUB):
             return _SUM
         case ast.Arithmetic():
@@ -301,6 +314,8 @@ class _Printer:
                     out.append(self.define(item))
                 case ast.Criterion():
                     out.append(self.criterion(item))
+                case ast.Use():
+                    out.append(self.use(item))
         return out
 
     def header(self, header: ast.Header) -> _Block:
@@ -328,6 +343,8 @@ class _Printer:
             mm = fact.molar_mass
             text = f"molar_mass {_unsigned(mm.value)} {_unit(mm.unit)}"
             frags += [_Frag(" "), _at(text, mm.span)]
+        if fact.past is not None:
+            frags += [_Frag(" "), _at("past", fact.past.span)]
         lines = _wrap(_Line(0, frags))
         if fact.description is not None:
             end = fact.span.end
@@ -363,12 +380,41 @@ class _Printer:
                 return [_kw("series of ", node.span.start), *self.type_(element)]
             case ast.SetType(element=element):
                 return [_kw("set of ", node.span.start), *self.type_(element)]
+            case ast.DateType(never=True) | ast.DateTimeType(never=True):
+                return [_at(f"{words[type(node)]} or never", node.span)]
         return [_at(words[type(node)], node.span)]
 
     def define(self, item: ast.Define) -> _Block:
-        head = [_kw("define ", item.span.start), _at(item.name, item.name_span), _Frag(" =")]
-        lines = [_Line(0, head), *self.lines(item.expr, 2)]
+        head = [_kw("define ", item.span.start), _at(item.name, item.name_span)]
+        if item.params is not None:  # a function: its parameters are a fill group
+            group = self._group()
+            head.append(_Frag("("))
+            for i, param in enumerate(item.params):
+                if i:
+                    head.append(_Frag(", ", group=group, sep=True))
+                head.append(_Frag(param.name, param.name_span.start, param.name_span.end, group))
+                head.append(_Frag(": ", group=group))
+                head += [attrs.evolve(f, group=group) for f in self.type_(param.type)]
+            head.append(_Frag(")"))
+        if item.type is not None:
+            head += [_Frag(": "), *self.type_(item.type)]
+        if item.note is None:
+            lines = [*_wrap(_Line(0, [*head, _Frag(" =")]))]
+        else:
+            note_at = _next_code(self.text, item.type.span.end if item.type else item.span.start)
+            note_at = self.text.find("note", note_at)
+            text_at = _next_code(self.text, note_at + len("note"))
+            note = [_kw("note ", note_at), _Frag(_quote(item.note), text_at, text_at + 1)]
+            lines = [*_wrap(_Line(0, head)), _Line(2, [*note, _Frag(" =")])]
+        lines += self.lines(item.expr, 2)
         return _Block("define", item.span.start, item.span.end, lines)
+
+    def use(self, item: ast.Use) -> _Block:
+        name = _quote(item.name) if item.is_file else item.name
+        line = _Line(
+            0, [_kw("use ", item.span.start), _Frag(name, item.span.end - 1, item.span.end)]
+        )
+        return _Block("use", item.span.start, item.span.end, [line])
 
     def criterion(self, item: ast.Criterion) -> _Block:
         start = item.span.start
@@ -430,7 +476,52 @@ class _Printer:
                 return self.lines(operand, indent, [*prefix, word], suffix, _NOT)
             case ast.Count():
                 return self.count_lines(node, indent, prefix, suffix)
+            case ast.Where(window=window, condition=condition) if _prec(node) >= need:
+                head = [*prefix, *self.flat(window, _COMPARE), _Frag(" where")]
+                return [_Line(indent, head), *self.lines(condition, indent + 2, None, suffix)]
+            case ast.If():
+                return self.if_lines(node, indent, prefix, suffix, need)
+            case ast.Arithmetic() if _prec(node) >= need:
+                return self.arithmetic_lines(node, indent, prefix, suffix)
         return _wrap(_Line(indent, flat))
+
+    def arithmetic_lines(
+        self, node: ast.Arithmetic, indent: int, prefix: list[_Frag], suffix: list[_Frag]
+    ) -> list[_Line]:
+        """A long `a * b * c` chain filled onto lines, each next line starting with its operator."""
+        level = _prec(node)
+        rights: list[tuple[ast.ArithOp, ast.Expr]] = []
+        left: ast.Expr = node
+        while isinstance(left, ast.Arithmetic) and _prec(left) == level:
+            rights.append((left.op, left.right))
+            left = left.left
+        out = [_Line(indent, [*prefix, *self.flat(left, level)])]
+        for op, right in reversed(rights):
+            piece = [_Frag(f"{op.value} "), *self.flat(right, level + 1)]
+            line = out[-1]
+            if len(line.text) + 1 + _width(piece) <= WIDTH:
+                line.frags += [_Frag(" "), *piece]
+            else:
+                out.append(_Line(indent + 2, piece))
+        out[-1].frags += suffix
+        return out
+
+    def if_lines(
+        self, node: ast.If, indent: int, prefix: list[_Frag], suffix: list[_Frag], need: int
+    ) -> list[_Line]:
+        """`if C` / `then A` / `else B` on their own lines, the branches indented 2."""
+        if _prec(node) < need:
+            return [
+                _Line(indent, [*prefix, _Frag("(")]),
+                *self.if_lines(node, indent + 2, [], [], 0),
+                _Line(indent, [_Frag(")"), *suffix]),
+            ]
+        head = [*prefix, _kw("if ", node.span.start)]
+        return [
+            *self.lines(node.condition, indent, head, None, _OR),
+            *self.lines(node.then, indent + 2, [_Frag("then ")], None, _OR),
+            *self.lines(node.otherwise, indent + 2, [_Frag("else ")], suffix, _IF),
+        ]
 
     def chain(self, node: ast.Logic, indent: int) -> list[_Line]:
         out: list[_Line] = []
@@ -513,8 +604,27 @@ class _Printer:
                 if mode is ast.ContainsMode.ONE:
                     return [*out, *self.flat(items[0], _SUM)]
                 return [*out, *self.set_(items)]
-            case ast.Window(series=series, duration=duration):
-                return [*self.flat(series, _SUM), _Frag(" over last "), *self.flat(duration, _SUM)]
+            case ast.Window(series=series, duration=duration, before=before):
+                out = [*self.flat(series, _SUM), _Frag(" over last "), *self.flat(duration, _SUM)]
+                if before is not None:
+                    out += [_Frag(" before "), *self.flat(before, _SUM)]
+                return out
+            case ast.WindowFromTo(series=series, start=start, end=end):
+                return [
+                    *self.flat(series, _SUM),
+                    _Frag(" from "),
+                    *self.flat(start, _SUM),
+                    _Frag(" to "),
+                    *self.flat(end, _SUM),
+                ]
+            case ast.Where(window=window, condition=condition):
+                return [*self.flat(window, _COMPARE), _Frag(" where "), *self.flat(condition)]
+            case ast.IsNever(operand=operand):
+                return [*self.flat(operand, _SUM), _Frag(" is never")]
+            case ast.AsOf():
+                return [_at("as_of", node.span)]
+            case ast.ObservationValue():
+                return [_at("value", node.span)]
             case ast.Quantified():
                 return self._quantified(node)
             case ast.Count(op=op, n=n, conditions=conditions):
@@ -531,6 +641,19 @@ class _Printer:
                 return [_kw(sign, node.span.start), *self.flat(operand, _UNARY)]
             case ast.Each():
                 raise AssertionError("`Each` is printed by its quantifier")
+            case ast.UnknownLit():
+                return [_at("unknown", node.span)]
+            case ast.If(condition=condition, then=then, otherwise=otherwise):
+                return [
+                    _kw("if ", node.span.start),
+                    *self.flat(condition, _OR),
+                    _Frag(" then "),
+                    *self.flat(then, _OR),
+                    _Frag(" else "),
+                    *self.flat(otherwise, _IF),
+                ]
+            case ast.Power(base=base, exponent=exponent):
+                return [*self.flat(base, _ATOM), _Frag(" ^ "), *self.flat(exponent, _UNARY)]
         raise AssertionError(f"unknown node {node!r}")
 
     def _quantified(self, node: ast.Quantified) -> list[_Frag]:
@@ -712,7 +835,7 @@ class _Assembler:
         first_start = comments[0].start if comments else next_start
         if prev is None:
             blank = False
-        elif nxt is None or (prev.kind == nxt.kind == "fact"):
+        elif nxt is None or (prev.kind == nxt.kind and prev.kind in ("fact", "use")):
             blank = bool(comments) and self._blank_between(prev_end, first_start)
         else:
             blank = True

@@ -28,7 +28,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _END = r"(?![A-Za-z0-9_])"
 
 #: Words that start an item or a criterion's note.
-DECLARATIONS = ("protocol", "fact", "define", "inclusion", "exclusion", "note")
+DECLARATIONS = ("protocol", "fact", "define", "inclusion", "exclusion", "note", "use")
 #: The types of a fact declaration.
 TYPES = ("boolean", "integer", "number", "quantity", "datetime", "date", "text", "series", "set")
 #: Reserved words of expressions and fact options.
@@ -51,11 +51,43 @@ KEYWORDS = (
     "range",
     "to",
     "molar_mass",
+    "if",
+    "then",
+    "else",
+    # time, second edition
+    "before",
+    "from",
+    "where",
+    "never",
+    "past",
 )
+#: Words that stand for a value: the evaluation time, the observation a `where` tests.
+PSEUDO_VALUES = ("as_of", "value")
 #: Logical operators.
 LOGIC = ("and", "or", "not")
 #: The built-in functions, highlighted where they are called.
-FUNCTIONS = ("max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since")
+FUNCTIONS = (
+    "max",
+    "min",
+    "mean",
+    "sum",
+    "latest",
+    "earliest",
+    "count",
+    "exists",
+    "time_since",
+    # calculation (docs/language/calculation.md)
+    "first_known",
+    "ln",
+    "log10",
+    "exp",
+    "sqrt",
+    "abs",
+    "round",
+    "first_time",
+    "last_time",
+    "consecutive",
+)
 #: The words that make a number a duration (`48 hours`).
 TIME_WORDS = r"(?:years?|months?|weeks?|days?|hours?|minutes?)"
 
@@ -83,12 +115,16 @@ class RulesLexer(RegexLexer):
             ),
             (rf"(fact)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Variable)),
             (rf"(define)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            (
+                rf"(use)(\s+)({_NAME}|\"(?:[^\"\\\n]|\\.)*\")",
+                bygroups(Keyword.Namespace, Whitespace, Name.Namespace),
+            ),
             (words(DECLARATIONS, suffix=_END), Keyword.Declaration),
             include("expression"),
         ],
         "header": [
             include("space"),
-            (rf"(?=(?:fact|define|inclusion|exclusion){_END})", Whitespace, "#pop"),
+            (rf"(?=(?:fact|define|inclusion|exclusion|use){_END})", Whitespace, "#pop"),
             (
                 rf"({_NAME})(\s+)(\"(?:[^\"\\\n]|\\.)*\")",
                 bygroups(Name.Attribute, Whitespace, String.Double),
@@ -117,10 +153,12 @@ class RulesLexer(RegexLexer):
             (words(LOGIC, suffix=_END), Operator.Word),
             (words(("true", "false"), suffix=_END), Keyword.Constant),
             (words(KEYWORDS, suffix=_END), Keyword),
+            (words(PSEUDO_VALUES, suffix=_END), Name.Builtin.Pseudo),
             (rf"{TIME_WORDS}{_END}", Keyword.Pseudo),
             (words(FUNCTIONS, suffix=r"(?=\s*\()"), Name.Builtin),
+            (rf"{_NAME}(?=\s*\()", Name.Function),  # a call of a function of the rules
             (_NAME, Name),
-            (r"<=|>=|!=|[<>=+\-*/]", Operator),
+            (r"<=|>=|!=|[<>=+\-*/^]", Operator),
             (r"[(){},:]", Punctuation),
             (r"'[^'\n]*$", String.Other),  # an unterminated unit: keep going
             (r'"[^"\n]*$', String.Double),  # an unterminated text: keep going

@@ -26,7 +26,7 @@ MAX_DEPTH = 120
 #: Syntax errors reported for one file before giving up.
 MAX_SYNTAX_ERRORS = 20
 
-_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion)\b", re.MULTILINE)
+_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion|use)\b", re.MULTILINE)
 
 
 def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
@@ -195,12 +195,14 @@ class _Builder(Transformer):
             description = _unquote(rest.pop())
         range_ = next((r for r in rest if isinstance(r, ast.Range)), None)
         molar = next((r for r in rest if isinstance(r, ast.MolarMass)), None)
+        past = next((r for r in rest if isinstance(r, ast.Past)), None)
         return ast.Fact(
             str(name),
             type_,
             range_,
             molar,
             description,
+            past,
             span=self._span(meta),
             name_span=self._tok(name),
         )
@@ -233,10 +235,16 @@ class _Builder(Transformer):
         return ast.QuantityType(_unquote(unit), span=self._span(meta), unit_span=self._tok(unit))
 
     def date_type(self, meta, children):
-        return ast.DateType(span=self._span(meta))
+        return ast.DateType(bool(children), span=self._span(meta))
 
     def datetime_type(self, meta, children):
-        return ast.DateTimeType(span=self._span(meta))
+        return ast.DateTimeType(bool(children), span=self._span(meta))
+
+    def or_never(self, meta, children):
+        return True
+
+    def past_option(self, meta, children):
+        return ast.Past(span=self._span(meta))
 
     def text_type(self, meta, children):
         return ast.TextType(span=self._span(meta))
@@ -255,8 +263,34 @@ class _Builder(Transformer):
         return ast.SetType(children[0], span=self._span(meta))
 
     def define(self, meta, children):
-        name, _eq, expr = children
-        return ast.Define(str(name), expr, span=self._span(meta), name_span=self._tok(name))
+        name, params, declared, note, _eq, expr = children
+        return ast.Define(
+            str(name),
+            expr,
+            params,
+            declared,
+            note,
+            span=self._span(meta),
+            name_span=self._tok(name),
+        )
+
+    # ---- functions and libraries (docs/language/functions.md, libraries.md)
+
+    def parameters(self, meta, children):
+        return tuple(children)
+
+    def parameter(self, meta, children):
+        name, type_ = children
+        return ast.Parameter(str(name), type_, span=self._span(meta), name_span=self._tok(name))
+
+    def declared_type(self, meta, children):
+        return children[0]
+
+    def use(self, meta, children):
+        (token,) = children
+        is_file = token.type == "STRING"
+        name = _unquote(token) if is_file else str(token)
+        return ast.Use(name, is_file, span=self._span(meta))
 
     def criterion(self, meta, children):
         kind, ident, text, *rest = children
@@ -326,6 +360,29 @@ class _Builder(Transformer):
         series, duration = children
         return ast.Window(series, duration, span=self._span(meta))
 
+    # ---- time, second edition (docs/language/time.md)
+
+    def window_before(self, meta, children):
+        series, duration, before = children
+        return ast.Window(series, duration, before, span=self._span(meta))
+
+    def window_from_to(self, meta, children):
+        series, start, end = children
+        return ast.WindowFromTo(series, start, end, span=self._span(meta))
+
+    def where(self, meta, children):
+        window, condition = children
+        return ast.Where(window, condition, span=self._span(meta))
+
+    def is_never(self, meta, children):
+        return ast.IsNever(children[0], span=self._span(meta))
+
+    def as_of(self, meta, children):
+        return ast.AsOf(span=self._span(meta))
+
+    def observation_value(self, meta, children):
+        return ast.ObservationValue(span=self._span(meta))
+
     def quantifier(self, meta, children):
         word, window = children
         return ast.Quantifier(str(word)), window, self._span(meta)
@@ -389,6 +446,19 @@ class _Builder(Transformer):
 
     def negate(self, meta, children):
         return ast.Negate(children[1], span=self._span(meta))
+
+    # ---- calculation (docs/language/calculation.md)
+
+    def if_expr(self, meta, children):
+        condition, then, otherwise = children
+        return ast.If(condition, then, otherwise, span=self._span(meta))
+
+    def unknown(self, meta, children):
+        return ast.UnknownLit(span=self._span(meta))
+
+    def power(self, meta, children):
+        base, _caret, exponent = children
+        return ast.Power(base, exponent, span=self._span(meta))
 
     # ---- atoms
 

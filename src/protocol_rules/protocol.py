@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
-from .diagnostics import Diagnostic, ProtocolError, RulesError, file_error, sort_key
+from .diagnostics import Diagnostic, ProtocolError, RulesError, error, file_error, sort_key
 from .parser import has_errors, parse
 from .source import Source, normalise, read_text
 
@@ -20,8 +21,10 @@ if TYPE_CHECKING:
     from .result import Result
     from .screening import Screening
 
+PathLike = str | os.PathLike[str]
 
-def read_source(path: str | os.PathLike[str]) -> Source:
+
+def read_source(path: PathLike) -> Source:
     """Read a rules file (see `source.read_text`). Raises `ProtocolError` (PR001) if it cannot."""
     name = os.fspath(path)
     try:
@@ -30,16 +33,52 @@ def read_source(path: str | os.PathLike[str]) -> Source:
         raise ProtocolError([file_error(name, exc)]) from None
 
 
-def parse_protocol(text: str, filename: str = "<string>") -> Protocol:
-    """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic."""
+def parse_protocol(
+    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+) -> Protocol:
+    """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic.
+
+    `folder` is where `use "file.rules"` finds library files (by default the folder of
+    `filename` when it names a file; a protocol given as text alone can use only the shipped
+    libraries).
+    """
     source = Source(filename, normalise(text))
-    syntax, diagnostics = parse(source)
+    syntax, found = parse(source)
     if syntax is None:
+        raise ProtocolError(found)
+    checked, diagnostics = _check(syntax, filename, folder)
+    if has_errors(found):  # a mistake the parser recovered from (PR110)
+        checked, diagnostics = None, sorted([*found, *diagnostics], key=sort_key)
+    if checked is None:
+        if not any(d.is_error for d in diagnostics):  # a library file: nothing to evaluate
+            diagnostics = [
+                error(
+                    "PR109",
+                    "this file is a library (defines only), not a protocol",
+                    None,
+                    path=filename,
+                    help='use it from a protocol: `use "' + Path(filename).name + '"`',
+                ),
+                *diagnostics,
+            ]
         raise ProtocolError(diagnostics)
-    checked, found = check(syntax)
-    if checked is None or has_errors(diagnostics):
-        raise ProtocolError(sorted(diagnostics + found, key=sort_key))
-    return Protocol(checked, tuple(found))
+    return Protocol(checked, tuple(diagnostics))
+
+
+def _check(
+    syntax: Any, filename: str, folder: PathLike | None
+) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
+    """Resolve the libraries the file uses, then check it (diagnostics of both, in order)."""
+    from .library import resolve
+
+    path = Path(filename)
+    is_file = folder is None and filename not in ("", "-") and path.is_file()
+    where = Path(folder) if folder is not None else (path.parent if is_file else None)
+    resolved, found = resolve(syntax, where, path if is_file else None)
+    checked, diagnostics = check(syntax, resolved)
+    if any(d.is_error for d in found):
+        checked = None
+    return checked, sorted([*found, *diagnostics], key=sort_key)
 
 
 def load_protocol(path: str | os.PathLike[str]) -> Protocol:
@@ -48,13 +87,18 @@ def load_protocol(path: str | os.PathLike[str]) -> Protocol:
     return parse_protocol(source.text, source.name)
 
 
-def check_text(text: str, filename: str = "<string>") -> list[Diagnostic]:
-    """Every diagnostic of rules text (errors and warnings), without raising."""
+def check_text(
+    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+) -> list[Diagnostic]:
+    """Every diagnostic of rules text (errors and warnings), without raising.
+
+    A library file (defines and `use`s only, no header) is checked as a library.
+    """
     source = Source(filename, normalise(text))
     syntax, diagnostics = parse(source)
     if syntax is None:
         return diagnostics
-    return sorted(diagnostics + check(syntax)[1], key=sort_key)
+    return sorted([*diagnostics, *_check(syntax, filename, folder)[1]], key=sort_key)
 
 
 class Protocol:

@@ -85,7 +85,7 @@ class MissingFact:
 
     name: str
     criteria: tuple[str, ...]
-    reason: str  # "absent" or "no observation in the window"
+    reason: str  # "absent", "no observation in the window" or "more observations needed"
     description: str | None = None
 
 

@@ -31,8 +31,10 @@ _REGEX_TERMINALS = {
 }
 _COMPARISONS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN", "IS", "CONTAINS", "OVER"}
 _ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH"}
-_EXPRESSION_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
-_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION"}
+_VALUE_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
+_VALUE_START |= {"AS_OF", "VALUE"}  # time, second edition
+_EXPRESSION_START = _VALUE_START | {"IF", "UNKNOWN"}  # `if` and `unknown` are reserved words
+_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION", "USE"}
 
 
 #: Abbreviations authors write for the duration words.
@@ -172,6 +174,10 @@ def _word_end(text: str, pos: int) -> int:
 def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
     token = exc.token
     expected = set(exc.expected)
+    stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+    calc = _calculation_syntax(token, expected, source, stack)
+    if calc:
+        return calc
     if token.type == "$END":
         end = len(source.text.rstrip())
         return error(
@@ -210,7 +216,10 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
             span,
             help="write e.g. `max(serum_creatinine over last 48 hours) > …` or `any(…) > …`",
         )
-    keyword = token.type not in _EXPRESSION_START | {"ANY", "ALL"}
+    never = _never_as_a_value(token, stack, span)
+    if never:
+        return never
+    keyword = token.type not in _VALUE_START | {"ANY", "ALL"}
     if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
         return error(
             "PR106",
@@ -300,6 +309,64 @@ def _not_an_item(token: Token, span: Span, expected: set[str]) -> Diagnostic:
         span,
         label="not an item keyword",
         help=help_,
+    )
+
+
+def _calculation_syntax(
+    token: Token, expected: set[str], source: Source, stack: list[object]
+) -> Diagnostic | None:
+    """`**` for a power (PR130); an `if` without its `then` or `else` (PR131)."""
+    if token.type == "STAR" and token.start_pos and source.text[token.start_pos - 1] == "*":
+        return error(
+            "PR130",
+            "`**` is not an operator",
+            source.span(token.start_pos - 1, token.end_pos),
+            help="write `^` for a power: `height ^ 2`",
+        )
+    missing = next((word for word in ("THEN", "ELSE") if word in expected), None)
+    if (
+        missing is None
+        or _last_type_of(stack, {"IF", "THEN"}) != {"THEN": "IF", "ELSE": "THEN"}[missing]
+    ):
+        return None  # LALR lookaheads may list `then` outside an open `if`
+    misplaced = token.type in _EXPRESSION_START | _ITEM_KEYWORDS | {"$END", "RPAR", "COMMA"}
+    if not misplaced and len(expected - {"THEN", "ELSE"}) > 12:
+        return None
+    word = missing.lower()
+    at_end = token.type == "$END"
+    end = len(source.text.rstrip())
+    return error(
+        "PR131",
+        f"`if` needs `{word}`" + ("" if at_end else f", found {_describe_token(token)}"),
+        source.span(end, end) if at_end else source.span(token.start_pos, token.end_pos),
+        label=f"expected `{word}` here",
+        help="write `if C then A else B`; when there is no value otherwise, `else unknown`",
+    )
+
+
+def _last_type_of(stack: list[object], types: set[str]) -> str | None:
+    """The type of the last token of `types` on the parser stack (an open `if` or `then`)."""
+    for value in reversed(stack):
+        if isinstance(value, Token) and value.type in types:
+            return value.type
+    return None
+
+
+def _never_as_a_value(token: Token, stack: list[object], span: Span) -> Diagnostic | None:
+    """`last_dialysis = never`: `never` is tested with `is never`, not compared with."""
+    if token.type != "NEVER":
+        return None
+    last = stack[-1] if stack else None
+    compared = isinstance(last, Tree) and last.data == "compare_op"
+    if not compared and _last_type(stack) not in ("LT", "LE", "GT", "GE", "EQ", "NE"):
+        return None
+    return error(
+        "PR120",
+        "`never` is not a value to compare with",
+        span,
+        label="test it with `is never`",
+        help="test a fact declared `date or never` with `is never`, e.g. `last_dialysis is never`"
+        ", or `not (last_dialysis is never)` for `!= never`",
     )
 
 

@@ -6,9 +6,13 @@ Evaluation records one value per node in a flat list; this module turns that rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import ast
+from .calculate import domain_why
+from .calendar import NEVER, shift
 from .check import ir
 from .check.types import QtyT, SeriesT, TimeT, Type, WindowT
 from .evaluate import NOTRUN
@@ -31,6 +35,7 @@ _KINDS = {
     ir.IsKnown: "is known",
     ir.Contains: "contains",
     ir.Arith: "arithmetic",
+    ir.Convert: "arithmetic",  # shown as its operand (see `TraceBuilder.build`)
     ir.Negate: "negate",
     ir.Window: "window",
     ir.Aggregate: "aggregate",
@@ -39,6 +44,22 @@ _KINDS = {
     ir.TimeSince: "time_since",
     ir.DateShift: "date arithmetic",
     ir.DateDiff: "date arithmetic",
+    ir.Convert: "conversion",  # shown as its operand (see `TraceBuilder.build`)
+    ir.If: "if",
+    ir.FirstKnown: "first_known",
+    ir.Unknown: "literal",
+    ir.Power: "power",
+    ir.Math: "function",
+    ir.Param: "parameter",
+    ir.FunctionCall: "call",
+    ir.AsOf: "as_of",
+    ir.DayOf: "date arithmetic",
+    ir.CalendarShift: "date arithmetic",
+    ir.CalendarCompare: "comparison",
+    ir.IsNever: "is never",
+    ir.Filter: "filter",
+    ir.Consecutive: "consecutive",
+    ir.ObservationValue: "observation",
 }
 
 
@@ -46,6 +67,8 @@ def json_value(value: Any, type_: Type) -> Any:
     """A value of the evaluator as JSON-ready data (None for unknown)."""
     if value is UNKNOWN or value is NOTRUN or value is None:
         return None
+    if value is NEVER or (isinstance(value, float) and math.isinf(value)):
+        return "never"  # a `date or never` fact, or a duration since one
     if isinstance(type_, TimeT):
         return format_instant(value, type_.has_time)
     if isinstance(type_, WindowT | SeriesT):
@@ -90,6 +113,8 @@ class TraceBuilder:
         node = program.nodes[i]
         if isinstance(node, ir.Convert):  # inserted by the checker, not written: show operand
             return self._with_value(self.build(program.children[i][0]), i, node)
+        if isinstance(node, ir.DayOf):  # inserted where a date meets a datetime: show operand
+            return self.build(program.children[i][0])
         expr, kind, unit, line, column = static_info(program)[i]
         value = self.V[i]
         known = value is not UNKNOWN and value is not NOTRUN
@@ -105,15 +130,32 @@ class TraceBuilder:
                 observations = self._window_observations(i, node)
                 if value is UNKNOWN:
                     why = _first_why(children) or "the series is unknown"
-            case ir.Aggregate() | ir.Quantified():
+            case ir.Aggregate() | ir.Quantified() | ir.Consecutive():
                 observations, why = self._window_summary(i, node, value, children)
-                if isinstance(node, ir.Quantified):
+                if isinstance(node, ir.Quantified | ir.Consecutive):
                     children = children[:1]
+            case ir.Filter():
+                observations = self._filter_observations(i, node)
+                children = children[:1]
+                if value is UNKNOWN:
+                    why = _first_why(children) or "the condition is unknown for some observation"
+            case ir.CalendarCompare():
+                children = (*children[:1], *self._calendar_steps(i, node))
+                if value is UNKNOWN:
+                    why = _first_why(children)
             case ir.DefineRef(name=name):
                 if value is UNKNOWN:
                     why = _first_why(children) or f"define `{name}` is unknown"
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
-                why = "division by zero"
+                why = "division by zero" if children[1].value == 0 else "too large (beyond 1e300)"
+            case ir.Unknown():
+                why = "the rules say `unknown` here"
+            case ir.Power() | ir.Math() if value is UNKNOWN:
+                why = _first_why(children) or domain_why(node, [c.value for c in children])
+            case ir.FunctionCall():
+                children = (*children[:-1], self._body(i, node, children[-1]))
+                if value is UNKNOWN:
+                    why = _first_why(children)
             case _:
                 if value is UNKNOWN:
                     why = _first_why(children)
@@ -131,6 +173,23 @@ class TraceBuilder:
             children,
             line,
             column,
+        )
+
+    def _body(self, i: int, node: ir.FunctionCall, body: Trace) -> Trace:
+        """The body of a called function, under one node of kind `body` (shown on demand)."""
+        decl = node.source
+        name = decl.function if isinstance(decl, ast.Call) else node.function
+        return Trace(
+            f"{name}(…) = {body.expr}",
+            "body",
+            body.value,
+            body.known,
+            body.unit,
+            body.evaluated,
+            body.why,
+            children=(body,),
+            line=body.line,
+            column=body.column,
         )
 
     def _with_value(self, inner: Trace, i: int, node: ir.Node) -> Trace:
@@ -159,7 +218,7 @@ class TraceBuilder:
         window_index = self.program.children[i][0]
         window = self.V[window_index]
         observations: tuple[Observation, ...] = ()
-        if isinstance(node, ir.Quantified) and window not in (UNKNOWN, NOTRUN):
+        if isinstance(node, ir.Quantified | ir.Consecutive) and window not in (UNKNOWN, NOTRUN):
             results = self.V[self.program.details[i]]
             window_node = self.program.nodes[window_index]
             unit = unit_of(window_node.type)
@@ -178,6 +237,44 @@ class TraceBuilder:
             else:
                 why = _first_why(children) or "a value it compares with is unknown"
         return observations, why
+
+    def _filter_observations(self, i: int, node: ir.Filter) -> tuple[Observation, ...]:
+        """The observations of the filtered window, each marked with the condition's result."""
+        window = self.V[self.program.children[i][0]]
+        if window in (UNKNOWN, NOTRUN):
+            return ()
+        results = self.V[self.program.details[i]]
+        element = node.type.element if isinstance(node.type, WindowT) else None
+        unit = unit_of(node.type)
+        return tuple(
+            Observation(format_instant(t), json_value(v, element), unit, True, _result(r))
+            for t, v, r in zip(window[0], window[1], results, strict=False)
+        )
+
+    def _calendar_steps(self, i: int, node: ir.CalendarCompare) -> tuple[Trace, ...]:
+        """`x + D = <date>` for each duration: the calendar reasoning, shown under the test."""
+        since = node.since
+        if not isinstance(since, ir.TimeSince):  # pragma: no cover - built that way
+            return ()
+        x = self.V[self.program.children[self.program.children[i][0]][0]]
+        if x is UNKNOWN or x is NOTRUN or x is NEVER:
+            return ()
+        operand = since.operand
+        x_text = " ".join(operand.source.span.text.split())
+        has_time = isinstance(operand.type, TimeT) and operand.type.has_time
+        steps = []
+        for amount, duration in zip(node.amounts, node.durations, strict=True):
+            amount_text = " ".join(amount.source.span.text.split())
+            moment = shift(x, duration)
+            steps.append(
+                Trace(
+                    f"{x_text} + {amount_text}",
+                    "date arithmetic",
+                    format_instant(moment, has_time or duration.has_time),
+                    True,
+                )
+            )
+        return tuple(steps)
 
 
 def _result(value: Any) -> Any:

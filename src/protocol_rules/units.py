@@ -520,6 +520,66 @@ def clean(value: float) -> float:
     return round(value, digits)
 
 
+# --------------------------------------------------------------------------- powers and roots
+# docs/language/calculation.md#powers: `height ^ 2` is in `m2`, `sqrt(area)` of `m2` is in `m`.
+
+_FACTOR = re.compile(r"(?P<atom>[A-Za-z%]+|\[[^\]]+\])(?P<exp>[+-]?[0-9]+)?\Z")
+
+
+def power_unit(ucum: str, n: int) -> str:
+    """The UCUM unit of a quantity in `ucum` raised to the whole power `n` (not 0).
+
+    A single unit takes an exponent (`m` -> `m2`, `cm2` -> `cm4`, `s` to -1 -> `s-1`); a
+    compound unit becomes a product (`mL/min` squared -> `(mL/min).(mL/min)`).
+    """
+    if n == 0:
+        raise UnitError("a unit to the power 0 is a plain number")
+    match = _FACTOR.match(ucum)
+    if match:
+        exponent = int(match["exp"] or 1) * n
+        joined = match["atom"] + ("" if exponent == 1 else str(exponent))
+    else:
+        part = ucum if all(c not in ucum for c in "./") else f"({ucum})"
+        product = ".".join([part] * abs(n))
+        joined = product if n > 0 else f"1/{product if abs(n) == 1 else f'({product})'}"
+    check_unit(joined)
+    return joined
+
+
+def root_unit(ucum: str) -> str | None:
+    """The unit whose square is `ucum` when every unit in it has an even power (`m2` -> `m`,
+    `cm.cm` -> `cm`, `kg2/m4` -> `kg/m2`), else None. Only products and quotients of plain
+    units are taken apart (UCUM reads `a/b.c` as `(a/b).c`)."""
+    exponents: dict[str, int] = {}
+    sign = 1
+    for piece in re.split(r"([./])", ucum):
+        if piece in (".", "/"):
+            sign = 1 if piece == "." else -1
+            continue
+        if piece == "":  # the empty text before a leading `/`
+            continue
+        match = _FACTOR.match(piece)
+        if not match:
+            return None
+        exponents[match["atom"]] = exponents.get(match["atom"], 0) + sign * int(match["exp"] or 1)
+    if not exponents or any(e % 2 for e in exponents.values()):
+        return None
+
+    def factor(atom: str, exponent: int) -> str:
+        return atom + ("" if exponent == 1 else str(exponent))
+
+    up = [factor(a, e // 2) for a, e in exponents.items() if e > 0]
+    down = [factor(a, -e // 2) for a, e in exponents.items() if e < 0]
+    root = ".".join(up) + "".join("/" + d for d in down)
+    if not root:
+        return None  # everything cancelled: a plain number, handled by the caller
+    try:
+        check_unit(root)
+    except UnitError:
+        return None
+    return root
+
+
 def cache_clear() -> None:
     """Forget every cached unit fact and conversion in this process (the file stays)."""
     _info.cache_clear()

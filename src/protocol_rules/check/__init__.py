@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .. import ast, units
 from ..diagnostics import Diagnostic, Related, error, sort_key, warning
 from ..source import Span
 from . import ir
 from .expressions import ExprChecker, _a
-from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo
+from .functions import (
+    check_definitions,
+    check_libraries,
+    import_library,
+    unused_functions,
+    unused_uses,
+)
+from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, FunctionInfo
 from .types import (
     BOOL,
     ERROR,
@@ -31,19 +39,40 @@ from .types import (
 )
 from .unit_names import unit_error
 
-__all__ = ["CheckedProtocol", "CriterionInfo", "DefineInfo", "FactInfo", "check"]
+if TYPE_CHECKING:
+    from ..library import Resolved
+
+__all__ = [
+    "CheckedProtocol",
+    "CriterionInfo",
+    "DefineInfo",
+    "FactInfo",
+    "FunctionInfo",
+    "check",
+    "is_library_file",
+]
 
 _LOWER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
-def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
-    """Check a parsed file. Returns the checked protocol (None if any error) and diagnostics."""
+def check(
+    file: ast.ProtocolFile, resolved: Resolved | None = None
+) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
+    """Check a parsed file. Returns the checked protocol (None if any error) and diagnostics.
+
+    `resolved` holds the libraries the file uses (`library.resolve`); a file without a header
+    that holds only defines and `use`s is itself a library: it is checked as one, and the
+    result is None with the diagnostics.
+    """
+    if is_library_file(file):
+        return None, _check_library_file(file, resolved)
     diags: list[Diagnostic] = []
     diags += _check_header(file)
     facts = _check_facts(file, diags)
     defines = [i for i in file.items if isinstance(i, ast.Define)]
+    values = [d for d in defines if d.params is None]
     criteria = [i for i in file.items if isinstance(i, ast.Criterion)]
-    diags += _duplicates(facts, defines, criteria)
+    diags += _duplicates(facts, values, criteria)
     for define in defines:
         if not _LOWER.match(define.name):
             diags.append(
@@ -57,20 +86,26 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
 
     fact_table = {f.name: (f.index, f.type) for f in reversed(facts)}
     define_types: dict[str, Type] = {}
-    define_names = {d.name for d in defines}
+    define_names = {d.name for d in values}
     ranges = {f.name: (f.low, f.high) for f in facts if f.low is not None}
     checker = ExprChecker(fact_table, define_types.get, define_names, ranges)
 
-    order, cyclic = _define_order(defines, diags)
-    checked_defines: dict[str, DefineInfo] = {}
-    for define in order:
-        if define.name in checked_defines:
-            continue
-        body = checker.check(define.expr)
-        define_types[define.name] = body.type
-        checked_defines[define.name] = DefineInfo(define.name, body.type, body, define)
-    for name in cyclic:
-        define_types[name] = ERROR
+    # Libraries first (each in its own scope), then the file's own defines and functions.
+    exports, library_values, library_functions = {}, [], []
+    uses = resolved.uses if resolved is not None else ()
+    if resolved is not None:
+        exports, library_values, library_functions = check_libraries(
+            resolved, _declared_type, diags
+        )
+        checker.lenient = resolved.failed
+    for use, key in uses:
+        import_library(checker, exports.get(key) if key else None, use, define_types, diags)
+    own_values, own_functions = check_definitions(
+        defines, checker, define_types, _declared_type, diags
+    )
+    checked_defines: dict[str, DefineInfo] = {d.name: d for d in library_values}
+    for info in own_values:
+        checked_defines.setdefault(info.name, info)
 
     checked_criteria = []
     for criterion in criteria:
@@ -87,8 +122,11 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
             )
         )
     diags += checker.diagnostics
-    if not any(d.is_error for d in diags):  # after an error, "unused" is usually a cascade
-        diags += _unused(facts, defines, checker)
+    failed = resolved is not None and resolved.failed
+    if not failed and not any(d.is_error for d in diags):  # else "unused" is often a cascade
+        diags += _unused(facts, values, checker)
+        diags += unused_functions(own_functions, checker)
+        diags += unused_uses(uses, exports, checker)
     if not criteria:
         diags.append(
             warning(
@@ -118,8 +156,45 @@ def check(file: ast.ProtocolFile) -> tuple[CheckedProtocol | None, list[Diagnost
         criteria=with_facts,
         source=file.span.source,
         syntax=file,
+        functions=(*library_functions, *own_functions),
+        libraries=tuple(use.name for use, _ in uses),
     )
     return protocol, diags
+
+
+def is_library_file(file: ast.ProtocolFile) -> bool:
+    """A file without a header that holds only defines and `use`s is a library."""
+    items = file.items
+    return (
+        file.header is None
+        and bool(items)
+        and all(isinstance(i, ast.Define | ast.Use) for i in items)
+    )
+
+
+def _check_library_file(file: ast.ProtocolFile, resolved: Resolved | None) -> list[Diagnostic]:
+    """Check a library file on its own (`protocol-rules check kidney.rules`)."""
+    from ..library import Library, Resolved
+
+    diags: list[Diagnostic] = []
+    uses = resolved.uses if resolved is not None else ()
+    this = Library(file.span.source.name, file.span.source.name, file, tuple(uses))
+    libraries = (*(resolved.libraries if resolved is not None else ()), this)
+    check_libraries(
+        Resolved(libraries, (), resolved.failed if resolved else False), _declared_type, diags
+    )
+    for define in (i for i in file.items if isinstance(i, ast.Define)):
+        if not _LOWER.match(define.name):
+            diags.append(
+                error(
+                    "PR205",
+                    f"define name `{define.name}` is not lower case",
+                    define.name_span,
+                    help=f"write `{define.name.lower()}`",
+                )
+            )
+    diags.sort(key=sort_key)
+    return diags
 
 
 # --------------------------------------------------------------------------- header
@@ -183,10 +258,10 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             return NUMBER
         case ast.TextType():
             return TEXT
-        case ast.DateType():
-            return TimeT(False)
-        case ast.DateTimeType():
-            return TimeT(True)
+        case ast.DateType(never=never):
+            return TimeT(False, never)
+        case ast.DateTimeType(never=never):
+            return TimeT(True, never)
         case ast.QuantityType(unit=unit):
             try:
                 units.check_unit(unit)
@@ -265,6 +340,15 @@ def _fact_info(decl: ast.Fact, type_: Type, index: int, diags: list[Diagnostic])
                     help="write the lower bound first: `range LOW to HIGH`",
                 )
             )
+    if decl.past is not None and not isinstance(type_, TimeT):
+        diags.append(
+            error(
+                "PR310",
+                f"`past` applies only to dates and datetimes, not to {_a(type_)}",
+                decl.past.span,
+                help="remove `past`, or declare the fact as `date past`",
+            )
+        )
     return FactInfo(decl.name, index, type_, decl.description, unit, molar_mass, low, high, decl)
 
 
@@ -335,55 +419,6 @@ def _duplicates(
             )
         else:
             ids[criterion.id] = criterion.id_span
-
-
-def _names_in(node: ast.Expr) -> Iterator[ast.Name]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.Name):
-            yield current
-        stack.extend(ast.children(current))
-
-
-def _define_order(
-    defines: list[ast.Define], diags: list[Diagnostic]
-) -> tuple[list[ast.Define], set[str]]:
-    """Defines in dependency order, and the names of those caught in a cycle (PR204)."""
-    by_name = {d.name: d for d in defines}
-    deps = {d.name: [n.name for n in _names_in(d.expr) if n.name in by_name] for d in defines}
-    order: list[ast.Define] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-    cyclic: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = [*path[path.index(name) :], name]
-            if not cyclic.intersection(cycle):
-                define = by_name[name]
-                diags.append(
-                    error(
-                        "PR204",
-                        "defines refer to each other in a cycle: "
-                        + " -> ".join(f"`{c}`" for c in cycle),
-                        define.name_span,
-                        help="a define may use only defines that do not use it back",
-                    )
-                )
-            cyclic.update(cycle)
-            return
-        state[name] = 1
-        for dep in deps[name]:
-            visit(dep, [*path, name])
-        state[name] = 2
-        if name not in cyclic:
-            order.append(by_name[name])
-
-    for define in defines:
-        visit(define.name, [])
-    return order, cyclic
 
 
 def _unused(

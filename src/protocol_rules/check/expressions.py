@@ -16,6 +16,9 @@ from ..diagnostics import Diagnostic, error, warning
 from ..source import Span
 from ..suggestions import did_you_mean
 from . import ir
+from .calc import CalcChecks
+from .calls import CallChecks
+from .time import TIME_FUNCTIONS, TimeChecks
 from .types import (
     BOOL,
     DAYS,
@@ -38,7 +41,7 @@ from .types import (
 from .unit_names import substance, unit_error
 
 AGGREGATES = {"max", "min", "mean", "sum", "latest", "earliest", "count", "exists"}
-FUNCTIONS = AGGREGATES | {"time_since"}
+FUNCTIONS = AGGREGATES | {"time_since"} | TIME_FUNCTIONS
 _ORDERED_AGGREGATES = {"max", "min", "mean", "sum"}
 _EQUALITY = {ast.CompareOp.EQ, ast.CompareOp.NE}
 _NOW_WORDS = {"today", "now", "current_date", "current_time"}
@@ -57,8 +60,14 @@ def to_epoch(iso: str) -> float:
     return moment.timestamp()
 
 
-class ExprChecker:
-    """Types the expressions of one protocol against its facts and already-checked defines."""
+class ExprChecker(CalcChecks, CallChecks, TimeChecks):
+    """Types the expressions of one protocol against its facts and already-checked defines.
+
+    The calculation constructs (`if`, `unknown`, `^`, math functions) are checked by the
+    `CalcChecks` mixin (check/calc.py), names in functions and calls by `CallChecks`
+    (check/calls.py), the time expressions of the second edition by `TimeChecks`
+    (check/time.py).
+    """
 
     def __init__(
         self,
@@ -77,21 +86,24 @@ class ExprChecker:
         self.uses_time = False
         self._choices: dict[str, list[ChoiceT]] = {}
         self._each_types: list[Type] = []
+        self._init_time()
         for _, type_ in facts.values():
             choice = _choice_of(type_)
             if choice:
                 for name in choice.choices:
                     self._choices.setdefault(name, []).append(choice)
+        self._init_calc()
 
     # ------------------------------------------------------------------ entry points
 
     def condition(self, node: ast.Expr, what: str) -> ir.Node:
         """Check an expression that must be a boolean condition (a criterion's body)."""
-        result = self.check(node)
+        result = self.check(node, BOOL)
         self._require_bool(result, what)
         return result
 
-    def check(self, node: ast.Expr, expected: Type | None = None) -> ir.Node:
+    def _check(self, node: ast.Expr, expected: Type | None = None) -> ir.Node:
+        """Type one expression; `check` (in `CalcChecks`) wraps this with the `unknown` rule."""
         match node:
             case ast.NumberLit(value=v, is_integer=i):
                 return ir.Const(int(v) if i else v, INTEGER if i else NUMBER, source=node)
@@ -108,22 +120,22 @@ class ExprChecker:
             case ast.BoolLit(value=v):
                 return ir.Const(v, BOOL, source=node)
             case ast.Name():
-                return self._name(node, expected)
+                return self._scoped_name(node, expected)
             case ast.Each():
                 return ir.Each(self._each_types[-1], source=node)
             case ast.Call():
-                return self._call(node)
+                return self._any_call(node, expected)
             case ast.Not(operand=o):
-                operand = self.check(o)
+                operand = self.check(o, BOOL)
                 self._require_bool(operand, "the operand of `not`")
                 return ir.Not(operand, BOOL, source=node)
             case ast.Logic(op=op, operands=ops):
-                checked = tuple(self.check(o) for o in ops)
+                checked = tuple(self.check(o, BOOL) for o in ops)
                 for o in checked:
                     self._require_bool(o, f"an operand of `{op.value}`")
                 return ir.Logic(op, checked, BOOL, source=node)
             case ast.Comparison():
-                return self._comparison(node)
+                return self._compare_unknown(node)
             case ast.Between():
                 return self._between(node)
             case ast.InSet():
@@ -135,8 +147,16 @@ class ExprChecker:
                 return ir.IsKnown(operand, neg, BOOL, source=node)
             case ast.Contains():
                 return self._contains(node)
-            case ast.Window():
-                return self._window(node)
+            case ast.Window() | ast.WindowFromTo():
+                return self._time_window(node)
+            case ast.Where():
+                return self._where(node)
+            case ast.ObservationValue():
+                return self._observation_value(node)
+            case ast.AsOf():
+                return self._as_of(node)
+            case ast.IsNever():
+                return self._is_never(node)
             case ast.Quantified():
                 return self._quantified(node)
             case ast.Count():
@@ -153,6 +173,8 @@ class ExprChecker:
                 if isinstance(operand, ir.Const):
                     return ir.Const(-operand.value, operand.type, source=node)
                 return ir.Negate(operand, operand.type, source=node)
+            case ast.If() | ast.UnknownLit() | ast.Power():
+                return self._calculation(node, expected)
         assert_never(node)
 
     # ------------------------------------------------------------------ names
@@ -192,6 +214,8 @@ class ExprChecker:
             )
             return ir.Const(name, ERROR, source=node)
         known = [*self.facts, *self.define_names, *self._choices]
+        if self._value_types:
+            known.append("value")
         self._error(
             "PR201",
             f"unknown name `{name}`",
@@ -229,6 +253,8 @@ class ExprChecker:
         (arg_node,) = node.args
         if function == "time_since":
             return self._time_since(node, arg_node)
+        if function in TIME_FUNCTIONS:
+            return self._time_call(node)
         window = self._window_argument(arg_node, f"`{function}`")
         if not isinstance(window.type, WindowT):
             return ir.Aggregate(function, window, _aggregate_fallback(function), source=node)
@@ -290,6 +316,9 @@ class ExprChecker:
     def _comparison(self, node: ast.Comparison) -> ir.Node:
         left = self.check(node.left)
         right = self.check(node.right, expected=left.type)
+        calendar = self._calendar_comparison(node, left, right)
+        if calendar is not None:
+            return calendar
         left, right = self._unify(left, right, node.op, node.span)
         self._check_range(left, right, node)
         return ir.Compare(node.op, left, right, BOOL, source=node)
@@ -319,8 +348,13 @@ class ExprChecker:
         operand = self.check(node.operand)
         low = self.check(node.low, expected=operand.type)
         high = self.check(node.high, expected=operand.type)
+        calendar = self._calendar_between(node, operand, low, high)
+        if calendar is not None:
+            return calendar
         _, low = self._unify(operand, low, ast.CompareOp.GE, node.span)
         operand, high = self._unify(operand, high, ast.CompareOp.LE, node.span)
+        if isinstance(operand.type, TimeT) and isinstance(low.type, TimeT):
+            operand, low, high = self._instant_between(operand, low, high)
         constant = isinstance(low, ir.Const) and isinstance(high, ir.Const)
         if constant and _ordered(low.value, high.value) and low.value > high.value:
             self._error(
@@ -362,7 +396,7 @@ class ExprChecker:
         if isinstance(lt, QtyT) and isinstance(rt, QtyT):
             return left, self._convert(right, lt, about=left)
         if isinstance(lt, TimeT) and isinstance(rt, TimeT):
-            return left, right
+            return self._instants(left, right)
         if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (
             isinstance(lt, NumT) and isinstance(rt, QtyT)
         ):
@@ -474,23 +508,6 @@ class ExprChecker:
 
     # ------------------------------------------------------------------ time
 
-    def _window(self, node: ast.Window) -> ir.Node:
-        self.uses_time = True
-        series = self.check(node.series)
-        duration = self.check(node.duration)
-        seconds = self._duration_seconds(duration)
-        if isinstance(series.type, ErrorT):
-            return ir.Window(series, seconds, ERROR, source=node)
-        if not isinstance(series.type, SeriesT):
-            self._error(
-                "PR301",
-                f"`over last` needs a series, but `{node.series.span.text}` is {_a(series.type)}",
-                node.series.span,
-                help="declare the fact as `series of …` to read it through a window",
-            )
-            return ir.Window(series, seconds, ERROR, source=node)
-        return ir.Window(series, seconds, WindowT(series.type.element), source=node)
-
     def _duration_seconds(self, duration: ir.Node) -> ir.Node:
         dtype = duration.type
         if isinstance(dtype, ErrorT):
@@ -576,8 +593,13 @@ class ExprChecker:
             unit, scale = units.simplified_product(
                 lt.unit, "." if op is ast.ArithOp.MUL else "/", rt.unit
             )
-        except units.UnitError as exc:
-            self._error("PR303", f"cannot combine units: {exc}", node.span)
+        except units.UnitError as exc:  # beyond the bounds every unit is held to
+            self._error(
+                "PR315",
+                f"the unit of `{node.span.text}` is out of bounds: {exc.message}",
+                node.span,
+                help="compute with fewer units at once, e.g. in `define`s made plain numbers",
+            )
             return ir.Arith(op, left, right, ERROR, source=node)
         if units.is_dimensionless(unit):
             scale = units.conversion(unit, "1").factor
@@ -596,20 +618,17 @@ class ExprChecker:
     def _date_arithmetic(self, node: ast.Arithmetic, left: ir.Node, right: ir.Node) -> ir.Node:
         lt, rt, op = left.type, right.type, node.op
         if isinstance(lt, TimeT) and isinstance(rt, TimeT) and op is ast.ArithOp.SUB:
-            return ir.DateDiff(left, right, DAYS, source=node)
+            return self._date_difference(node, left, right)
         additive = op in (ast.ArithOp.ADD, ast.ArithOp.SUB)
         if isinstance(lt, TimeT) and isinstance(rt, QtyT) and rt.is_duration and additive:
-            seconds = self._duration_seconds(right)
-            sign = 1 if op is ast.ArithOp.ADD else -1
-            return ir.DateShift(sign, left, seconds, lt, source=node)
+            return self._time_shift(node, left, right, 1 if op is ast.ArithOp.ADD else -1)
         if (
             isinstance(rt, TimeT)
             and isinstance(lt, QtyT)
             and lt.is_duration
             and op is ast.ArithOp.ADD
         ):
-            seconds = self._duration_seconds(left)
-            return ir.DateShift(1, right, seconds, rt, source=node)
+            return self._time_shift(node, right, left, 1)
         return self._bad_arith(node, lt, rt)
 
     def _bad_arith(self, node: ast.Arithmetic, lt: Type, rt: Type) -> ir.Node:

@@ -6,7 +6,7 @@ from .. import ast
 from .._frozen import frozen
 from ..source import Source
 from . import ir
-from .types import Type
+from .types import TimeT, Type
 
 
 @frozen
@@ -23,13 +23,43 @@ class FactInfo:
     high: float | None
     decl: ast.Fact
 
+    @property
+    def past(self) -> bool:
+        """Declared `past`: a date that may not be after `as_of` (docs/language/time.md)."""
+        return self.decl.past is not None and isinstance(self.type, TimeT)
+
+    @property
+    def never(self) -> bool:
+        """Declared `date or never`: the patient record may say "never"."""
+        return isinstance(self.type, TimeT) and self.type.never
+
 
 @frozen
 class DefineInfo:
+    """A checked define (a value); `name` is its key: `x`, or `kidney.x` for a library's."""
+
     name: str
     type: Type
     body: ir.Node
     decl: ast.Define
+    origin: str | None = None  # the library it comes from (`kidney`, `egfr.rules`), if any
+
+
+@frozen
+class FunctionInfo:
+    """A checked function (a define with parameters): its signature and its checked body.
+
+    `key` is unique in a protocol (`bmi`, or `kidney.bmi` for a library's); `params` are the
+    parameter names and declared types; `type` is the declared or inferred return type.
+    """
+
+    name: str
+    key: str
+    params: tuple[tuple[str, Type], ...]
+    type: Type
+    body: ir.Node
+    decl: ast.Define
+    origin: str | None = None
 
 
 @frozen
@@ -52,3 +82,5 @@ class CheckedProtocol:
     criteria: tuple[CriterionInfo, ...]  # in file order
     source: Source
     syntax: ast.ProtocolFile
+    functions: tuple[FunctionInfo, ...] = ()  # the protocol's own and its libraries'
+    libraries: tuple[str, ...] = ()  # the libraries it uses, as written (`kidney`, …)

@@ -39,12 +39,17 @@ class QtyT:
 
 @frozen
 class TimeT:
-    """A date or a datetime; values are seconds since 1970-01-01T00:00Z."""
+    """A date or a datetime; values are seconds since 1970-01-01T00:00Z.
+
+    `never`: the value may be `calendar.NEVER` (a fact declared `date or never`); it does not
+    take part in equality, so `date` and `date or never` values mix freely.
+    """
 
     has_time: bool = False
+    never: bool = field(default=False, eq=False)
 
     def __str__(self) -> str:
-        return "datetime" if self.has_time else "date"
+        return ("datetime" if self.has_time else "date") + (" or never" if self.never else "")
 
 
 @frozen
@@ -96,11 +101,21 @@ class ErrorT:
         return "error"
 
 
-Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT
+@frozen
+class UnknownT:
+    """The type of the literal `unknown` until its context (an `if` branch, an argument) gives
+    it one; an expression left with this type is an error (PR332)."""
+
+    def __str__(self) -> str:
+        return "`unknown`"
+
+
+Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT | UnknownT
 
 BOOL = BoolT()
 NUMBER = NumT()
 INTEGER = NumT(integer=True)
 TEXT = TextT()
 ERROR = ErrorT()
+UNKNOWN_TYPE = UnknownT()
 DAYS = QtyT("d")

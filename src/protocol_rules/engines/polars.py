@@ -29,11 +29,24 @@ import attrs
 import polars as pl
 
 from .. import ast
+from ..calendar import CalendarDuration, shift
 from ..check import CheckedProtocol, ir
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, WindowT
 from ..diagnostics import error
-from ..sources.population import AS_OF, AT, ID, ROW, SEQ, VALUE, Population, convert
+from ..numeric import LIMIT
+from ..sources.population import (
+    AS_OF,
+    AT,
+    ID,
+    NEVER_SECONDS,
+    ROW,
+    SEQ,
+    VALUE,
+    Population,
+    convert,
+)
 from . import ScreeningError
+from .polars_calc import CALC_HANDLERS, CalcHandlers, undecided_sources
 
 DAY = 86400.0
 Sources = dict[str, pl.Expr]  # fact -> "this fact is a missing fact reached from here"
@@ -79,6 +92,7 @@ class Step:
     seconds: pl.Expr  # the window's length, per patient
     condition: pl.Expr | None = None  # for any / all: per observation
     last_sources: tuple[tuple[str, str, pl.Expr], ...] = ()  # (fact, column, expr) at last obs
+    calendar: CalendarDuration | None = None  # `over last 3 months`: starts at as_of - D
 
 
 @attrs.frozen
@@ -196,8 +210,9 @@ def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
 # --------------------------------------------------------------------------- the compiler
 
 
-class _Compiler:
-    """IR -> polars expressions, one method per node (see `HANDLERS`)."""
+class _Compiler(CalcHandlers):
+    """IR -> polars expressions, one method per node (see `HANDLERS`); the calculation nodes
+    are compiled by `CalcHandlers` (engines/polars_calc.py)."""
 
     HANDLERS: ClassVar[dict[type, str]] = {
         ir.Const: "_const",
@@ -221,6 +236,13 @@ class _Compiler:
         ir.TimeSince: "_time_since",
         ir.DateShift: "_date_shift",
         ir.DateDiff: "_date_diff",
+        **CALC_HANDLERS,  # if, first_known, unknown, ^, math functions, calls
+        # time, second edition (see the block "calendar time" below)
+        ir.AsOf: "_as_of",
+        ir.DayOf: "_day_of",
+        ir.CalendarShift: "_calendar_shift",
+        ir.CalendarCompare: "_calendar_compare",
+        ir.IsNever: "_is_never",
     }
 
     def __init__(self, checked: CheckedProtocol) -> None:
@@ -230,10 +252,11 @@ class _Compiler:
         self.steps: list[Step | DefineStep | SetStep] = []
         self.by_node: dict[int, Step] = {}
         self.set_columns: dict[str, str] = {}
-        self._exprs: dict[tuple[int, bool], pl.Expr] = {}
+        self._exprs: dict[tuple[int, bool, tuple[int, ...]], pl.Expr] = {}
         self._sources: dict[tuple[int, bool], Sources] = {}
         self._counter = itertools.count()
         self._keep: list[ir.Node] = []  # nodes whose id() is a cache key stay alive
+        self._init_calc()
         for define in checked.defines:
             if isinstance(define.type, SeriesT | SetT | WindowT):
                 continue  # read through, where it is used
@@ -247,7 +270,7 @@ class _Compiler:
 
     def expr(self, node: ir.Node, obs: bool = False) -> pl.Expr:
         """The value of `node` per patient (or per observation, inside `any` / `all`)."""
-        key = (id(node), obs)
+        key = (id(node), obs, self.call_context)  # a function's body, once per call
         cached = self._exprs.get(key)
         if cached is None:
             method = self.HANDLERS.get(type(node))
@@ -293,13 +316,21 @@ class _Compiler:
         return combined
 
     def _compare(self, node: ir.Compare, obs: bool) -> pl.Expr:
-        return _COMPARE[node.op](self.expr(node.left, obs), self.expr(node.right, obs))
+        left, right = self.expr(node.left, obs), self.expr(node.right, obs)
+        result = _COMPARE[node.op](left, right)
+        if isinstance(node.left.type, TimeT):  # any comparison with a never date is not met
+            return pl.when(_never(left) | _never(right)).then(pl.lit(False)).otherwise(result)
+        return result
 
     def _between(self, node: ir.Between, obs: bool) -> pl.Expr:
         x, low, high = (self.expr(n, obs) for n in (node.operand, node.low, node.high))
         # unknown when any of the three is, even if the known bound alone decides
         unknown = x.is_null() | low.is_null() | high.is_null()
-        return pl.when(unknown).then(_NULL_BOOL).otherwise((low <= x) & (x <= high))
+        result = pl.when(unknown).then(_NULL_BOOL).otherwise((low <= x) & (x <= high))
+        if isinstance(node.operand.type, TimeT):  # never: not met, even with an unknown bound
+            never = _never(x) | _never(low) | _never(high)
+            return pl.when(never).then(pl.lit(False)).otherwise(result)
+        return result
 
     def _in_set(self, node: ir.InSet, obs: bool) -> pl.Expr:
         x = self.expr(node.operand, obs)
@@ -360,7 +391,12 @@ class _Compiler:
                 r = a * b
             case ast.ArithOp.DIV:
                 r = pl.when(b == 0).then(pl.lit(None, dtype=pl.Float64)).otherwise(a / b)
-        return r * node.scale if node.scale != 1.0 else r
+        if node.scale != 1.0:
+            r = r * node.scale
+        if isinstance(node.type, NumT) and node.type.integer:
+            return r
+        # as the interpreter: an overflow (or inf/NaN) is unknown, never a value
+        return pl.when(r.abs() <= LIMIT).then(r).otherwise(pl.lit(None, dtype=pl.Float64))
 
     def _negate(self, node: ir.Negate, obs: bool) -> pl.Expr:
         return -self.expr(node.operand, obs)
@@ -390,13 +426,52 @@ class _Compiler:
         )
 
     def _time_since(self, node: ir.TimeSince, obs: bool) -> pl.Expr:
-        return (pl.col(AS_OF) - self.expr(node.operand, obs)) / DAY
+        # whole days from a date: `as_of` counts as its UTC date (calendar.days_since)
+        as_of = _day(pl.col(AS_OF)) if _is_date(node.operand) else pl.col(AS_OF)
+        return (as_of - self.expr(node.operand, obs)) / DAY
 
     def _date_shift(self, node: ir.DateShift, obs: bool) -> pl.Expr:
         return self.expr(node.date, obs) + node.sign * self.expr(node.seconds, obs)
 
     def _date_diff(self, node: ir.DateDiff, obs: bool) -> pl.Expr:
-        return (self.expr(node.left, obs) - self.expr(node.right, obs)) / DAY
+        left, right = self.expr(node.left, obs), self.expr(node.right, obs)
+        both = _never(left) & _never(right)  # -inf - -inf: unknown, not NaN
+        return pl.when(both).then(pl.lit(None, dtype=pl.Float64)).otherwise((left - right) / DAY)
+
+    # ------------------------------------------------------------------ calendar time
+    #
+    # The semantics are `protocol_rules.calendar`'s: instants are seconds since the epoch,
+    # months step the calendar with the day clamped to the month's end (polars' `offset_by`
+    # clamps the same way), a date meets a datetime at the datetime's UTC date. A `never` date
+    # is minus infinity (`NEVER_SECONDS`): `time_since` of it is infinite, and `as_of OP x + D`
+    # then gives exactly `calendar_compare`'s table for never; comparisons of dates check it.
+
+    def _as_of(self, node: ir.AsOf, obs: bool) -> pl.Expr:
+        return pl.col(AS_OF)
+
+    def _day_of(self, node: ir.DayOf, obs: bool) -> pl.Expr:
+        return _day(self.expr(node.operand, obs))
+
+    def _calendar_shift(self, node: ir.CalendarShift, obs: bool) -> pl.Expr:
+        return _shift(self.expr(node.instant, obs), node.duration, node.sign)
+
+    def _is_never(self, node: ir.IsNever, obs: bool) -> pl.Expr:
+        return _never(self.expr(node.operand, obs))
+
+    def _calendar_compare(self, node: ir.CalendarCompare, obs: bool) -> pl.Expr:
+        since = node.since
+        if not isinstance(since, ir.TimeSince):  # pragma: no cover - built that way
+            raise unsupported(node)
+        x = self.expr(since.operand, obs)
+        date = _is_date(since.operand)
+        tests = []
+        for op, duration in zip(node.ops, node.durations, strict=True):
+            as_of = _day(pl.col(AS_OF)) if date and not duration.has_time else pl.col(AS_OF)
+            tests.append(_COMPARE[op](as_of, _shift(x, duration, 1)))
+        combined = tests[0]
+        for test in tests[1:]:
+            combined = combined & test
+        return combined
 
     # ------------------------------------------------------------------ windows
 
@@ -413,8 +488,11 @@ class _Compiler:
         window = self._resolve(node.window)  # type: ignore[attr-defined]
         if not isinstance(window, ir.Window):
             raise unsupported(node, "its window is not `series over last duration`")
+        if window.start is not None or window.end is not None:
+            raise unsupported(node, "windows anchored before an instant are not screened yet")
         fact = self._collection_fact(window.series, node)
-        seconds = self.expr(window.seconds)
+        calendar = window.duration if window.duration and window.duration.months else None
+        seconds = pl.lit(0.0) if calendar else self._window_seconds(window)
         column = self._name("agg")
         cond_expr = None
         last: list[tuple[str, str, pl.Expr]] = []
@@ -431,11 +509,19 @@ class _Compiler:
             seconds,
             cond_expr,
             tuple(last),
+            calendar,
         )
         self.steps.append(step)
         self.by_node[id(node)] = step
         self._keep.append(node)
         return step
+
+    def _window_seconds(self, window: ir.Window) -> pl.Expr:
+        """The length of `series over last D` in seconds (D without calendar months)."""
+        if window.duration is None:
+            assert window.length is not None
+            return self.expr(window.length)
+        return pl.lit(window.duration.seconds, dtype=pl.Float64)
 
     def _resolve(self, node: ir.Node) -> ir.Node:
         """A define of a series, set or window, read through to its body."""
@@ -479,10 +565,25 @@ class _Compiler:
                 for name, column, _ in step.last_sources:
                     _merge(out, {name: pl.col(column)}, pl.lit(True))
                 return out
-            case ir.Window(series=series, seconds=seconds):
+            case ir.Window(series=series, length=length):
                 out = {}
-                for child in (series, seconds):
+                for child in (series, length) if length is not None else (series,):
                     _merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
+                return out
+            case ir.If(condition=condition, then=then, otherwise=otherwise):
+                # as `Program._unknown_sources`: the condition, then the branch it chose
+                c = self.expr(condition, obs)
+                out = {}
+                _merge(out, self.sources(condition, obs), c.is_null())
+                for branch, chosen in ((then, c), (otherwise, ~c)):
+                    reached = chosen.fill_null(False) & self.expr(branch, obs).is_null()
+                    _merge(out, self.sources(branch, obs), reached)
+                _merge(out, undecided_sources(node, c, self.define_bodies), pl.lit(True))
+                return out
+            case ir.FunctionCall(args=args):
+                out = {}  # a body reads no fact: what is missing is in the arguments
+                for arg in args:
+                    _merge(out, self.sources(arg, obs), self.expr(arg, obs).is_null())
                 return out
         out = {}
         for child in ir.children(node):
@@ -556,6 +657,36 @@ def _merge(out: Sources, more: Sources, guard: pl.Expr) -> None:
         out[name] = out[name] | term if name in out else term
 
 
+def _is_date(node: ir.Node) -> bool:
+    return isinstance(node.type, TimeT) and not node.type.has_time
+
+
+def _day(x: pl.Expr) -> pl.Expr:
+    """`calendar.day_of`: 00:00 UTC of the instant's day."""
+    return (x / DAY).floor() * DAY
+
+
+def _shift(x: pl.Expr, duration: CalendarDuration, sign: int) -> pl.Expr:
+    """`calendar.shift(x, duration, sign)` on seconds since the epoch."""
+    months, seconds = duration.months * sign, duration.seconds * sign
+    if not months:
+        return x + seconds
+    original = x
+    if sign < 0:
+        x = x + seconds
+    finite = x.is_finite()
+    micro = pl.when(finite).then((x * 1e6).round(0)).cast(pl.Int64)
+    moved = pl.from_epoch(micro, time_unit="us").dt.offset_by(f"{months}mo")
+    x = moved.dt.epoch("us").cast(pl.Float64) / 1e6
+    shifted = x if sign < 0 else x + seconds
+    return pl.when(finite).then(shifted).otherwise(original)  # never stays never
+
+
+def _never(x: pl.Expr) -> pl.Expr:
+    """A `never` date (minus infinity); null for unknown."""
+    return x == NEVER_SECONDS
+
+
 def _define_column(name: str) -> str:
     return f":define:{name}"
 
@@ -589,7 +720,7 @@ def _run_step(
     return _run_window(step, patients, population)
 
 
-_ORDERED = {"sum", "mean", "latest", "earliest"}
+_ORDERED = {"sum", "mean", "latest", "earliest", "first_time", "last_time"}
 
 
 def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> pl.DataFrame:
@@ -610,14 +741,20 @@ def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> p
     if constant:  # one as_of, a fixed length: the window's bounds are two numbers
         length = pl.select(step.seconds).item()
         now = population.as_of
-        inside = observations.filter(pl.col(AT) >= now - length, pl.col(AT) <= now)
+        start = shift(now, step.calendar, -1) if step.calendar else now - length
+        inside = observations.filter(pl.col(AT) >= start, pl.col(AT) <= now)
         if needed or AS_OF in _roots(extra):
             columns = patients.lazy().select(key, AS_OF, *sorted(needed))
             inside = inside.join(columns, on=key, how="inner")
     else:
         keys = patients.lazy().select(key, AS_OF, step.seconds.alias(seconds), *sorted(needed))
+        start = (
+            _shift(pl.col(AS_OF), step.calendar, -1)
+            if step.calendar
+            else pl.col(AS_OF) - pl.col(seconds)
+        )
         inside = observations.join(keys, on=key, how="inner").filter(
-            pl.col(AT) >= pl.col(AS_OF) - pl.col(seconds), pl.col(AT) <= pl.col(AS_OF)
+            pl.col(AT) >= start, pl.col(AT) <= pl.col(AS_OF)
         )
     if step.function in _ORDERED or step.last_sources:  # read in time order, ties as given
         inside = inside.sort([key, AT, SEQ])
@@ -686,6 +823,10 @@ def _reduction(step: Step) -> pl.Expr:
             return value.last()
         case "earliest":
             return value.first()
+        case "first_time":
+            return pl.col(AT).first()
+        case "last_time":
+            return pl.col(AT).last()
         case "any":
             return pl.col(":test").any(ignore_nulls=False)
         case "all":

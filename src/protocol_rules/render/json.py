@@ -11,7 +11,7 @@ from typing import Any
 from ..near_miss import near_miss_dict
 from ..result import Result, Trace
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: trace kinds of calculations and function calls
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:

@@ -41,8 +41,11 @@ def _scalar_schema(type_: Type, low: float | None, high: float | None) -> dict[s
                     },
                 ]
             }
-        case TimeT(has_time=has_time):
-            return {"type": "string", "format": "date-time" if has_time else "date"}
+        case TimeT(has_time=has_time, never=never):
+            instant = {"type": "string", "format": "date-time" if has_time else "date"}
+            if never:  # `date or never`: known not to have happened
+                return {"anyOf": [instant, {"const": "never"}]}
+            return instant
         case TextT():
             return {"type": "string"}
         case ChoiceT(choices=choices):
@@ -86,6 +89,8 @@ def patient_schema(protocol: Protocol) -> dict[str, Any]:
         text = fact.description or ""
         if fact.unit:
             text += f" (unit {fact.unit})"
+        if fact.past:
+            text += " (not after as_of)"
         if used_by:
             text += f" — used by {', '.join(used_by)}"
         schema["description"] = text.strip(" —")
@@ -119,7 +124,7 @@ def facts_table(protocol: Protocol) -> str:
     for fact in protocol.facts:
         used_by = ", ".join(c.id for c in protocol.criteria if fact.name in c.facts)
         range_ = f"{fact.low:g} to {fact.high:g}" if fact.low is not None else ""
-        kind = type_text(fact.type)
+        kind = type_text(fact.type) + (" past" if fact.past else "")
         if len(kind) > 40:
             kind = kind[:37] + "..."
         rows.append((fact.name, kind, range_, used_by, fact.description or ""))

@@ -30,7 +30,9 @@ _STYLE = {
     "dim": "\x1b[2m",
 }
 _RESET = "\x1b[0m"
-_SIMPLE = {"fact", "literal", "observation"}
+_SIMPLE = {"fact", "literal", "observation", "parameter", "as_of"}
+#: Nodes that list the observations of their window below them instead of their children.
+_LISTS_OBSERVATIONS = {"aggregate", "consecutive"}
 
 
 class _Painter:
@@ -116,7 +118,7 @@ def _headline(trace: Trace, paint: _Painter) -> str:
     arrow = f"  → {_paint_value(trace, paint)}"
     if trace.kind == "comparison":
         return _compact(trace, arrow)
-    if trace.kind in _SIMPLE or trace.kind == "aggregate":
+    if trace.kind in _SIMPLE or trace.kind in _LISTS_OBSERVATIONS:
         if not trace.known:
             return f"{trace.expr}  → {_paint_value(trace, paint)}"
         return describe(trace)
@@ -144,23 +146,34 @@ def _shown_children(trace: Trace) -> list[Trace]:
         return []
     if trace.kind == "comparison" and all(c.kind in _SIMPLE for c in trace.children):
         return []
-    if trace.kind == "aggregate":
+    if trace.kind in _LISTS_OBSERVATIONS:
         return []  # its window's observations are listed below it instead
-    if trace.kind in ("window", "quantified"):
+    if trace.kind in ("window", "quantified", "filter"):
         return []  # observations are listed below the node
-    return [c for c in trace.children if c.kind != "literal" or trace.kind == "count"]
+    # A called function's body (kind `body`) is in the trace data, not in this summary.
+    return [
+        c
+        for c in trace.children
+        if (c.kind != "literal" or trace.kind == "count") and c.kind != "body"
+    ]
 
 
 def _observation_lines(trace: Trace) -> list[str]:
-    observations = trace.observations
+    source = trace
     if trace.kind == "aggregate" and trace.children:
-        observations = trace.children[0].observations
+        source = trace.children[0]
+    observations = source.observations
     if not observations:
-        if trace.kind == "quantified" and trace.known:
+        if trace.kind in ("quantified", "consecutive", "filter") and trace.known:
             return ["   no observation in the window"]
         return []
     inside = [o for o in observations if o.in_window]
     lines = [f"   {len(inside)} of {len(observations)} observations in the window:"]
+    if source.kind == "filter":
+        passed = sum(1 for o in observations if o.result)
+        lines = [f"   {passed} of {len(observations)} observations in the window pass `where`:"]
+    elif source.kind == "consecutive":
+        lines = [f"   {len(observations)} observations in the window, in time order:"]
     for o in observations:
         mark = "•" if o.in_window else "·"
         extra = ""

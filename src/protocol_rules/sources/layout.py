@@ -36,11 +36,13 @@ from .population import (
     AS_OF,
     AT,
     ID,
+    NEVER_SECONDS,
     ROW,
     SEQ,
     VALUE,
     Population,
     clean_parts,
+    column_value,
     dtype,
     element,
     is_collection,
@@ -268,6 +270,7 @@ class _Reader:
             *(presence[f.name] for f in self.facts.values() if is_collection(f)),
         ).select(ROW, ID, AS_OF, *(f.name for f in self.facts.values()))
         patients, observations = self._reread(patients, observations)
+        self._past(patients)
         errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
         return Population(patients, observations, errors, self.record, self.as_of, ID)
 
@@ -327,6 +330,24 @@ class _Reader:
             for row in raw.is_null().arg_true().to_list():
                 self._no_as_of(row)
         return seconds.alias(AS_OF)
+
+    def _past(self, patients: Any) -> None:
+        """PR421 for `past` dates after `as_of`, as `evaluate` refuses them (rows without
+        another problem: `evaluate` checks them once the record has been read)."""
+        import polars as pl
+
+        from ..calendar import DAY
+        from ..evaluate_time import past_problems
+
+        for _slot, name, has_time in self.program.past_facts:
+            as_of = pl.col(AS_OF)
+            limit = as_of if has_time else (as_of / DAY).floor() * DAY
+            late = patients.filter((pl.col(name) > limit).fill_null(False))
+            for row, value, moment in late.select(ROW, name, AS_OF).iter_rows():
+                if self.problems.get(row):
+                    continue
+                found = past_problems([(0, name, has_time)], [value], moment)
+                self.problems.setdefault(row, []).extend(found)
 
     def _no_as_of(self, row: int) -> None:
         """PR410, as `evaluate` reports it for a record without `as_of`."""
@@ -485,7 +506,7 @@ class _Reader:
                 if is_collection(fact):
                     replaced.setdefault(name, []).append((row, value))
                 else:
-                    patches.setdefault(name, []).append((row, None if value is UNKNOWN else value))
+                    patches.setdefault(name, []).append((row, column_value(value)))
         if patches:
             columns = []
             for name, items in patches.items():
@@ -630,15 +651,16 @@ def _column(frame: Any, name: str) -> Any:
     return frame.get_column(name).unique()
 
 
-def _time_map(column: Any, has_time: bool) -> dict[str, float | None]:
-    """Seconds of each distinct text of a column of dates or datetimes (None: unreadable)."""
+def _time_map(column: Any, has_time: bool, never: bool = False) -> dict[str, float | None]:
+    """Seconds of each distinct text of a column of dates or datetimes (None: unreadable);
+    "never" is `NEVER_SECONDS` for a fact declared `or never`."""
     parse: Callable[[Any], float] = (
         (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
     )
     seen: dict[str, float | None] = {}
     for text in column.drop_nulls().unique().to_list():
         try:
-            seen[text] = parse(text)
+            seen[text] = NEVER_SECONDS if never and text == "never" else parse(text)
         except Invalid:
             seen[text] = None
     return seen
@@ -679,7 +701,7 @@ def _exprs(
             elif isinstance(kind, pl.Datetime):
                 values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
             elif kind == pl.String:
-                seen = _time_map(_column(frame, name), has_time)
+                seen = _time_map(_column(frame, name), has_time, fact.never)
                 values = (
                     raw.replace_strict(
                         list(seen), list(seen.values()), default=None, return_dtype=pl.Float64

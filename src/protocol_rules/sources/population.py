@@ -34,6 +34,20 @@ from ..diagnostics import Diagnostic
 #: Internal column names; a colon cannot appear in a fact name, so these never collide.
 ROW, ID, AS_OF, AT, VALUE, SEQ = ":row", ":id", ":as_of", ":at", ":value", ":seq"
 
+#: A `date or never` fact known not to have happened (`calendar.NEVER`), in a Float64 column:
+#: minus infinity, so that `time_since` of it is longer than any duration.
+NEVER_SECONDS = float("-inf")
+
+
+def column_value(value: Any) -> Any:
+    """A normalised scalar value as it goes into a column (None for unknown)."""
+    from ..calendar import NEVER
+    from ..facts import UNKNOWN
+
+    if value is UNKNOWN:
+        return None
+    return NEVER_SECONDS if value is NEVER else value
+
 
 @attrs.frozen
 class Population:

@@ -14,8 +14,20 @@ from typing import Any
 
 from ..check.types import SeriesT
 from ..diagnostics import Diagnostic, error
+from ..evaluate_time import past_problems
 from ..facts import UNKNOWN
-from .population import AS_OF, AT, ID, ROW, SEQ, VALUE, Population, dtype, is_collection
+from .population import (
+    AS_OF,
+    AT,
+    ID,
+    ROW,
+    SEQ,
+    VALUE,
+    Population,
+    column_value,
+    dtype,
+    is_collection,
+)
 
 ID_KEY = "id"
 
@@ -52,7 +64,7 @@ def from_records(
             errors[row] = tuple(problems)
         for fact in scalars:
             value = values[fact.index] if values else UNKNOWN
-            columns[fact.name].append(None if value is UNKNOWN else value)
+            columns[fact.name].append(column_value(value))
         for fact in collections:
             value = values[fact.index] if values else UNKNOWN
             columns[fact.name].append(None if value is UNKNOWN else True)
@@ -110,6 +122,8 @@ def _read(
         moment: Any = as_of
     else:
         moment = program._as_of(None, raw_as_of, problems)
+    if program.past_facts and not problems:  # `past` dates after as_of, as `evaluate` refuses
+        problems += past_problems(program.past_facts, values, moment)
     return pid, values, (None if moment is UNKNOWN else moment), problems
 
 

@@ -9,9 +9,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .. import units as _units
+from ..calendar import CalendarDuration, shift
 from ..check import ir
 from ..check.types import TEXT, NumT, QtyT, SeriesT, SetT, TimeT, Type
 from ..protocol import Protocol
@@ -51,7 +52,9 @@ class Boundaries:
     `windows` the window lengths per series in seconds; `ages` the `time_since` thresholds per
     date fact in days; `instants` the dates a date fact is compared with (epoch seconds);
     `relations` pairs of facts compared with each other (``max(…) > 2 * baseline``); `texts`
-    the texts a text fact is compared with.
+    the texts a text fact is compared with; `calendars` the calendar durations D per fact
+    whose outcome flips when the fact is at ``as_of - D`` by calendar (`time_since(x) >= 18
+    years`: 18 years; `x <= as_of + 7 months`: -7 months; `S over last 3 months`: 3 months).
     """
 
     values: Mapping[str, tuple[float, ...]]
@@ -60,6 +63,9 @@ class Boundaries:
     instants: Mapping[str, tuple[float, ...]]
     relations: tuple[tuple[Linear, Linear], ...]
     texts: Mapping[str, tuple[str, ...]]
+    #: `count(S over last D) >= N` thresholds per series: how many observations flip it.
+    counts: Mapping[str, tuple[float, ...]] = field(factory=dict)
+    calendars: Mapping[str, tuple[CalendarDuration, ...]] = field(factory=dict)
 
 
 def element_type(type_: Type) -> Type:
@@ -87,11 +93,12 @@ class _Harvester:
     def __init__(self, defines: Mapping[str, ir.Node]) -> None:
         self.defines = defines
         self.found: dict[str, dict[str, set[Any]]] = {
-            k: {} for k in ("value", "windows", "since", "instant", "texts")
+            k: {} for k in ("value", "windows", "since", "instant", "texts", "counts", "calendars")
         }
         self.relations: dict[tuple[Linear, Linear], None] = {}
         self.each: list[Linear | None] = []
         self._busy: set[str] = set()
+        self.arguments: list[tuple[ir.Node, ...]] = []  # of the calls being visited
 
     def result(self) -> Boundaries:
         def frozen_(kind: str) -> dict[str, tuple[Any, ...]]:
@@ -104,6 +111,8 @@ class _Harvester:
             frozen_("instant"),
             tuple(self.relations),
             frozen_("texts"),
+            frozen_("counts"),
+            {k: tuple(v) for k, v in self.found["calendars"].items()},
         )
 
     def _add(self, kind: str, fact: str, value: Any) -> None:
@@ -122,20 +131,55 @@ class _Harvester:
             ):
                 for item in items:
                     self._compare(operand, item)
-            case ir.Window(series=ir.FactRef(name=name), seconds=ir.Const(value=seconds)):
-                if _number(seconds) is not None:
-                    self._add("windows", name, float(seconds))
-            case ir.Quantified(window=window, condition=condition):
+            case ir.Window(series=ir.FactRef(name=name), start=None, end=None) if node.duration:
+                if node.duration.months:
+                    self._add("calendars", name, node.duration)
+                else:
+                    self._add("windows", name, float(node.duration.seconds))
+            case ir.Window(
+                series=ir.FactRef(name=name), start=None, end=None, length=ir.Const(value=length)
+            ):
+                if _number(length) is not None:
+                    self._add("windows", name, float(length))
+            case ir.CalendarCompare(since=ir.TimeSince(operand=operand), durations=durations):
+                fact = _fact_of(operand)
+                for duration in durations if fact else ():
+                    self._add("calendars", fact, duration)
+            case (
+                ir.Quantified(window=window, condition=condition)
+                | ir.Filter(window=window, condition=condition)
+                | ir.Consecutive(window=window, condition=condition)
+            ):  # the condition tests each observation (`value` in a filter)
                 self.visit(window)
                 self.each.append(self.linear(window))
                 self.visit(condition)
                 self.each.pop()
                 return
+            case ir.FunctionCall(args=args, body=body):
+                for arg in args:
+                    self.visit(arg)
+                self.arguments.append(args)
+                self.visit(body)
+                self.arguments.pop()
+                return
         for child in ir.children(node):
             self.visit(child)
 
     def _compare(self, a: ir.Node, b: ir.Node) -> None:
+        """Thresholds of `a` compared with `b`, seen through `if`, `first_known`, min/max…"""
+        for x in _passed_through(a):
+            for y in _passed_through(b):
+                self._compare_one(x, y)
+        self._calendar_compare(a, b)
+
+    def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
+            if isinstance(y, ir.Const) and _is_count(x):
+                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
+                series = x.window.series
+                if isinstance(series, ir.FactRef) and _number(y.value) is not None:
+                    self._add("counts", series.name, float(y.value))
+                continue
             if isinstance(y, ir.Const) and isinstance(y.value, str):
                 if isinstance(x, ir.FactRef) and element_type(x.type) == TEXT:
                     self._add("texts", x.name, y.value)
@@ -158,6 +202,21 @@ class _Harvester:
                 ):
                     self.relations[(lin, other)] = None
 
+    def _calendar_compare(self, a: ir.Node, b: ir.Node) -> None:
+        """`x + 3 months <= as_of`, `x <= as_of + 7 months`, `x + 1 year < @2026-03-01`."""
+        if not (isinstance(a.type, TimeT) and isinstance(b.type, TimeT)):
+            return
+        for x, y in ((a, b), (b, a)):
+            moved, fact = _calendar_offset(x)
+            if not isinstance(fact, str):
+                continue
+            other, anchor = _calendar_offset(y)
+            if isinstance(anchor, ir.AsOf):  # fact + moved OP as_of + other
+                self._add("calendars", fact, moved - other)
+            elif isinstance(anchor, ir.Const) and _number(anchor.value) is not None:
+                edge = shift(float(anchor.value), other)
+                self._add("instant", fact, shift(edge, moved, -1))
+
     def linear(self, node: ir.Node) -> Linear | None:
         """`node` as a linear function of one fact, if it is one."""
         match node:
@@ -174,8 +233,12 @@ class _Harvester:
                 "exists",
             ):
                 return self.linear(window)
-            case ir.Each():
+            case ir.Each() | ir.ObservationValue():
                 return self.each[-1] if self.each else None
+            case ir.Filter(window=window):
+                return self.linear(window)
+            case ir.DayOf(operand=operand):
+                return self.linear(operand)
             case ir.Convert(operand=operand, conversion=conversion):
                 inner = self.linear(operand)
                 return inner.then(conversion.factor, conversion.offset) if inner else None
@@ -193,6 +256,18 @@ class _Harvester:
                 inner = self.linear(when)
                 shift = _number(seconds)
                 return inner.then(1.0, sign * shift) if inner and shift is not None else None
+            case ir.FunctionCall(args=args, body=body):
+                self.arguments.append(args)
+                try:
+                    return self.linear(body)
+                finally:
+                    self.arguments.pop()
+            case ir.Param(index=index) if self.arguments:
+                args = self.arguments.pop()  # an argument is read in the caller's scope
+                try:
+                    return self.linear(args[index])
+                finally:
+                    self.arguments.append(args)
             case ir.DefineRef(name=name) if name in self.defines and name not in self._busy:
                 self._busy.add(name)
                 try:
@@ -221,6 +296,53 @@ class _Harvester:
             if op == "-":
                 return inner.then(-1.0, lc)
         return None
+
+
+def _passed_through(node: ir.Node) -> list[ir.Node]:
+    """`node` and the sub-expressions whose value it may take as is: the branches of an `if`,
+    the operands of `first_known`, the arguments of `min`, `max`, `abs` and `round`."""
+    out = [node]
+    match node:
+        case ir.If(then=then, otherwise=otherwise):
+            out += _passed_through(then) + _passed_through(otherwise)
+        case ir.FirstKnown(operands=operands):
+            for operand in operands:
+                out += _passed_through(operand)
+        case ir.Math(function="min" | "max" | "abs" | "round", args=args):
+            out += (
+                _passed_through(args[0])
+                if node.function in ("abs", "round")
+                else [n for arg in args for n in _passed_through(arg)]
+            )
+    return out
+
+
+def _is_count(node: ir.Node) -> bool:
+    return isinstance(node, ir.Aggregate) and node.function == "count"
+
+
+def _fact_of(node: ir.Node) -> str | None:
+    while isinstance(node, ir.DayOf):
+        node = node.operand
+    return node.name if isinstance(node, ir.FactRef) else None
+
+
+def _calendar_offset(node: ir.Node) -> tuple[CalendarDuration, Any]:
+    """`node` as (calendar offset, what it is shifted from): a fact's name, `AsOf` or a Const."""
+    offset = CalendarDuration()
+    while True:
+        match node:
+            case ir.CalendarShift(sign=sign, instant=instant, duration=duration):
+                offset = offset + (duration if sign > 0 else -duration)
+                node = instant
+            case ir.DayOf(operand=operand):
+                node = operand
+            case ir.FactRef(name=name):
+                return offset, name
+            case ir.AsOf() | ir.Const():
+                return offset, node
+            case _:
+                return offset, None
 
 
 def near(threshold: float, integer: bool) -> list[float]:

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .. import units as _units
+from ..calendar import day_of, shift
 from ..check import FactInfo
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..protocol import Protocol
@@ -123,8 +124,8 @@ def _as_of_strategy(
     if as_of is not None:
         return st.just(_aware(as_of))
     aligned = {round((days % 1) * DAY) % 86400 for v in bounds.ages.values() for days in v}
-    times = st.sampled_from(sorted({0, 8 * 3600, *aligned})) | st.integers(0, 86399)
-    days = st.dates(date(2020, 1, 1), date(2030, 12, 31))
+    times = st.sampled_from(sorted({0, 8 * 3600, 86399, *aligned})) | st.integers(0, 86399)
+    days = st.dates(date(2020, 1, 1), date(2030, 12, 31)) | st.sampled_from(CALENDAR_EDGES)
     return st.builds(
         lambda day, seconds: (
             datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=seconds)
@@ -132,6 +133,20 @@ def _as_of_strategy(
         days,
         times,
     )
+
+
+#: Days where calendar arithmetic is interesting: month ends (clamping), leap days and the
+#: days around them, year ends.
+CALENDAR_EDGES = tuple(
+    sorted(
+        {
+            date(year, month, day)
+            for year in (2023, 2024, 2025, 2026, 2028)
+            for month, day in ((1, 31), (2, 28), (3, 1), (3, 31), (4, 30), (5, 31), (8, 31))
+        }
+        | {date(2024, 2, 29), date(2028, 2, 29), date(2025, 12, 31), date(2026, 1, 1)}
+    )
+)
 
 
 def _aware(moment: datetime | str) -> datetime:
@@ -209,6 +224,10 @@ def _series(
     draw: st.DrawFn, plan: _Plan, fact: FactInfo, element: Type, now: datetime
 ) -> list[dict[str, Any]]:
     windows = plan.bounds.windows.get(fact.name, ())
+    calendar = tuple(
+        now.timestamp() - edge.timestamp() for edge in _calendar_edges(plan, fact.name, now)
+    )
+    windows = (*windows, *(w for w in calendar if w > 0))
     longest = max(windows, default=30 * DAY)
     edges = sorted({0.0, -1.0, *(x for w in windows for x in (w - 1, w, w + 1, w / 2))})
     offsets = st.integers(-3600, int(2 * longest)).map(float)
@@ -216,13 +235,25 @@ def _series(
         offsets = st.sampled_from(edges) | offsets
     zones = st.sampled_from([timedelta(0), timedelta(hours=8), timedelta(hours=-5)])
     observations = []
-    for _ in range(draw(st.integers(0, 6))):
+    size = draw(st.integers(0, 6))
+    counts = plan.bounds.counts.get(fact.name, ())
+    same: Any = None  # one value for every observation: `all(W) < X` can then hold
+    if plan.bias and counts and draw(st.booleans()):
+        # `count(W) >= N`: just enough, or one too few, observations inside the window
+        size = draw(st.sampled_from(sorted({max(0, int(c) + d) for c in counts for d in (-1, 0)})))
+        offsets = st.integers(0, int(min(windows, default=DAY))).map(float)
+        if isinstance(element, NumT | QtyT) and draw(st.booleans()):
+            same = _express(draw, plan, fact, element, _magnitude(draw, plan, fact, element))
+    for _ in range(size):
         seconds = draw(offsets)
         at = (now - timedelta(seconds=seconds)).astimezone(_zone(draw(zones)))
         observation: dict[str, Any] = {"at": _iso(at)}
         if isinstance(element, NumT | QtyT):
-            magnitude = _magnitude(draw, plan, fact, element)
-            value = _express(draw, plan, fact, element, magnitude)
+            if same is None:
+                magnitude = _magnitude(draw, plan, fact, element)
+                value = _express(draw, plan, fact, element, magnitude)
+            else:
+                value = same
             if isinstance(value, dict):
                 observation.update(value)
             else:
@@ -238,8 +269,38 @@ def _zone(offset: timedelta) -> timezone:
 
 
 def _instant(draw: st.DrawFn, plan: _Plan, fact: FactInfo, type_: TimeT, now: datetime) -> str:
-    """A date (or datetime) near the `time_since` thresholds and compared dates, or anywhere."""
-    edges: set[datetime] = set()
+    """A date (or datetime) near the `time_since` thresholds and compared dates, or anywhere.
+
+    Calendar edges too (`x + D` exactly on `as_of`'s day, the days around it, a datetime on the
+    same day as a date edge); "never" for a `date or never` fact; for a `past` fact nothing
+    after `as_of`.
+    """
+    if type_.never and draw(st.integers(0, 5)) == 0:
+        return "never"
+    text = _instant_text(draw, plan, fact, type_, now)
+    limit = now if type_.has_time else _midnight(now)
+    if fact.past and _aware(text) > limit:  # a past event is not after `as_of`
+        return _iso(limit.astimezone(UTC)) if type_.has_time else limit.date().isoformat()
+    return text
+
+
+def _midnight(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+
+
+def _calendar_edges(plan: _Plan, name: str, now: datetime) -> set[datetime]:
+    """The instants x with ``x + D`` on `now` (by calendar) for the fact's calendar durations."""
+    out: set[datetime] = set()
+    for duration in plan.bounds.calendars.get(name, ()):
+        for anchor in (now.timestamp(), day_of(now.timestamp())):
+            with contextlib.suppress(OverflowError, ValueError, OSError):
+                out.add(datetime.fromtimestamp(shift(anchor, duration, -1), UTC))
+    return out
+
+
+def _instant_text(draw: st.DrawFn, plan: _Plan, fact: FactInfo, type_: TimeT, now: datetime) -> str:
+    edges: set[datetime] = _calendar_edges(plan, fact.name, now)
     for days in plan.bounds.ages.get(fact.name, ()):
         with contextlib.suppress(OverflowError):
             edges.add(now - timedelta(days=days))
@@ -251,6 +312,7 @@ def _instant(draw: st.DrawFn, plan: _Plan, fact: FactInfo, type_: TimeT, now: da
     }
     if type_.has_time:
         candidates = sorted({e + timedelta(seconds=s) for e in edges for s in (-1, 0, 1)})
+        candidates += [_midnight(e) + timedelta(seconds=s) for e in edges for s in (0, 86399)]
         anywhere = st.integers(-400 * 86400, 3650 * 86400).map(lambda s: now - timedelta(seconds=s))
         pick = st.sampled_from(candidates) | anywhere if plan.bias and candidates else anywhere
         return _iso(draw(pick).astimezone(UTC))

@@ -70,16 +70,20 @@ def _quote(value: str) -> str:
 
 
 class _Vocabulary:
-    """Names usable in expressions, by type."""
+    """Names usable in expressions, by type; `calls` are ready-made calls of functions."""
 
-    def __init__(self, named: Iterable[tuple[str, Type]]) -> None:
+    def __init__(
+        self, named: Iterable[tuple[str, Type]], calls: Iterable[tuple[str, Type]] = ()
+    ) -> None:
         self.all: list[tuple[str, Type]] = list(named)
+        self.calls: list[tuple[str, Type]] = list(calls)
         self.bools = [n for n, t in self.all if isinstance(t, BoolT)]
         self.scalars = [(n, t) for n, t in self.all if isinstance(t, NumT | QtyT)]
         self.series = [(n, t.element) for n, t in self.all if isinstance(t, SeriesT)]
         self.choices = [(n, t) for n, t in self.all if isinstance(t, ChoiceT)]
         self.sets = [(n, t.element) for n, t in self.all if isinstance(t, SetT)]
         self.times = [(n, t) for n, t in self.all if isinstance(t, TimeT)]
+        self.nevers = [n for n, t in self.times if t.never]
         self.texts = [n for n, t in self.all if isinstance(t, TextT)]
 
 
@@ -88,9 +92,12 @@ def _literal(type_: Type) -> st.SearchStrategy[str]:
     numbers = st.sampled_from(_NICE) | st.integers(0, 500) | st.decimals(0, 100, places=2)
     if isinstance(type_, QtyT):
         options = compatible_units(type_.unit, type_.molar_mass)
-        if type_.is_duration:
+        if type_.is_duration:  # whole numbers: `1.5 months` is no calendar step (PR320)
             words = st.sampled_from(("years", "months", "weeks", "days", "hours"))
-            return st.tuples(numbers, words).map(lambda p: f"{_num_text(float(p[0]))} {p[1]}")
+            whole = st.sampled_from([n for n in _NICE if float(n).is_integer()]) | st.integers(
+                0, 500
+            )
+            return st.tuples(whole, words).map(lambda p: f"{_num_text(float(p[0]))} {p[1]}")
         return st.tuples(numbers, st.sampled_from(options)).map(
             lambda p: f"{_num_text(float(p[0]))} '{p[1]}'"
         )
@@ -111,6 +118,8 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
     out: list[st.SearchStrategy[_Expr]] = []
     if vocab.scalars:
         out.append(st.sampled_from(vocab.scalars).map(lambda p: _Expr(p[0], _ATOM, p[1])))
+    if vocab.calls:
+        out.append(st.sampled_from(vocab.calls).map(lambda p: _Expr(p[0], _ATOM, p[1])))
     numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
     if numeric_series:
         aggregate = st.sampled_from(("max", "min", "mean", "latest", "earliest"))
@@ -129,10 +138,11 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
                 lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
             )
         )
-    dates = [n for n, t in vocab.times if not t.has_time]
-    if dates:
+    if vocab.times:
         out.append(
-            st.sampled_from(dates).map(lambda n: _Expr(f"time_since({n})", _ATOM, QtyT("d")))
+            st.sampled_from([n for n, _ in vocab.times]).map(
+                lambda n: _Expr(f"time_since({n})", _ATOM, QtyT("d"))
+            )
         )
     return out
 
@@ -171,6 +181,10 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
     terms = _terms(vocab)
     if terms:
         out.append(_comparison(_scaled(st.one_of(terms))))
+        out.append(_comparison(_calculated(st.one_of(terms), vocab, known)))
+    numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
+    if numeric_series:
+        out.append(_enough_values(numeric_series))
     if vocab.choices:
         out.append(_choice(vocab))
     if vocab.sets:
@@ -179,6 +193,11 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
         out.append(_quantified(vocab))
     if vocab.times:
         out.append(_dated(vocab))
+        out.append(_calendar(vocab))
+    if vocab.nevers:
+        out.append(st.sampled_from(vocab.nevers).map(lambda n: _Expr(f"{n} is never", _COMPARE)))
+    if vocab.series:
+        out.append(_windowed(vocab))
     if vocab.texts:
         out.append(
             st.tuples(st.sampled_from(vocab.texts), _TEXT).map(
@@ -270,6 +289,71 @@ def _dated(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
     return _Expr(f"{name} {op} {literal}", _COMPARE)
 
 
+@st.composite
+def _calendar(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    """Calendar time: `time_since(x) OP D`, `x OP as_of ± D`, `time_since(x) between …`."""
+    name, _ = draw(st.sampled_from(vocab.times))
+    duration = draw(_duration())
+    op = draw(st.sampled_from(_OPS))
+    form = draw(st.sampled_from(("since", "as_of", "shifted", "between")))
+    if form == "as_of":
+        sign = draw(st.sampled_from(("+", "-")))
+        return _Expr(f"{name} {op} as_of {sign} {duration}", _COMPARE)
+    if form == "shifted":
+        return _Expr(f"{name} + {duration} {op} as_of", _COMPARE)
+    if form == "between":
+        low, high = sorted(
+            draw(st.lists(st.sampled_from((1, 3, 6, 12, 18)), min_size=2, max_size=2))
+        )
+        return _Expr(f"time_since({name}) between {low} months and {high} months", _COMPARE)
+    return _Expr(f"time_since({name}) {op} {duration}", _COMPARE)
+
+
+@st.composite
+def _window_of(draw: st.DrawFn, vocab: _Vocabulary, name: str) -> str:
+    """A window of series `name`: recent, anchored before an instant, or between two."""
+    forms = ["last", "last"]
+    if vocab.times:
+        forms += ["before", "from"]
+    form = draw(st.sampled_from(forms))
+    instants = [n for n, _ in vocab.times] + ["as_of"]
+    if form == "before":
+        return f"{name} over last {draw(_duration())} before {draw(st.sampled_from(instants))}"
+    if form == "from":
+        start, end = draw(st.sampled_from(instants)), draw(st.sampled_from(instants))
+        return f"{name} from {start} to {end}"
+    return f"{name} over last {draw(_duration())}"
+
+
+@st.composite
+def _windowed(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    """Anchored and filtered windows read by `count`, `exists`, `consecutive`, the quantifiers
+    and `first_time` / `last_time`."""
+    name, element = draw(st.sampled_from(vocab.series))
+    window = draw(_window_of(vocab, name))
+    if isinstance(element, NumT | QtyT):
+        condition = f"value {draw(st.sampled_from(_OPS))} {draw(_literal(element))}"
+    elif isinstance(element, ChoiceT):
+        items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
+        condition = f"value in {{{', '.join(items)}}}"
+    else:
+        condition = f"value = {draw(st.sampled_from(('true', 'false')))}"
+    filtered = f"{window} where {condition}" if draw(st.booleans()) else window
+    n = draw(st.integers(0, 3))
+    form = draw(st.sampled_from(("count", "exists", "consecutive", "any", "time")))
+    if form == "count":
+        return _Expr(f"count({filtered}) >= {n}", _COMPARE)
+    if form == "consecutive":
+        return _Expr(f"consecutive({window} where {condition}) >= {n}", _COMPARE)
+    if form == "any" and isinstance(element, NumT | QtyT):
+        quantifier = draw(st.sampled_from(("any", "all")))
+        return _Expr(f"{quantifier}({filtered}) > {draw(_literal(element))}", _COMPARE)
+    if form == "time":
+        which = draw(st.sampled_from(("first_time", "last_time")))
+        return _Expr(f"{which}({filtered}) >= as_of - {draw(_duration())}", _COMPARE)
+    return _atom(f"exists({filtered})")
+
+
 #: Whether to add a redundant pair of parentheses (one time in six).
 _EXTRA_PARENS = st.integers(0, 5).map(lambda i: i == 0)
 
@@ -302,7 +386,83 @@ def _boolean(vocab: _Vocabulary, depth: int, known: bool = True) -> st.SearchStr
     if depth <= 0:
         return leaves
     inner = st.deferred(lambda: _boolean(vocab, depth - 1, known))
-    return st.one_of(leaves, _negation(inner), _chain(inner), _counted(inner))
+    return st.one_of(leaves, _negation(inner), _chain(inner), _counted(inner), _if_condition(inner))
+
+
+# --------------------------------------------------------------------------- calculation
+# docs/language/calculation.md: `if`, `unknown`, `first_known`, `^`, the math functions.
+
+
+@st.composite
+def _calculated(
+    draw: st.DrawFn, term: st.SearchStrategy[_Expr], vocab: _Vocabulary, known: bool
+) -> _Expr:
+    """A numeric term through a calculation: abs, round, min/max, if, first_known, a power."""
+    base = draw(term)
+    type_ = base.type
+    assert type_ is not None
+    forms = ["abs", "round", "extremum", "if", "if unknown", "power"]
+    if known:
+        forms.append("first_known")  # not monotone: a known first operand changes the value
+    form = draw(st.sampled_from(forms))
+    if form == "abs":
+        return _Expr(f"abs({base.text})", _ATOM, type_)
+    if form == "round":
+        return _Expr(f"round({base.text}, {draw(st.integers(-1, 3))})", _ATOM, type_)
+    if form == "extremum":
+        word = draw(st.sampled_from(("min", "max")))
+        return _Expr(f"{word}({base.text}, {draw(_literal(type_))})", _ATOM, type_)
+    if form == "first_known":
+        return _Expr(f"first_known({base.text}, {draw(_literal(type_))})", _ATOM, type_)
+    if form in ("if", "if unknown"):
+        flag = draw(st.sampled_from([*vocab.bools, "true", "false"]))
+        otherwise = "unknown" if form == "if unknown" else draw(_literal(type_))
+        return _Expr(f"if {flag} then {base.text} else {otherwise}", 0, type_)
+    exponent = draw(st.sampled_from(("2", "3", "-1", "0.5")))
+    if isinstance(type_, QtyT):
+        unit = "a" if type_.is_duration and type_.unit == "d" else type_.unit
+        plain = f"({_paren(base, _PRODUCT)} / 1 '{unit}')"
+        return _Expr(f"{plain} ^ {exponent}", _PRODUCT + 1, NUMBER)
+    return _Expr(f"{_paren(base, _ATOM + 1)} ^ {exponent}", _PRODUCT + 1, NUMBER)
+
+
+@st.composite
+def _enough_values(draw: st.DrawFn, series: list[tuple[str, Type]]) -> _Expr:
+    """ "At least N values, all below X, else unknown": `if count(W) >= N then … else unknown`."""
+    name, element = draw(st.sampled_from(series))
+    window = f"{name} over last {draw(_duration())}"
+    n = draw(st.integers(1, 6))
+    quantifier = draw(st.sampled_from(("all", "any")))
+    op = draw(st.sampled_from(_OPS[:4]))
+    test = f"{quantifier}({window}) {op} {draw(_literal(element))}"
+    return _Expr(f"if count({window}) >= {n} then {test} else unknown", 0, BOOL)
+
+
+@st.composite
+def _if_condition(draw: st.DrawFn, inner: st.SearchStrategy[_Expr]) -> _Expr:
+    condition, then, otherwise = draw(inner), draw(inner), draw(inner)
+    texts = [_paren(e, _OR) for e in (condition, then)]
+    return _Expr(f"if {texts[0]} then {texts[1]} else {otherwise.text}", 0, BOOL)
+
+
+def _functions(
+    draw: st.DrawFn, named: list[tuple[str, Type]], declared: dict[str, str], taken: set[str]
+) -> tuple[list[str], list[tuple[str, Type]]]:
+    """A function of each of a few numeric facts' types, its define and a call of it."""
+    lines: list[str] = []
+    calls: list[tuple[str, Type]] = []
+    numeric = [(n, t) for n, t in named if isinstance(t, NumT | QtyT) and n in declared]
+    for i, (fact, type_) in enumerate(numeric[: draw(st.integers(0, 2))]):
+        name = f"scaled_{i}"
+        if name in taken:
+            continue
+        param = "integer" if type_ == INTEGER else declared[fact].split(" range")[0]
+        param = param.split(" molar_mass")[0]
+        body = draw(st.sampled_from(("x * k", "abs(x) * k", "x + x * (k - 1)")))
+        lines.append(f"define {name}(x: {param}, k: number) =\n  {body}")
+        result = NUMBER if isinstance(type_, NumT) else QtyT(type_.unit)
+        calls.append((f"{name}({fact}, {draw(st.sampled_from(('2', '0.5', '1.5')))})", result))
+    return lines, calls
 
 
 def expressions(
@@ -351,6 +511,9 @@ _FACT_TYPES: tuple[tuple[str, Type], ...] = (
     ("quantity 'mL/min/{1.73_m2}'", QtyT("mL/min/{1.73_m2}")),
     ("date", TimeT(False)),
     ("datetime", TimeT(True)),
+    ("date or never", TimeT(False, never=True)),
+    ("date past", TimeT(False)),
+    ("datetime or never past", TimeT(True, never=True)),
     ("text", TEXT),
     ("series of quantity 'mg/dL' molar_mass 113.12 'g/mol'", SeriesT(QtyT("mg/dL", 113.12))),
     ("series of quantity 'mL/kg/h'", SeriesT(QtyT("mL/kg/h"))),
@@ -397,14 +560,20 @@ def protocols(
     lines = [_header(draw)]
     if facts is None:
         named = [_random_fact(draw, name, lines) for name in names[:split]]
+        declared = {
+            line.split()[1].rstrip(":"): line.split(": ", 1)[1].split(' "')[0] for line in lines[1:]
+        }
     else:
         named = [(f.name, f.type) for f in _fact_infos(facts)]
         lines += [f"fact {name}: {declared}" for name, declared in facts.items()]
+        declared = dict(facts)
+    functions, calls = _functions(draw, named, declared, set(names))
+    lines += functions
     for name in names[split:] if facts is None else names[:2]:
-        body = draw(_boolean(_Vocabulary(named), 2, known))
+        body = draw(_boolean(_Vocabulary(named, calls), 2, known))
         lines.append(f"define {name} =\n  {body.text}")
         named.append((name, BOOL))
-    vocab = _Vocabulary(named)
+    vocab = _Vocabulary(named, calls)
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
@@ -459,7 +628,11 @@ def _scramble(draw: st.DrawFn, text: str) -> str:
 
 _UNITS_WRITTEN = ("mg/dL", "/uL", "%", "a", "mo", "10*9/L", "g/mol", "mL/min/{1.73_m2}", "mg/d")
 _DATES = ("@2026-03-01", "@2026-03-01T08:00", "@2026-03-01T08:00:00Z", "@2024-02-29")
-_FUNCTIONS = ("max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since")
+_FUNCTIONS = (
+    "max", "min", "mean", "sum", "latest", "earliest", "count", "exists", "time_since",
+    "first_time", "last_time", "consecutive",
+    "first_known", "ln", "log10", "exp", "sqrt", "abs", "round", "ckd_epi_2021", "bmi",
+)  # fmt: skip
 
 
 def grammar_programs(
