@@ -21,7 +21,7 @@ from . import units
 from .calendar import NEVER
 from .check import FactInfo
 from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
-from .check.unit_names import ucum_spelling
+from .check.unit_names import shown, substance, ucum_spelling
 from .diagnostics import Diagnostic, error
 from .render.safe import printable
 from .suggestions import did_you_mean
@@ -208,7 +208,7 @@ def _in_unit(fact: FactInfo, element: QtyT) -> Callable[[Any, Any], float]:
         if unit is not None and unit != target:
             convert = known.get(unit) if type(unit) is str else None
             if convert is None:
-                convert = _conversion(unit, target, molar_mass).__call__
+                convert = _conversion(unit, target, molar_mass, fact).__call__
                 if len(known) < CONVERSIONS_PER_FACT:  # a stream of odd spellings: stop caching
                     known[unit] = convert
             number = convert(number)
@@ -229,13 +229,15 @@ def _in_unit(fact: FactInfo, element: QtyT) -> Callable[[Any, Any], float]:
 CONVERSIONS_PER_FACT = 32
 
 
-def _conversion(unit: Any, target: str, molar_mass: float | None) -> units.Conversion:
+def _conversion(
+    unit: Any, target: str, molar_mass: float | None, fact: FactInfo | None = None
+) -> units.Conversion:
     if not isinstance(unit, str):
         raise Invalid("PR406", f"a unit is a UCUM string, got {_kind(unit)}")
     try:
         return units.conversion(unit, target, molar_mass)
     except units.UnitError:
-        raise _unit_problem(unit, target, molar_mass) from None
+        raise _unit_problem(unit, target, molar_mass, fact) from None
 
 
 _QUANTITY_KEYS = frozenset(("value", "unit", "at"))
@@ -259,25 +261,28 @@ def _quantity(in_unit: Callable[[Any, Any], float], target: str) -> Normaliser:
     return normalise
 
 
-def _unit_problem(unit: str, target: str, molar_mass: float | None) -> Invalid:
+def _unit_problem(
+    unit: str, target: str, molar_mass: float | None, fact: FactInfo | None = None
+) -> Invalid:
     try:
         units.check_unit(unit)
     except units.UnitError:
         fix = ucum_spelling(unit)
         return Invalid(
             "PR406",
-            f"`{unit}` is not a valid UCUM unit",
+            f"`{shown(unit)}` is not a valid UCUM unit",
             ".unit",
             f"did you mean `{fix}`? units are UCUM codes"
             if fix
             else f"use a UCUM code such as `{target}`",
         )
     if molar_mass is None and units.needs_molar_mass(unit, target):
+        what, clause = substance(unit, target, *((fact.name, fact.description) if fact else ()))
         return Invalid(
             "PR406",
-            f"`{unit}` cannot be converted to `{target}` without a molar mass",
+            f"`{unit}` cannot be converted to `{target}` without the molar mass of {what}",
             ".unit",
-            f"send the value in `{target}`, or declare `molar_mass` on the fact",
+            f"send the value in `{target}`, or declare `{clause or 'molar_mass'}` on the fact",
         )
     return Invalid(
         "PR406",

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import ast, units
-from ..diagnostics import Diagnostic, error, sort_key, warning
+from ..diagnostics import Diagnostic, Related, error, sort_key, warning
+from ..source import Span
 from . import ir
 from .depth import too_deep
 from .expressions import ExprChecker, _a
@@ -396,29 +397,35 @@ def _molar_mass(decl: ast.Fact, unit: str | None, diags: list[Diagnostic]) -> fl
 def _duplicates(
     facts: list[FactInfo], defines: list[ast.Define], criteria: list[ast.Criterion]
 ) -> Iterator[Diagnostic]:
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, Span]] = {}
     named = [(f.name, f.decl.name_span, "fact") for f in facts]
     named += [(d.name, d.name_span, "define") for d in defines]
     for name, span, kind in sorted(named, key=lambda t: t[1].start):
         if name in seen:
+            first_kind, first_span = seen[name]
             yield error(
                 "PR203",
-                f"`{name}` is declared twice (first as a {seen[name]})",
+                f"`{name}` is declared twice (first as a {first_kind})",
                 span,
+                label="declared again here",
                 help="give each fact and define its own name",
+                related=(Related(first_span, f"first declared here, as a {first_kind}"),),
             )
         else:
-            seen[name] = kind
-    ids: set[str] = set()
+            seen[name] = (kind, span)
+    ids: dict[str, Span] = {}
     for criterion in criteria:
         if criterion.id in ids:
             yield error(
                 "PR202",
                 f"criterion id `{criterion.id}` is used twice",
                 criterion.id_span,
+                label="used again here",
                 help="number criteria as the protocol does: `I1`, `I2`, … `E1`, `E2`, …",
+                related=(Related(ids[criterion.id], "first used here"),),
             )
-        ids.add(criterion.id)
+        else:
+            ids[criterion.id] = criterion.id_span
 
 
 def _unused(

@@ -18,8 +18,11 @@ _WORDS = {Outcome.MET: "met", Outcome.NOT_MET: "not met", Outcome.UNKNOWN: "**un
 _BACKTICKS = re.compile(r"`+")
 
 
-def to_markdown(result: Result) -> str:
-    """The report: verdict, deciding criteria, missing facts, warnings, criteria table, traces."""
+def to_markdown(result: Result, brief: bool = False) -> str:
+    """The report: verdict, deciding criteria, missing facts, warnings, criteria table, traces.
+
+    `brief` keeps the traces of the deciding criteria only (the table still lists them all).
+    """
     title = f" — {markdown_text(result.protocol_title)}" if result.protocol_title else ""
     lines = [f"# {markdown_text(result.protocol_id)}{title}", ""]
     as_of = result.as_of.isoformat().replace("+00:00", "Z") if result.as_of else "not given"
@@ -52,6 +55,8 @@ def to_markdown(result: Result) -> str:
         lines.append(f"| {c.id} | {c.kind} | {outcome} | {markdown_text(c.text)} |")
     lines.append("")
     for c in result.criteria:
+        if brief and not c.deciding:
+            continue
         lines += [f"### {c.id} ({c.kind}): {_WORDS[c.outcome]}", "", f"> {markdown_text(c.text)}"]
         lines.append("")
         if c.note:

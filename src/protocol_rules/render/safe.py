@@ -8,7 +8,6 @@ overrides become visible escapes); anything written into Markdown or HTML goes t
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -74,4 +73,6 @@ def _json_escape(match: re.Match[str]) -> str:
 
 def html_text(text: str) -> str:
     """Text for an HTML document: printable and HTML-escaped (quotes included)."""
+    import html  # only here: a command-line run need not load it
+
     return html.escape(printable(text), quote=True)
