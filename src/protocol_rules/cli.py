@@ -106,7 +106,16 @@ def check(files: Sequence[str], fmt: str) -> None:
 def _read_patient(path: str) -> Any:
     from .patient_json import read_patient_json
 
-    return read_patient_json(_read_text(path), path)
+    if path == "-":
+        return read_patient_json(_read_text(path), path)
+    try:
+        text = read_text(path)
+    except UnicodeDecodeError:  # bad patient data (PR401), not a file that cannot be read
+        with open(path, "rb") as handle:
+            return read_patient_json(handle.read(), path)
+    except OSError as exc:
+        raise RulesError([file_error(path, exc)]) from None
+    return read_patient_json(text, path)
 
 
 @cli.command(name="eval")
