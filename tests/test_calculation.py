@@ -42,7 +42,8 @@ def outcome(body: str, patient: dict, extra: str = "", as_of: str | None = None)
 
 def codes(body: str, extra: str = "") -> list[str]:
     text = f'{HEADER}{extra}\ninclusion I1 "x":\n  {body}\n'
-    return [d.code for d in check_text(text, "calc.rules") if d.code != "PR209"]
+    # PR209 and PR313 (no range) are warnings about the header's facts, not the calculation
+    return [d.code for d in check_text(text, "calc.rules") if d.code not in ("PR209", "PR313")]
 
 
 # --------------------------------------------------------------------------- if and unknown

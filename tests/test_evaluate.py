@@ -1121,8 +1121,8 @@ def test_formatting_an_instant_never_fails():
 @pytest.mark.parametrize(
     "expr, patient, why",
     [
-        ("n * 1e300 * 1e300 > 1", {"n": 2}, "the result is too large to compute"),
-        ("n / 1e-300 / 1e-300 > 1", {"n": 2}, "the result is too large to compute"),
+        ("n * 1e300 * 1e300 > 1", {"n": 2}, "too large (beyond 1e300)"),
+        ("n / 1e-300 / 1e-300 > 1", {"n": 2}, "too large (beyond 1e300)"),
         ("n / (k - k) > 1", {"n": 2, "k": 1}, "division by zero"),
         (
             "sum(s over last 2 days) > 1 'mg/dL'",

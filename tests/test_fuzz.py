@@ -335,7 +335,8 @@ def tweak_patient(rng: random.Random, patient: dict[str, Any]) -> Any:
             out["as_of"] = (_AS_OF + timedelta(hours=rng.randint(-100, 100))).isoformat()
         else:
             out["immunosuppression_last_change"] = rng.choice(
-                (date(2025, 11, 1), "0001-01-01", "9999-12-31", date(2026, 3, 2))
+                # a `past` fact: never after `as_of`, which may move 100 hours back
+                (date(2025, 11, 1), "0001-01-01", date(2026, 2, 25))
             )
     return types.MappingProxyType(out) if rng.random() < 0.2 else out
 

@@ -15,8 +15,8 @@ from protocol_rules.format import format_text
 
 from .conftest import PATIENTS, PROTOCOL_FILE
 
-GOOD = "protocol P\nfact age: quantity 'a'\ninclusion I1 \"Adult\": age >= 18 years\n"
-BAD = "protocol P\nfact age: quantity 'a'\ninclusion I1 \"Adult\": agee >= 18 years\n"
+GOOD = "protocol P\nfact age: quantity 'a' range 0 to 150\ninclusion I1 \"A\": age >= 18 years\n"
+BAD = "protocol P\nfact age: quantity 'a' range 0 to 150\ninclusion I1 \"A\": agee >= 18 years\n"
 
 
 def run(*args: str, input: str | None = None):

@@ -9,6 +9,7 @@ from datetime import date
 from functools import cache
 from typing import NamedTuple
 
+import lark
 from hypothesis import strategies as st
 
 from .._grammar import grammar_text
@@ -645,9 +646,11 @@ def protocols(
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
-        body = draw(_boolean(vocab, 3, known)).text
+        drawn = draw(_boolean(vocab, 3, known))
+        body = drawn.text
         if i == 0 and _has_quantity_terms(vocab):  # always at least one runtime conversion
-            body = f"{draw(_converted(_quantity_terms(vocab), vocab)).text} or {body}"
+            converted = draw(_converted(_quantity_terms(vocab), vocab)).text
+            body = f"{converted} or {_paren(drawn, _AND)}"
         lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body}")
     text = "\n\n".join(lines) + "\n"
     return _scramble(draw, text) if messy else text
@@ -708,7 +711,7 @@ _FUNCTIONS = (
 def grammar_programs(
     *, start: str = "start", names: Sequence[str] = (), numbers: Sequence[str] = ()
 ) -> st.SearchStrategy[str]:
-    """Texts the grammar accepts, drawn with `hypothesis.extra.lark.from_lark`.
+    """Texts the grammar accepts, drawn from its rules with a bounded depth.
 
     `start` is a rule of the grammar: ``start`` for whole files, ``expr`` for expressions.
 
@@ -718,11 +721,7 @@ def grammar_programs(
     parse; few check, since names are not declared consistently: for the parser, the
     formatter and the error paths of the checker. `names` and `numbers` extend the pools.
     """
-    from hypothesis.extra.lark import from_lark
-
-    from .._grammar import parser
-
-    lark = parser()
+    lark = _full_grammar()
     gap = st.sampled_from((" ", " ", " ", "\n", "\n  ", "\t", " # note\n"))
     reserved = reserved_words()
     name_pool = ("age", "x", "p", "egfr", "drugs", "cause", "I1", "E2", "NCT1", *_FUNCTIONS)
@@ -757,6 +756,76 @@ def grammar_programs(
         else:  # pragma: no cover - every regular terminal has a pool above
             raise AssertionError(f"no strategy for terminal {terminal.name}")
         explicit[terminal.name] = st.tuples(token, gap).map("".join)
-    for name in lark.ignore_tokens:
-        explicit[name] = st.just("# comment\n" if name == "COMMENT" else " ")
-    return from_lark(lark, start=start, explicit=explicit)
+    return _bounded_programs(start, rules, explicit)
+
+
+@cache
+def _full_grammar() -> lark.Lark:
+    """The grammar with its rules (a parser loaded from the cache keeps its tables only)."""
+    from .._grammar import _OPTIONS
+
+    return lark.Lark(grammar_text(), **_OPTIONS)
+
+
+#: How many rule expansions a drawn text may spend beyond the shortest one. `from_lark` has no
+#: bound: with the second edition's grammar most of its draws ran past Hypothesis's buffer and
+#: were thrown away, and a hundred expressions took minutes.
+_FUEL = 60
+
+
+def _bounded_programs(
+    start: str, rules: Sequence[lark.grammar.Rule], tokens: Mapping[str, st.SearchStrategy[str]]
+) -> st.SearchStrategy[str]:
+    """Texts derived from `start` by `rules`, each terminal drawn from `tokens`.
+
+    Each rule is expanded by one of its alternatives, shortest first (so that Hypothesis
+    shrinks towards short texts). Every expansion spends fuel, drawn per text; once it is
+    spent, only the alternatives that finish soonest are drawn, so every text is finite and
+    most are short, while nesting as deep as the fuel allows stays possible.
+    """
+    alternatives: dict[str, list[tuple[lark.grammar.Symbol, ...]]] = {}
+    for rule in rules:
+        alternatives.setdefault(rule.origin.name, []).append(tuple(rule.expansion))
+    height: dict[str, int] = {}  # the fewest levels a rule needs to reach terminals only
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in alternatives.items():
+            best = min(_alt_height(alt, height) for alt in alts)
+            if best < height.get(name, _NEVER):
+                height[name], changed = best, True
+    choices = {
+        name: sorted(alts, key=lambda alt: (len(alt), _alt_height(alt, height)))
+        for name, alts in alternatives.items()
+    }
+    shortest = {
+        name: [alt for alt in alts if _alt_height(alt, height) == height[name]]
+        for name, alts in choices.items()
+    }
+
+    @st.composite
+    def programs(draw: st.DrawFn) -> str:
+        out: list[str] = []
+        fuel = draw(st.integers(0, _FUEL))
+
+        def expand(symbol: lark.grammar.Symbol) -> None:
+            nonlocal fuel
+            if symbol.is_term:
+                out.append(draw(tokens[symbol.name]))
+                return
+            fuel -= 1
+            alts = choices[symbol.name] if fuel > 0 else shortest[symbol.name]
+            for part in draw(st.sampled_from(alts)):
+                expand(part)
+
+        expand(lark.grammar.NonTerminal(start))
+        return "".join(out)
+
+    return programs()
+
+
+_NEVER = 1 << 30
+
+
+def _alt_height(alt: tuple[lark.grammar.Symbol, ...], height: Mapping[str, int]) -> int:
+    return 1 + max((0 if s.is_term else height.get(s.name, _NEVER) for s in alt), default=0)
