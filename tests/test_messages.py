@@ -140,6 +140,21 @@ def test_an_item_that_is_not_inclusion_or_exclusion_says_which_words_start_one(w
     assert "`inclusion` or `exclusion`" in d.help
 
 
+@pytest.mark.parametrize(
+    "body", ["pregnant or if pregnant then true else false", "not if pregnant then true else false"]
+)
+def test_an_if_inside_an_expression_says_to_add_parentheses(body):
+    d = only(HEAD + f'inclusion I1 "a": {body}\n', "PR101")
+    assert d.span.text == "if"
+    assert "(if " in d.help
+    fixed = HEAD + 'inclusion I1 "a": pregnant or (if pregnant then true else false)\n'
+    assert not [c for c in codes(fixed) if c.startswith("PR1")]  # parses
+
+
+def test_if_as_a_fact_name_is_a_reserved_word():
+    assert codes("protocol P\nfact if: boolean\n") == ["PR106"]
+
+
 def test_a_misspelt_item_keyword_gets_a_did_you_mean():
     d = only(HEAD + 'inclusoin I1 "a": pregnant\n', "PR101")
     assert d.help == "did you mean `inclusion`?"

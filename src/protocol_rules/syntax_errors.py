@@ -220,6 +220,15 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
     if never:
         return never
     keyword = token.type not in _VALUE_START | {"ANY", "ALL"}
+    if token.type == "IF" and "NUMBER" in expected:  # `a or if …`: `if` binds loosest of all
+        return error(
+            "PR101",
+            "an `if … then … else …` inside another expression is written in parentheses",
+            span,
+            label="put this `if` in parentheses",
+            help="write e.g. `a or (if b then c else d)`; without parentheses `if` starts a "
+            "criterion's whole condition",
+        )
     if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
         return error(
             "PR106",
