@@ -31,7 +31,7 @@ from ..check.types import (
     Type,
 )
 from ..protocol import Protocol, parse_protocol
-from ..units import conversion, is_dimensionless
+from ..units import UnitError, conversion, is_dimensionless
 from .exact import compatible_units
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
@@ -270,10 +270,24 @@ def _converted(draw: st.DrawFn, terms: st.SearchStrategy[_Expr], vocab: _Vocabul
     if others and draw(st.booleans()):
         k = draw(st.sampled_from((1, 2, 0.5)))
         return _Expr(f"{left} {op} {_num_text(k)} * {draw(st.sampled_from(others))}", _COMPARE)
+    units = [u for u in compatible_units(target, molar_mass) if _converts(u, target)]
+    if units:  # `u < 5 'g/L' * (u / 1 'mg/dL')`: a product of units is simplified at load,
+        # but a quantity times a number the patient decides is converted at run time
+        unit, amount = draw(st.sampled_from(units)), draw(st.sampled_from(_NICE))
+        ratio = f"({_paren(term, _ATOM)} / 1 '{target}')"
+        return _Expr(f"{left} {op} {_num_text(amount)} '{unit}' * {ratio}", _COMPARE)
     unit = draw(st.sampled_from(compatible_units(target, molar_mass)))
     per_minute = f"({unit})/min" if "/" in unit or "." in unit else f"{unit}/min"
     amount, hours = draw(st.sampled_from(_NICE)), draw(st.sampled_from((1, 6, 24)))
     return _Expr(f"{left} {op} {_num_text(amount)} '{per_minute}' * {hours} hours", _COMPARE)
+
+
+def _converts(unit: str, target: str) -> bool:
+    """Whether a value in `unit` converts to `target` by a factor other than 1 (no substance)."""
+    try:
+        return not conversion(unit, target, None).is_identity
+    except UnitError:  # not convertible without a molar mass
+        return False
 
 
 def _atom(text: str) -> _Expr:
