@@ -211,6 +211,7 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
 
 
 from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+from .lsp import command as _lsp_command  # noqa: E402, F401  (registers `lsp`)
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
