@@ -125,11 +125,6 @@ try {
   check(diagnostics.includes("did you mean `age`?"), "no did-you-mean");
   check((await page.$$("#pg-backdrop mark")).length === 1, "the mistake is not underlined");
   check(state.status === "none", "a verdict despite the error");
-  if (screenshot) {
-    await page.click("#pg-diagnostics li");
-    await page.locator("#pg-app").scrollIntoViewIfNeeded();
-    await page.screenshot({ path: screenshot, fullPage: false });
-  }
 
   // fix it, and follow the share link: it carries the edited rules
   await typeInto("#pg-rules", { from: "agee between", to: "age between" });
@@ -145,6 +140,21 @@ try {
     { timeout: 60_000 },
   );
   await second.close();
+
+  // a warning does not stop the verdict: an unused fact (PR209), then the screenshot
+  await typeInto("#pg-rules", { from: "fact age:", to: "fact weight: quantity 'kg'\nfact age:" });
+  state = await answered(Number(state.answered));
+  check(state.status === "ineligible", `with a warning: ${state.status}`);
+  check((await page.textContent("#pg-diagnostics")).includes("warning[PR209]"), "no PR209");
+  if (screenshot) {
+    await page.setViewportSize({ width: 1400, height: 1250 });
+    await page.click("#pg-diagnostics li");
+    await page.evaluate(() => {
+      const top = document.getElementById("pg-app").getBoundingClientRect().top;
+      window.scrollBy(0, top - 70);
+    });
+    await page.screenshot({ path: screenshot });
+  }
 
   const outside = requests.filter(
     (url) => !url.startsWith(origin + "/") && !url.startsWith("data:") && !url.startsWith("blob:"),

@@ -17,6 +17,11 @@ async function load() {
   let start = performance.now();
   const manifest = await (await fetch(new URL("manifest.json", runtime))).json();
   const { loadPyodide } = await import(new URL("pyodide/pyodide.mjs", runtime).href);
+  // fetch the wheels while Pyodide starts
+  const wheels = Promise.all(
+    manifest.wheels.map(async (name) => (await fetch(new URL(`wheels/${name}`, runtime))).arrayBuffer()),
+  );
+  const engineText = fetch(new URL("engine.py", import.meta.url)).then((r) => r.text());
   const pyodide = await loadPyodide({
     indexURL: new URL("pyodide/", runtime).href,
     packages: [],
@@ -25,11 +30,10 @@ async function load() {
   });
   timings.pyodide = since(start);
   start = performance.now();
-  for (const name of manifest.wheels) {
-    const data = await (await fetch(new URL(`wheels/${name}`, runtime))).arrayBuffer();
+  for (const data of await wheels) {
     pyodide.unpackArchive(data, "wheel");
   }
-  const engine = await (await fetch(new URL("engine.py", import.meta.url))).text();
+  const engine = await engineText;
   timings.wheels = since(start);
   start = performance.now();
   pyodide.runPython(engine);
