@@ -10,8 +10,11 @@ let client;
 
 function serverOptions() {
   const config = vscode.workspace.getConfiguration("protocolRules");
-  const command = config.get("server.command") || "protocol-rules";
-  const args = config.get("server.args") || ["lsp"];
+  const folder = (vscode.workspace.workspaceFolders || [])[0];
+  const expand = (text) =>
+    folder ? text.replace(/\$\{workspaceFolder\}/g, folder.uri.fsPath) : text;
+  const command = expand(config.get("server.command") || "protocol-rules");
+  const args = (config.get("server.args") || ["lsp"]).map(expand);
   return { command, args, transport: TransportKind.stdio };
 }
 

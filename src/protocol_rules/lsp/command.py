@@ -12,8 +12,11 @@ from ..cli import EXIT_USAGE, cli
 @cli.command()
 @click.option("--stdio", is_flag=True, help="Talk LSP on standard input/output (the default).")
 def lsp(stdio: bool) -> None:
-    """Run the language server (LSP over stdio) for editors: diagnostics as you type, hover,
-    completion, go to definition, references, outline, formatting. Needs the ``[lsp]`` extra."""
+    """Run the language server for editors (LSP over stdio).
+
+    Diagnostics as you type, hover, completion, go to definition, references, rename, the
+    outline, formatting. Needs the ``lsp`` extra: pip install 'protocol-rules[lsp]'.
+    """
     try:
         from .server import serve
     except ImportError as exc:
