@@ -39,23 +39,45 @@ SOURCE = "protocol-rules"
 
 
 class Positions:
-    """Converts spans of the document and of other files (used libraries) to LSP ranges."""
+    """Converts offsets and spans to LSP ranges, and LSP positions to offsets.
 
-    def __init__(self, analysis: Analysis, encoding: str = "utf-16") -> None:
+    `text` is the document as the editor has it now (positions in requests are in it); the
+    analysis may be of a slightly older text (the worker has not caught up yet): its spans and
+    occurrences are converted with that text's lines.
+    """
+
+    def __init__(
+        self, analysis: Analysis, encoding: str = "utf-16", text: str | None = None
+    ) -> None:
         self.analysis = analysis
         self.encoding = encoding
-        self.lines = Lines(analysis.text, encoding)
+        self.lines = Lines(analysis.text if text is None else text, encoding)
+        same = text is None or text == analysis.text
+        self.span_lines = self.lines if same else Lines(analysis.text, encoding)
         self._others: dict[str, Lines] = {}
 
+    @property
+    def current(self) -> bool:
+        return self.span_lines is self.lines
+
     def range(self, start: int, end: int, text_lines: Lines | None = None) -> t.Range:
+        """The range of offsets into the current text (or into `text_lines`)."""
         lines = text_lines or self.lines
         a, b = lines.position(start), lines.position(end)
         return t.Range(t.Position(*a), t.Position(*b))
 
+    def doc_range(self, start: int, end: int) -> t.Range:
+        """The range of offsets into the analysed text (occurrences, spans)."""
+        return self.range(start, end, self.span_lines)
+
     def of_span(self, span) -> t.Range:  # type: ignore[no-untyped-def]
-        """The range of a span of the document or of any other source."""
-        if span.source is self.analysis.source or span.source.text == self.analysis.text:
-            return self.range(span.start, span.end)
+        """The range of a span of the document or of any other source.
+
+        A span of the document may hold an earlier `Source` of it (an item the incremental
+        parser kept): its offsets are those of the analysed text.
+        """
+        if span.source is self.analysis.source or span.source.name == self.analysis.source.name:
+            return self.doc_range(span.start, span.end)
         lines = self._others.get(span.source.name)
         if lines is None or lines.text != span.source.text:
             lines = self._others[span.source.name] = Lines(span.source.text, self.encoding)
@@ -479,7 +501,7 @@ def references(
     for occurrence in analysis.references(symbol.key):
         if occurrence.declaration and not declaration:
             continue
-        out.append(t.Location(analysis.uri, positions.range(occurrence.start, occurrence.end)))
+        out.append(t.Location(analysis.uri, positions.doc_range(occurrence.start, occurrence.end)))
     return out
 
 
@@ -491,7 +513,7 @@ def rename(
     if symbol is None or symbol.path is not None or symbol.kind in (BUILTIN, LIBRARY, METADATA):
         return None
     edits = [
-        t.TextEdit(positions.range(o.start, o.end), new_name)
+        t.TextEdit(positions.doc_range(o.start, o.end), new_name)
         for o in analysis.references(symbol.key)
     ]
     return t.WorkspaceEdit(changes={analysis.uri: edits})
@@ -583,8 +605,8 @@ def semantic_tokens(analysis: Analysis, positions: Positions) -> t.SemanticToken
         if o.declaration:
             modifiers |= 0b001
         (line, col), (end_line, end_col) = (
-            positions.lines.position(o.start),
-            positions.lines.position(o.end),
+            positions.span_lines.position(o.start),
+            positions.span_lines.position(o.end),
         )
         if end_line != line:
             continue

@@ -124,16 +124,18 @@ def analyse(
     *,
     check: bool = True,
     open_texts: dict[str, str] | None = None,
+    parser: Any = None,
 ) -> Analysis:
     """Parse `text` (the document at `path`, when it is a file), check it and index it.
 
     With `check` false only the syntax diagnostics are kept (the index does not need units).
     `open_texts` maps file paths to the text of documents open in the editor, which win over
-    the disk for used library files.
+    the disk for used library files. `parser` (an `incremental.IncrementalParser`) reuses the
+    trees of the items an edit did not touch.
     """
     name = path or uri
     source = Source(name, text)
-    syntax, diagnostics = parse(source)
+    syntax, diagnostics = parser.parse(source) if parser is not None else parse(source)
     analysis = Analysis(uri, version, text, source, syntax, list(diagnostics))
     if syntax is None:
         return analysis

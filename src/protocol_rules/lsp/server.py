@@ -24,6 +24,7 @@ from pygls.lsp.server import LanguageServer
 
 from .. import __version__
 from . import features
+from .incremental import IncrementalParser
 from .index import Analysis, analyse
 
 __all__ = ["RulesLanguageServer", "serve"]
@@ -46,6 +47,7 @@ class RulesLanguageServer(LanguageServer):
         self.analyses: dict[str, Analysis] = {}  # uri -> latest analysis
         self.good: dict[str, Analysis] = {}  # uri -> latest analysis that parsed
         self.done: dict[str, int | None] = {}  # uri -> version last published
+        self.parsers: dict[str, IncrementalParser] = {}  # uri -> its parser (worker only)
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="rules-analysis")
         self.units_ready = threading.Event()
 
@@ -92,10 +94,12 @@ class RulesLanguageServer(LanguageServer):
             return None
         path = uri_path(uri)
         open_texts = {p: v[1] for u, v in self.latest.items() if (p := uri_path(u))}
+        parser = self.parsers.setdefault(uri, IncrementalParser())
         if not self.units_ready.is_set():
-            self._store(analyse(uri, text, path, version, check=False, open_texts=open_texts))
+            first = analyse(uri, text, path, version, check=False, open_texts=open_texts)
+            self._store(first)
             self.units_ready.wait()
-        analysis = analyse(uri, text, path, version, open_texts=open_texts)
+        analysis = analyse(uri, text, path, version, open_texts=open_texts, parser=parser)
         self._store(analysis)
         self.done[uri] = version
         return analysis
@@ -123,7 +127,7 @@ class RulesLanguageServer(LanguageServer):
         )
 
     def closed(self, uri: str) -> None:
-        for table in (self.latest, self.analyses, self.good, self.done):
+        for table in (self.latest, self.analyses, self.good, self.done, self.parsers):
             table.pop(uri, None)
         self.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -136,15 +140,7 @@ class RulesLanguageServer(LanguageServer):
         if analysis.syntax is None and uri in self.good:
             analysis = self.good[uri]
         text = self.latest.get(uri, (None, analysis.text))[1]
-        current = analysis if analysis.text == text else _with_text(analysis, text)
-        return analysis, text, features.Positions(current, self.encoding)
-
-
-def _with_text(analysis: Analysis, text: str) -> Analysis:
-    """A stand-in analysis for converting positions in a newer text than the one indexed."""
-    from ..source import Source
-
-    return Analysis(analysis.uri, None, text, Source(analysis.source.name, text), None, [])
+        return analysis, text, features.Positions(analysis, self.encoding, text)
 
 
 server = RulesLanguageServer()
@@ -238,8 +234,6 @@ def document_symbol(
     if view is None:
         return None
     analysis, _, positions = view
-    if analysis.text != positions.analysis.text:
-        return None
     return features.document_symbols(analysis, positions)
 
 
@@ -251,8 +245,6 @@ def semantic_tokens(
     if view is None:
         return None
     analysis, _, positions = view
-    if analysis.text != positions.analysis.text:
-        return t.SemanticTokens(data=[])
     return features.semantic_tokens(analysis, positions)
 
 
