@@ -1,7 +1,8 @@
 // The playground in headless Chromium: serve a built docs site on 127.0.0.1, open the
-// playground, wait for the engine, edit a rule and see the verdict change, misspell a fact and
-// see the diagnostic, follow the share link; record every request and fail on any that leaves
-// the site. Prints the timings as JSON on its last line.
+// playground with the network cut off, wait for the engine, and check what a reader sees: the
+// verdict and explanation of the example patient; edit a rule and see the verdict change;
+// misspell a fact and see the diagnostic where `check` puts it; break the patient record; follow
+// the share link. Every request that leaves the site is refused and fails the test. Prints the timings as JSON on its last line.
 //
 //   node playground/browser-test.mjs SITE_DIR [SCREENSHOT.png]
 //
@@ -70,6 +71,8 @@ const context = await chromium.launchPersistentContext(profile, {
 const requests = [];
 const problems = [];
 context.on("request", (request) => requests.push(request.url()));
+// Offline: anything outside the site is refused, as if the network were down (and recorded).
+await context.route((url) => url.origin !== origin, (route) => route.abort("internetdisconnected"));
 const page = await context.newPage();
 page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
 page.on("console", (message) => {
@@ -92,6 +95,12 @@ async function answered(after) {
   return page.evaluate(() => ({ ...document.getElementById("pg-app").dataset }));
 }
 
+async function shown(selector) {
+  // The text a reader sees in an element (and that it is visible at all).
+  check(await page.isVisible(selector), `${selector} is not visible`);
+  return (await page.innerText(selector)).trim();
+}
+
 async function typeInto(selector, edit) {
   // An edit as a person makes it: change the text, then an input event, as a keystroke does.
   await page.$eval(selector, (area, change) => {
@@ -108,23 +117,35 @@ try {
   const loaded = Date.now() - started;
   check(state.ready === "true", "the engine did not load");
   check(state.status === "eligible", `the eligible example patient is ${state.status}`);
+  // what a reader sees: the verdict, the explanation of NCT04194671, no diagnostics
+  check((await shown("#pg-verdict")) === "ELIGIBLE", "the verdict does not read ELIGIBLE");
+  const explained = await shown("#pg-explanation");
+  check(explained.startsWith("NCT04194671"), `the explanation reads: ${explained.slice(0, 200)}`);
+  check(explained.includes("I1"), "the explanation does not go criterion by criterion");
+  check((await shown("#pg-diagnostics")) === "No errors or warnings.", "diagnostics on the example");
+  check((await shown("#pg-status")).startsWith("Engine ready in"), "the status line");
 
   // edit a rule: the age limit now excludes the 54-year-old patient
   await typeInto("#pg-rules", { from: "age between 18 years and 65 years", to: "age between 18 years and 50 years" });
   state = await answered(Number(state.answered));
   check(state.status === "ineligible", `after narrowing the age range: ${state.status}`);
-  const verdict = await page.textContent("#pg-verdict");
+  const verdict = await shown("#pg-verdict");
   check(verdict === "INELIGIBLE", `the verdict reads ${verdict}`);
+  check((await shown("#pg-missing")) === "Decided by I2.", "the deciding criterion is not shown");
   const timeToVerdict = Number(state.milliseconds);
 
   // a mistake: a misspelt fact gives the checker's diagnostic, with its help
   await typeInto("#pg-rules", { from: "age between 18 years and 50 years", to: "agee between 18 years and 50 years" });
   state = await answered(Number(state.answered));
-  const diagnostics = await page.textContent("#pg-diagnostics");
-  check(diagnostics.includes("error[PR201]"), `no PR201 in: ${diagnostics}`);
+  const diagnostics = await shown("#pg-diagnostics");
+  // at the line and column `protocol-rules check` gives (1-based, as in its output)
+  const before = (await page.inputValue("#pg-rules")).split("agee between")[0].split("\n");
+  const where = `${before.length}:${before[before.length - 1].length + 1}`;
+  check(diagnostics.startsWith(`error[PR201] ${where} `), `not PR201 at ${where}: ${diagnostics}`);
   check(diagnostics.includes("did you mean `age`?"), "no did-you-mean");
   check((await page.$$("#pg-backdrop mark")).length === 1, "the mistake is not underlined");
   check(state.status === "none", "a verdict despite the error");
+  check((await shown("#pg-verdict")) === "the rules have errors", "a verdict despite the error");
 
   // fix it, and follow the share link: it carries the edited rules
   await typeInto("#pg-rules", { from: "agee between", to: "age between" });
@@ -141,11 +162,22 @@ try {
   );
   await second.close();
 
+  // a broken patient record: the error is shown under the patient, and no verdict
+  const record = await page.inputValue("#pg-patient");
+  await page.fill("#pg-patient", record.slice(0, -3));
+  state = await answered(Number(state.answered));
+  check((await shown("#pg-patient-errors")).includes("not valid JSON"), "no patient error shown");
+  check((await shown("#pg-verdict")) === "the patient record has errors", "a verdict on bad JSON");
+  await page.fill("#pg-patient", record);
+  state = await answered(Number(state.answered));
+  check(state.status === "ineligible", `after mending the patient: ${state.status}`);
+
   // a warning does not stop the verdict: an unused fact (PR209), then the screenshot
   await typeInto("#pg-rules", { from: "fact age:", to: "fact weight: quantity 'kg'\nfact age:" });
   state = await answered(Number(state.answered));
   check(state.status === "ineligible", `with a warning: ${state.status}`);
-  check((await page.textContent("#pg-diagnostics")).includes("warning[PR209]"), "no PR209");
+  check((await shown("#pg-diagnostics")).includes("warning[PR209]"), "no PR209");
+  check((await shown("#pg-verdict")) === "INELIGIBLE", "a warning hid the verdict");
   if (screenshot) {
     await page.setViewportSize({ width: 1400, height: 1250 });
     await page.click("#pg-diagnostics li");
