@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from protocol_rules import lexer
 
@@ -50,3 +53,19 @@ def test_the_extension_names_its_parts() -> None:
     assert (folder / "package-lock.json").is_file(), "CI installs with npm ci"
     config = json.loads((folder / "language-configuration.json").read_text(encoding="utf-8"))
     assert config["comments"]["lineComment"] == "#"
+
+
+def test_the_language_server_without_pygls_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from protocol_rules.cli import cli
+
+    monkeypatch.delitem(sys.modules, "protocol_rules.lsp.server", raising=False)
+    monkeypatch.setitem(sys.modules, "pygls", None)  # as if it were not installed
+    result = CliRunner().invoke(cli, ["lsp"])
+    assert result.exit_code == 2
+    assert "error[PR701]: the language server needs pygls" in result.output
+    assert "help: install the lsp extra: pip install 'protocol-rules[lsp]'" in result.output
+    assert "Traceback" not in result.output

@@ -62,7 +62,9 @@ def test_the_engine_answers_diagnostics_with_javascript_offsets(engine) -> None:
 
 def test_the_engine_reports_patient_errors(engine) -> None:  # type: ignore[no-untyped-def]
     answer = json.loads(engine.run(NCT, "{"))
-    assert answer["patient_errors"][0]["message"].startswith("not valid JSON")
+    (bad,) = answer["patient_errors"]
+    assert bad["message"].startswith("not valid JSON") and bad["code"] == "PR401"
+    assert (bad["line"], bad["column"]) == (1, 2)
     answer = json.loads(engine.run(NCT, '{"as_of": "2026-03-02T08:00:00Z", "age": "old"}'))
     assert [e["code"] for e in answer["patient_errors"]] == ["PR403"]
     assert answer["patient_errors"][0]["path"] == "$.age"

@@ -67,7 +67,13 @@ def run(rules, patient):
             record = json.loads(patient)
         except json.JSONDecodeError as exc:
             answer["patient_errors"].append(
-                {"message": f"not valid JSON: {exc.msg}", "line": exc.lineno, "column": exc.colno}
+                {
+                    "code": "PR401",
+                    "message": f"not valid JSON: {exc.msg}",
+                    "line": exc.lineno,
+                    "column": exc.colno,
+                    "help": 'a patient is a JSON object such as {"age": 54}',
+                }
             )
         else:
             try:

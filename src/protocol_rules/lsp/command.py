@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ..cli import EXIT_USAGE, cli
+from ..cli import EXIT_USAGE, _print_errors, cli
+from ..diagnostics import RulesError, error
 
 
 @cli.command()
@@ -20,10 +21,19 @@ def lsp(stdio: bool) -> None:
     try:
         from .server import serve
     except ImportError as exc:
-        click.echo(
-            f"protocol-rules lsp needs pygls ({exc.name} is missing): "
-            "pip install 'protocol-rules[lsp]'",
-            err=True,
+        missing = exc.name or "pygls"
+        _print_errors(
+            RulesError(
+                [
+                    error(
+                        "PR701",
+                        f"the language server needs pygls, and `{missing}` is not installed",
+                        None,
+                        path=missing,
+                        help="install the lsp extra: pip install 'protocol-rules[lsp]'",
+                    )
+                ]
+            )
         )
         sys.exit(EXIT_USAGE)
     serve()
