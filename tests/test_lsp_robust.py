@@ -181,3 +181,32 @@ def test_random_edits_give_diagnostics_not_exceptions(changes: list) -> None:
         if analysis.syntax is not None:
             good = analysis
         every_feature(good, text, features.Positions(good, "utf-16", text))
+
+
+# --------------------------------------------------------------------------- a lagging analysis
+
+
+@settings(max_examples=min(25, settings().max_examples))
+@given(st.data())
+def test_an_older_analysis_answers_in_the_current_text(data: st.DataObject) -> None:
+    """While the newest text is not analysed yet (or does not parse), the server answers from
+    the last analysis: after a comment is added or removed anywhere, the outline, the semantic
+    tokens, the references and a rename are where a fresh analysis puts them."""
+    path = ROOT / "protocols" / "edited.rules"
+    starts = [0, *(i + 1 for i, c in enumerate(BASE[:-1]) if c == "\n")]
+    at = data.draw(st.sampled_from(starts), label="line start")
+    comment = data.draw(st.sampled_from(["# a note\n", "\n", "# é 😀\n"]), label="comment")
+    older, newer = BASE, BASE[:at] + comment + BASE[at:]
+    if data.draw(st.booleans(), label="removed instead"):
+        older, newer = newer, older
+    old = analyse(path.as_uri(), older, str(path), 1)
+    fresh = analyse(path.as_uri(), newer, str(path), 2)
+    lagging = features.Positions(old, "utf-16", newer)
+    now = features.Positions(fresh)
+    assert features.semantic_tokens(old, lagging) == features.semantic_tokens(fresh, now)
+    assert features.document_symbols(old, lagging) == features.document_symbols(fresh, now)
+    offset = newer.index("platelet_count <") + 3
+    references = features.references(old, newer, offset, lagging, True)
+    assert references and references == features.references(fresh, newer, offset, now, True)
+    renamed = features.rename(old, newer, offset, "renamed", lagging)
+    assert renamed and renamed == features.rename(fresh, newer, offset, "renamed", now)

@@ -15,6 +15,7 @@ from lsprotocol import types as t
 
 from .. import ast
 from ..diagnostics import Diagnostic
+from .incremental import common_prefix, common_suffix
 from .index import (
     BUILTIN,
     CHOICE,
@@ -42,8 +43,9 @@ class Positions:
     """Converts offsets and spans to LSP ranges, and LSP positions to offsets.
 
     `text` is the document as the editor has it now (positions in requests are in it); the
-    analysis may be of a slightly older text (the worker has not caught up yet): its spans and
-    occurrences are converted with that text's lines.
+    analysis may be of an older text (the worker has not caught up yet, or the newest text does
+    not parse). Offsets into the analysed text are then moved into the current one: those before
+    the part that changed stay, those after it move by the change in length.
     """
 
     def __init__(
@@ -52,13 +54,26 @@ class Positions:
         self.analysis = analysis
         self.encoding = encoding
         self.lines = Lines(analysis.text if text is None else text, encoding)
-        same = text is None or text == analysis.text
-        self.span_lines = self.lines if same else Lines(analysis.text, encoding)
+        old = analysis.text
+        self.current = text is None or text == old
+        self._prefix = self._unchanged_from = self._delta = 0
+        if text is not None and not self.current:
+            self._prefix = common_prefix(old, text)
+            suffix = common_suffix(old, text, min(len(old), len(text)) - self._prefix)
+            self._unchanged_from = len(old) - suffix  # old[unchanged_from:] is text's end
+            self._delta = len(text) - len(old)
         self._others: dict[str, Lines] = {}
 
-    @property
-    def current(self) -> bool:
-        return self.span_lines is self.lines
+    def moved(self, offset: int, end: bool = False) -> int | None:
+        """An offset into the analysed text as one into the current text; None when it lies in
+        the part that changed. At a pure insertion a start goes after it, an end before it."""
+        if self.current:
+            return offset
+        before = offset <= self._prefix
+        after = offset >= self._unchanged_from
+        if after and not (end and before):
+            return offset + self._delta
+        return offset if before else None
 
     def range(self, start: int, end: int, text_lines: Lines | None = None) -> t.Range:
         """The range of offsets into the current text (or into `text_lines`)."""
@@ -67,8 +82,20 @@ class Positions:
         return t.Range(t.Position(*a), t.Position(*b))
 
     def doc_range(self, start: int, end: int) -> t.Range:
-        """The range of offsets into the analysed text (occurrences, spans)."""
-        return self.range(start, end, self.span_lines)
+        """The range, in the current text, of offsets into the analysed text (spans of items
+        and declarations); a bound inside the part that changed goes to that part's edge."""
+        a, b = self.moved(start), self.moved(end, end=True)
+        a = self._prefix if a is None else a
+        b = self._unchanged_from + self._delta if b is None else b
+        return self.range(a, max(a, b))
+
+    def exact_range(self, start: int, end: int) -> t.Range | None:
+        """The range, in the current text, of a name in the analysed text; None when the name
+        lies in the part that changed (it may not be there any more)."""
+        a, b = self.moved(start), self.moved(end, end=True)
+        if a is None or b is None or b < a:
+            return None
+        return self.range(a, b)
 
     def of_span(self, span) -> t.Range:  # type: ignore[no-untyped-def]
         """The range of a span of the document or of any other source.
@@ -501,7 +528,9 @@ def references(
     for occurrence in analysis.references(symbol.key):
         if occurrence.declaration and not declaration:
             continue
-        out.append(t.Location(analysis.uri, positions.doc_range(occurrence.start, occurrence.end)))
+        where = positions.exact_range(occurrence.start, occurrence.end)
+        if where is not None:
+            out.append(t.Location(analysis.uri, where))
     return out
 
 
@@ -512,10 +541,10 @@ def rename(
     symbol, _ = symbol_at(analysis, text, offset)
     if symbol is None or symbol.path is not None or symbol.kind in (BUILTIN, LIBRARY, METADATA):
         return None
-    edits = [
-        t.TextEdit(positions.doc_range(o.start, o.end), new_name)
-        for o in analysis.references(symbol.key)
-    ]
+    places = [positions.exact_range(o.start, o.end) for o in analysis.references(symbol.key)]
+    if None in places:  # a use in the part being edited: renaming could miss or break it
+        return None
+    edits = [t.TextEdit(where, new_name) for where in places if where is not None]
     return t.WorkspaceEdit(changes={analysis.uri: edits})
 
 
@@ -604,12 +633,10 @@ def semantic_tokens(analysis: Analysis, positions: Positions) -> t.SemanticToken
         kind, modifiers = _TOKEN[symbol.kind]
         if o.declaration:
             modifiers |= 0b001
-        (line, col), (end_line, end_col) = (
-            positions.span_lines.position(o.start),
-            positions.span_lines.position(o.end),
-        )
-        if end_line != line:
+        where = positions.exact_range(o.start, o.end)
+        if where is None or where.end.line != where.start.line:
             continue
+        line, col, end_col = where.start.line, where.start.character, where.end.character
         delta_col = col - last_col if line == last_line else col
         data += [line - last_line, delta_col, end_col - col, kind, modifiers]
         last_line, last_col = line, col

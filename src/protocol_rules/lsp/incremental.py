@@ -25,7 +25,7 @@ from ..diagnostics import Diagnostic
 from ..parser import _ITEM_START, _Builder, _too_deep, parse
 from ..source import Source, Span
 
-__all__ = ["IncrementalParser"]
+__all__ = ["IncrementalParser", "common_prefix", "common_suffix"]
 
 #: Characters after an item's start that decide that it is one (`exclusion` and a boundary).
 _KEYWORD_REACH = 12
@@ -77,13 +77,13 @@ class IncrementalParser:
         old = self.text
         if old is None:
             return {}
-        common = _common_prefix(old, text)
+        common = common_prefix(old, text)
         keep: dict[tuple[int, int], tuple[ast.ProtocolFile, int | None]] = {
             (start, end): (tree, None)  # as it is: its text and all before it are unchanged
             for start, end, tree in self.chunks[:-1]  # the last one may go on in the new text
             if end + _KEYWORD_REACH <= common
         }
-        suffix = _common_suffix(old, text, min(len(old), len(text)) - common)
+        suffix = common_suffix(old, text, min(len(old), len(text)) - common)
         unchanged_from = len(old) - suffix  # old[unchanged_from:] == text[-suffix:]
         delta = len(text) - len(old)
         for start, end, tree in self.chunks:
@@ -94,7 +94,7 @@ class IncrementalParser:
         return keep
 
 
-def _common_prefix(a: str, b: str) -> int:
+def common_prefix(a: str, b: str) -> int:
     """The length of the longest common prefix (compared in slices, which is fast)."""
     low, high = 0, min(len(a), len(b))
     while low < high:
@@ -106,7 +106,7 @@ def _common_prefix(a: str, b: str) -> int:
     return low
 
 
-def _common_suffix(a: str, b: str, limit: int) -> int:
+def common_suffix(a: str, b: str, limit: int) -> int:
     """The length of the longest common suffix, at most `limit`."""
     low, high = 0, limit
     while low < high:
