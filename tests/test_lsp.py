@@ -75,6 +75,8 @@ def test_initialize_advertises_the_features(tmp_path: Path) -> None:
         "semanticTokensProvider",
         "renameProvider",
         "codeActionProvider",
+        "documentHighlightProvider",
+        "signatureHelpProvider",
     ):
         assert capabilities.get(feature), feature
     assert capabilities["textDocumentSync"]["change"] == 2  # incremental
@@ -238,6 +240,35 @@ def test_definition_and_references(client: Client, tmp_path: Path) -> None:
         {**at(uri, DEMO, "weight /", 0, 1), "context": {"includeDeclaration": False}},
     )
     assert [r["range"]["start"] for r in params] == [position(DEMO, "weight /")]
+
+
+def test_highlight_marks_every_use_and_the_declaration(client: Client, tmp_path: Path) -> None:
+    uri, _ = open_doc(client, tmp_path / "highlight.rules", DEMO)
+    marks = client.request("textDocument/documentHighlight", at(uri, DEMO, "age between", 0, 1))
+    assert [(m["range"]["start"], m["kind"]) for m in marks] == [
+        (position(DEMO, "age:"), 3),  # write: the declaration
+        (position(DEMO, "age between"), 2),  # read
+        (position(DEMO, "age, female"), 2),
+    ]
+
+
+def test_signature_help_while_typing_a_call(client: Client, tmp_path: Path) -> None:
+    uri, _ = open_doc(client, tmp_path / "signature.rules", DEMO)
+    typing = DEMO + '\nexclusion E3 "Low (very low) eGFR, or":\n  ckd_epi_2021(creatinine, '
+    client.change(uri, 2, typing)
+    client.diagnostics(uri, 2)  # a syntax error: the call is not finished
+    where = {"textDocument": {"uri": uri}, "position": position(typing, "creatinine, ", 1, 12)}
+    help_ = client.request("textDocument/signatureHelp", where)
+    (signature,) = help_["signatures"]
+    assert signature["label"].startswith("ckd_epi_2021(creatinine: quantity 'mg/dL', age:")
+    assert help_["activeParameter"] == 1
+    assert signature["parameters"][1]["label"] == "age: quantity 'a'"
+    assert "Inker LA" in signature["documentation"]
+    own = client.request("textDocument/signatureHelp", at(uri, DEMO, "body_mass(70", 0, 10))
+    assert own["signatures"][0]["label"].startswith("body_mass(weight: quantity 'kg'")
+    assert own["activeParameter"] == 0
+    outside = client.request("textDocument/signatureHelp", at(uri, DEMO, "platelet_count <", 0, 3))
+    assert outside is None
 
 
 def test_rename(client: Client, tmp_path: Path) -> None:

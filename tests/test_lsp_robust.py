@@ -154,6 +154,8 @@ def every_feature(analysis: Analysis, text: str, positions: features.Positions) 
             features.definition(analysis, text, offset, positions)
             features.references(analysis, text, offset, positions, True)
             features.rename(analysis, text, offset, "renamed", positions)
+            features.highlights(analysis, text, offset, positions)
+            features.signature_help(analysis, text, offset)
 
 
 def test_the_base_of_the_random_edits_is_clean() -> None:
@@ -181,6 +183,17 @@ def test_random_edits_give_diagnostics_not_exceptions(changes: list) -> None:
         if analysis.syntax is not None:
             good = analysis
         every_feature(good, text, features.Positions(good, "utf-16", text))
+
+
+def test_signature_help_knows_builtins_and_skips_strings_and_units() -> None:
+    path = ROOT / "protocols" / "edited.rules"
+    analysis = analyse(path.as_uri(), BASE, str(path), 1)
+    typed = BASE + "\n  or max(urine_output over last 6 hours, ')' \"(\" # (\n"
+    found = features.signature_help(analysis, typed, len(typed))
+    assert found is not None and found.signatures[0].label.startswith("max(W)")
+    assert found.active_parameter is None  # a built-in's signature has no parameter list
+    assert features.open_call(typed, len(typed)) == ("max", 1)
+    assert features.open_call(BASE, BASE.index("18 years")) is None
 
 
 # --------------------------------------------------------------------------- a lagging analysis

@@ -548,6 +548,76 @@ def rename(
     return t.WorkspaceEdit(changes={analysis.uri: edits})
 
 
+def highlights(
+    analysis: Analysis, text: str, offset: int, positions: Positions
+) -> list[t.DocumentHighlight]:
+    """Every place in the document of the name under the cursor (its declaration as a write)."""
+    symbol, _ = symbol_at(analysis, text, offset)
+    if symbol is None:
+        return []
+    out = []
+    for o in analysis.references(symbol.key):
+        where = positions.exact_range(o.start, o.end)
+        if where is not None:
+            kind = t.DocumentHighlightKind.Write if o.declaration else t.DocumentHighlightKind.Read
+            out.append(t.DocumentHighlight(where, kind))
+    return out
+
+
+_HIDDEN = re.compile(r"\"[^\"\n]*(?:\"|$)|'[^'\n]*(?:'|$)|#[^\n]*", re.MULTILINE)
+_CALLEE = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)\s*$")
+
+
+def open_call(text: str, offset: int) -> tuple[str, int] | None:
+    """The function whose call the cursor is in (`name(a, |`), and which argument (from 0)."""
+    from ..parser import _ITEM_START
+
+    begin = max((m.start(1) for m in _ITEM_START.finditer(text, 0, offset)), default=0)
+    # strings, units and comments hold no call: blank them (same length, same offsets)
+    segment = _HIDDEN.sub(lambda m: " " * len(m.group()), text[begin:offset])
+    depth = commas = 0
+    for i in range(len(segment) - 1, -1, -1):
+        c = segment[i]
+        if c in ")]}":
+            depth += 1
+        elif c in "[{" and depth:
+            depth -= 1
+        elif c == "(":
+            if depth == 0:
+                callee = _CALLEE.search(segment, 0, i)
+                return (callee.group(1), commas) if callee else None
+            depth -= 1
+        elif c == "," and depth == 0:
+            commas += 1
+    return None
+
+
+def signature_help(analysis: Analysis, text: str, offset: int) -> t.SignatureHelp | None:
+    """The signature of the function being called, its current parameter highlighted."""
+    call = open_call(text, offset)
+    if call is None:
+        return None
+    name, argument = call
+    key = analysis.functions.get(name)
+    symbol = analysis.symbols.get(key) if key else None
+    node = symbol.node if symbol is not None else None
+    if isinstance(node, ast.Define) and node.params is not None:
+        label = signature(node)
+        params = [f"{p.name}: {type_text(p.type)}" for p in node.params]
+        doc = node.note
+    elif name in BUILTINS:
+        label, params, doc = BUILTINS[name].signature, [], BUILTINS[name].doc
+    else:
+        return None
+    info = t.SignatureInformation(
+        label,
+        documentation=doc,
+        parameters=[t.ParameterInformation(label=p) for p in params] or None,
+    )
+    active = min(argument, len(params) - 1) if params else None
+    return t.SignatureHelp([info], active_signature=0, active_parameter=active)
+
+
 # --------------------------------------------------------------------------- outline
 
 

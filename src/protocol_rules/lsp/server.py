@@ -226,6 +226,30 @@ def rename(ls: RulesLanguageServer, params: t.RenameParams) -> t.WorkspaceEdit |
     return features.rename(analysis, text, offset, params.new_name, positions)
 
 
+@server.feature(t.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+def document_highlight(
+    ls: RulesLanguageServer, params: t.DocumentHighlightParams
+) -> list[t.DocumentHighlight] | None:
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    analysis, text, positions = view
+    return features.highlights(analysis, text, positions.offset(params.position), positions)
+
+
+@server.feature(
+    t.TEXT_DOCUMENT_SIGNATURE_HELP, t.SignatureHelpOptions(trigger_characters=["(", ","])
+)
+def signature_help(
+    ls: RulesLanguageServer, params: t.SignatureHelpParams
+) -> t.SignatureHelp | None:
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    analysis, text, positions = view
+    return features.signature_help(analysis, text, positions.offset(params.position))
+
+
 @server.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 def document_symbol(
     ls: RulesLanguageServer, params: t.DocumentSymbolParams
