@@ -68,6 +68,10 @@ const context = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1400, height: 1000 },
 });
 
+// Generous limits: CI machines are small and busy (starting Pyodide takes 20-40 s under load).
+context.setDefaultTimeout(120_000);
+context.setDefaultNavigationTimeout(120_000);
+
 const requests = [];
 const problems = [];
 context.on("request", (request) => requests.push(request.url()));
@@ -90,7 +94,7 @@ async function answered(after) {
   await page.waitForFunction(
     (n) => Number(document.getElementById("pg-app").dataset.answered || 0) > n,
     after,
-    { timeout: 180_000 },
+    { timeout: 420_000 },  // starting Pyodide on a loaded 2-CPU CI machine
   );
   return page.evaluate(() => ({ ...document.getElementById("pg-app").dataset }));
 }
@@ -158,7 +162,7 @@ try {
   await second.waitForFunction(
     () => document.getElementById("pg-rules").value.includes("18 years and 50 years"),
     null,
-    { timeout: 60_000 },
+    { timeout: 180_000 },
   );
   await second.close();
 
