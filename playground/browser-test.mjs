@@ -91,8 +91,13 @@ function check(condition, message) {
 }
 
 async function answered(after) {
+  // The answer to the latest edit (an earlier edit's answer may still be on its way).
   await page.waitForFunction(
-    (n) => Number(document.getElementById("pg-app").dataset.answered || 0) > n,
+    (n) => {
+      const data = document.getElementById("pg-app").dataset;
+      const got = Number(data.answered || 0);
+      return got > n && got >= Number(data.sent || 0);
+    },
     after,
     { timeout: 420_000 },  // starting Pyodide on a loaded 2-CPU CI machine
   );

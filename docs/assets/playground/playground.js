@@ -178,6 +178,7 @@ function evaluate() {
   if (!worker) return;
   sent += 1;
   worker.postMessage({ id: sent, rules: rules.value, patient: patient.value });
+  root.dataset.sent = String(sent); // the answer to this one is the one that counts
 }
 
 function showSpan(d) {
