@@ -248,6 +248,7 @@ def _read_as_written(path: str) -> str:
 
 
 from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+from .lsp import command as _lsp_command  # noqa: E402, F401  (registers `lsp`)
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:

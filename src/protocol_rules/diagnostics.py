@@ -133,6 +133,8 @@ CODES: dict[str, str] = {
     "PR511": "fact in the wrong table of the layout",
     "PR512": "patient listed twice in the patients table",
     "PR513": "observations of a patient not in the patients table",
+    # editors
+    "PR701": "the language server needs the `[lsp]` extra (pygls)",
 }
 
 
