@@ -211,6 +211,7 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
 
 
 from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+from . import cli_tools  # noqa: E402, F401  (registers `test`, `lint` and `diff`)
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:

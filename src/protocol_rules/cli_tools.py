@@ -1,0 +1,131 @@
+"""The authoring commands, `test`, `lint` and `diff`, on the `protocol-rules` group (see `cli`).
+
+Exit codes, as for `check`: 0 when nothing was found (every case passed and coverage reached
+`--fail-under`; no lint finding; the two protocols mean the same), 1 when something was (or a
+file is bad), 2 on a usage or internal error. Z3 is imported only by `lint` and `diff`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import EXIT_FINDINGS, EXIT_USAGE, _load, _print_errors, cli
+from .diagnostics import RulesError, error
+from .render.diagnostics import use_color
+
+JSON_VERSION = "1.0"
+
+
+@cli.command(name="test")
+@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("tests", required=False, type=click.Path(dir_okay=False))
+@click.option("--coverage", "show_coverage", is_flag=True, help="Report what the cases reach.")
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    metavar="PCT",
+    help="Exit 1 when the coverage is below PCT percent (implies --coverage).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def test_command(
+    protocol: str, tests: str | None, show_coverage: bool, fail_under: float | None, fmt: str
+) -> None:
+    """Run the test cases of PROTOCOL (from TESTS, by default NAME.tests.toml beside it)."""
+    from .tools.coverage import coverage, coverage_text
+    from .tools.runner import failure_text, run_tests, summary_text
+    from .tools.testfile import load_tests, tests_path_for
+
+    rules = _load(protocol)
+    path = Path(tests) if tests else tests_path_for(protocol)
+    if not tests and not path.exists():
+        _print_errors(
+            RulesError(
+                [
+                    error(
+                        "PR634",
+                        f"no tests file for `{protocol}`: `{path}` does not exist",
+                        None,
+                        path=str(path),
+                        help="write the cases in that file (docs/testing-rules.md), or name "
+                        "the tests file: `protocol-rules test PROTOCOL TESTS`",
+                    )
+                ]
+            )
+        )
+        raise SystemExit(EXIT_FINDINGS)
+    try:
+        suite = load_tests(path, rules)
+    except RulesError as exc:
+        _print_errors(exc)
+        raise SystemExit(EXIT_FINDINGS) from None
+    results = run_tests(rules, suite)
+    failed = [r for r in results if not r.passed]
+    cov = None
+    if show_coverage or fail_under is not None:
+        cov = coverage(rules._program, results, protocol)
+    below = cov is not None and fail_under is not None and cov.percent < fail_under
+    if fmt == "json":
+        click.echo(json.dumps(_test_json(protocol, suite.path, results, cov), indent=2))
+    else:
+        for r in failed:
+            click.echo(failure_text(r) + "\n")
+        click.echo(f"{suite.path}: {summary_text(results)}")
+        if cov is not None:
+            click.echo("\n" + coverage_text(cov))
+    if below:
+        assert cov is not None and fail_under is not None
+        click.echo(f"coverage {cov.percent:.1f}% is below --fail-under {fail_under:g}%", err=True)
+    raise SystemExit(EXIT_FINDINGS if failed or below else 0)
+
+
+def _test_json(protocol: str, tests: str, results: list, cov: object) -> dict[str, object]:
+    out: dict[str, object] = {
+        "version": JSON_VERSION,
+        "protocol": protocol,
+        "tests": tests,
+        "passed": sum(r.passed for r in results),
+        "failed": sum(not r.passed for r in results),
+        "cases": [
+            {
+                "name": r.case.name,
+                "passed": r.passed,
+                "status": r.record.result.status.value if r.record else None,
+                "refused": [d.code for d in r.refused.diagnostics] if r.refused else None,
+                "mismatches": [
+                    {"what": m.what, "expected": m.expected, "got": m.got} for m in r.mismatches
+                ],
+            }
+            for r in results
+        ],
+    }
+    if cov is not None:
+        out["coverage"] = cov.to_dict()  # type: ignore[attr-defined]
+    return out
+
+
+def _require_z3() -> None:
+    try:
+        import z3  # noqa: F401
+    except ImportError:
+        _print_errors(
+            RulesError(
+                [
+                    error(
+                        "PR640",
+                        "`lint` and `diff` need the Z3 solver, which is not installed",
+                        None,
+                        help="pip install 'protocol-rules[lint]'",
+                    )
+                ]
+            )
+        )
+        raise SystemExit(EXIT_USAGE) from None
+
+
+_ = (sys, use_color)
