@@ -128,4 +128,46 @@ def _require_z3() -> None:
         raise SystemExit(EXIT_USAGE) from None
 
 
-_ = (sys, use_color)
+@cli.command(name="lint")
+@click.argument("protocols", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--as-of", "as_of", metavar="ISO", help="The as_of of the witnesses.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time limit of each question to the solver.",
+)
+def lint_command(protocols: tuple[str, ...], fmt: str, as_of: str | None, timeout: float) -> None:
+    """Prove what no test shows: criteria that can never be met, contradictions, redundant
+    operands, thresholds outside a declared range. Exit 1 if anything is found."""
+    _require_z3()
+    from .tools.lint import lint, lint_dict, lint_text
+
+    seconds = _as_of_seconds(as_of)
+    reports = []
+    for path in protocols:
+        rules = _load(path)
+        reports.append(lint(rules, as_of=seconds, timeout_ms=int(timeout * 1000)))
+    if fmt == "json":
+        payload = {"version": JSON_VERSION, "protocols": [lint_dict(r) for r in reports]}
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        color = use_color(sys.stdout)
+        click.echo("\n\n".join(lint_text(r, color) for r in reports))
+    raise SystemExit(0 if all(r.clean for r in reports) else EXIT_FINDINGS)
+
+
+def _as_of_seconds(as_of: str | None) -> float | None:
+    if as_of is None:
+        return None
+    from .facts import Invalid, parse_instant
+
+    try:
+        return parse_instant(as_of, "a datetime")
+    except Invalid as exc:
+        raise click.BadParameter(exc.message, param_hint="--as-of") from None
