@@ -171,3 +171,60 @@ def _as_of_seconds(as_of: str | None) -> float | None:
         return parse_instant(as_of, "a datetime")
     except Invalid as exc:
         raise click.BadParameter(exc.message, param_hint="--as-of") from None
+
+
+@cli.command(name="diff")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--population",
+    metavar="DATA",
+    type=click.Path(),
+    help="Screen DATA with both versions and count the patients whose status changes.",
+)
+@click.option(
+    "--as-of", "as_of", metavar="ISO", help="The as_of of the witnesses and of the screening."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time limit of each question to the solver.",
+)
+def diff_command(
+    old: str, new: str, fmt: str, population: str | None, as_of: str | None, timeout: float
+) -> None:
+    """What changes from OLD to NEW: criteria added, removed, reworded or changed in meaning,
+    with a witness patient for each change. Exit 0 when the two mean the same, 1 otherwise."""
+    _require_z3()
+    from .tools.diff import diff, diff_dict, diff_markdown, diff_text
+
+    before, after = _load(old), _load(new)
+    try:
+        report = diff(
+            before,
+            after,
+            population=population,
+            as_of=_as_of_seconds(as_of),
+            population_as_of=as_of,
+            timeout_ms=int(timeout * 1000),
+        )
+    except RulesError as exc:
+        _print_errors(exc)
+        raise SystemExit(EXIT_FINDINGS) from None
+    if fmt == "json":
+        click.echo(json.dumps(diff_dict(report), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(diff_markdown(report), nl=False)
+    else:
+        click.echo(diff_text(report))
+    raise SystemExit(0 if report.same else EXIT_FINDINGS)

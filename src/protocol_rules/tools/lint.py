@@ -832,7 +832,6 @@ def lint_text(report: LintReport, color: bool = False) -> str:
     summary = f"{report.protocol}: {n} finding{'' if n == 1 else 's'}"
     if report.silenced:
         summary += f", {len(report.silenced)} silenced"
-    summary += f" ({report.seconds:.2f} s)"
     if report.abstracted:
         summary += "\nabstracted (treated as free values): " + ", ".join(report.abstracted)
     blocks.append(summary)

@@ -86,9 +86,18 @@ class Facts:
         self.vars: dict[str, FactVar] = {}
         self.conflicts: dict[str, str] = {}  # fact name -> why its declarations differ
         self._count = 0
+        self._seen: dict[int, tuple[FactInfo, Reading]] = {}  # by id of a declaration
 
     def reading(self, info: FactInfo) -> Reading:
         """The variables `info`'s protocol reads for this fact (declared on first use)."""
+        seen = self._seen.get(id(info))
+        if seen is not None and seen[0] is info:
+            return seen[1]
+        reading = self._reading(info)
+        self._seen[id(info)] = (info, reading)
+        return reading
+
+    def _reading(self, info: FactInfo) -> Reading:
         var = self.vars.get(info.name)
         if var is None:
             var = self.vars[info.name] = self._declare(info.name, info)
