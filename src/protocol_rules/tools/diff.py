@@ -461,12 +461,17 @@ def diff_markdown(report: DiffReport) -> str:
         if report.same
         else f"The protocols **differ**: {_counts(report.criteria)}.",
         "",
-        "| criterion | change | logic | population |",
-        "| --- | --- | --- | --- |",
     ]
-    for c in report.criteria:
+    listed = [c for c in report.criteria if c.change != "unchanged"]
+    if listed:
+        lines += ["| criterion | change | logic | patients changing outcome |"]
+        lines += ["| --- | --- | --- | ---: |"]
+    for c in listed:
         pop = "" if c.population is None else str(c.population)
         lines.append(f"| {c.id} | {c.change} | {md(_logic_text(c)) or '–'} | {pop} |")
+    same = [c.id for c in report.criteria if c.change == "unchanged"]
+    if same:
+        lines += ["", f"Unchanged (same text, logic proved the same): {', '.join(same)}."]
     for c in report.criteria:
         if c.change == "unchanged":
             continue
@@ -474,8 +479,8 @@ def diff_markdown(report: DiffReport) -> str:
         assert info is not None
         lines += ["", f"## {c.id} ({c.change})", "", md(info.text)]
         if c.old is not None and c.new is not None and c.logic != IDENTICAL:
-            lines += ["", "Before:", "", "```rules", _expr(c.old), "```", "", "After:", ""]
-            lines += ["```rules", _expr(c.new), "```"]
+            lines += ["", "Before:", "", *_fenced(_expr(c.old), "rules"), "", "After:", ""]
+            lines += _fenced(_expr(c.new), "rules")
         for what in c.reworded:
             lines += ["", f"The {what} changed from", "", f"> {md(getattr(c.old, what) or '')}"]
             lines += ["", "to", "", f"> {md(getattr(c.new, what) or '')}"]
@@ -486,10 +491,14 @@ def diff_markdown(report: DiffReport) -> str:
                 f"A patient who is **{c.outcomes[0]}** before and **{c.outcomes[1]}** after "
                 f"({_confirmation(c.witness_status)}):",
                 "",
-                "```json",
-                json.dumps(c.witness, indent=2, ensure_ascii=False),
-                "```",
+                *_fenced(json.dumps(c.witness, indent=2, ensure_ascii=False), "json"),
             ]
+    if report.status_witness is not None and report.status_outcomes is not None:
+        a, b = report.status_outcomes
+        lines += ["", "## Status", "", f"A patient who is **{a}** before and **{b}** after:", ""]
+        lines += _fenced(json.dumps(report.status_witness, indent=2, ensure_ascii=False), "json")
+    elif report.statuses_equal and not report.same:
+        lines += ["", "## Status", "", "Proved: every patient gets the same status."]
     if report.facts:
         lines += [
             "",
@@ -514,6 +523,17 @@ def diff_markdown(report: DiffReport) -> str:
             lines += ["", "| before | after | patients |", "| --- | --- | ---: |"]
             lines += [f"| {a} | {b} | {n} |" for a, b, n in pop.moves]
     return "\n".join(lines) + "\n"
+
+
+def _fenced(text: str, lang: str) -> list[str]:
+    """A fenced block that the text cannot close (a fence longer than its backtick runs)."""
+    import re
+
+    from ..render.safe import printable
+
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, printable(text), fence]
 
 
 def _confirmation(status: str) -> str:
