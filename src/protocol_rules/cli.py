@@ -210,8 +210,8 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
     raise SystemExit(EXIT_FINDINGS if failed or (check_only and changed) else 0)
 
 
-from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
-from . import cli_tools  # noqa: E402, F401  (registers `test`, `lint` and `diff`)
+# registers `screen` and `convert`; `test`, `lint` and `diff`
+from . import cli_screen, cli_tools  # noqa: E402, F401
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -39,10 +39,10 @@ def test_command(
     """Run the test cases of PROTOCOL (from TESTS, by default NAME.tests.toml beside it)."""
     from .tools.coverage import coverage, coverage_text
     from .tools.runner import failure_text, run_tests, summary_text
-    from .tools.testfile import load_tests, tests_path_for
+    from .tools.testfile import load_tests, path_of_tests
 
     rules = _load(protocol)
-    path = Path(tests) if tests else tests_path_for(protocol)
+    path = Path(tests) if tests else path_of_tests(protocol)
     if not tests and not path.exists():
         _print_errors(
             RulesError(

@@ -5,11 +5,18 @@ A tests file is TOML (format version 1, described by ``schemas/tests.schema.json
     version = 1
 
     [[case]]
-    name = "young-low-egfr"
+    name = "eligible"
     as_of = 2026-03-02T08:00:00Z
+    status = "eligible"
+    patient = "patients/eligible.json"        # a JSON file beside this one, or a table:
+
+    [[case]]
+    name = "young-low-egfr"
+    base = "eligible"                         # start from that case's patient and as_of
+    without = ["lvef"]                        # facts removed (absent: unknown)
     status = "ineligible"
-    outcomes = { E9 = "met", I2 = "met" }
-    [case.patient]
+    outcomes = { E9 = "met" }                 # only the criteria listed are checked
+    [case.patient]                            # facts added or replaced
     age = 40
     baseline_egfr = 45
 
@@ -64,9 +71,10 @@ _CASE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*case[ \t]*\]\]", re.MULTILINE)
 class TestCase:
     """One case: a patient, when to evaluate it, and what the protocol must say about it.
 
-    `patient` is the record (a dict, as JSON would give it); `patient_file` the file it was
-    read from, if any. `status` or `error` (a PR4xx code the record must be refused with) is
-    set; `outcomes`, `missing` and `deciding` are checked only when given.
+    `patient` is the record (a dict, as JSON would give it), after `base` and `without`;
+    `patient_file` the file it was read from, if any. `status` or `error` (a PR4xx code the
+    record must be refused with) is set; `outcomes`, `missing` and `deciding` are checked only
+    when given.
     """
 
     __test__ = False  # not a pytest test class
@@ -97,14 +105,14 @@ class TestFile:
     source: Source
 
 
-def tests_path_for(protocol_path: str | os.PathLike[str]) -> Path:
+def path_of_tests(protocol_path: str | os.PathLike[str]) -> Path:
     """``protocols/x.rules`` -> ``protocols/x.tests.toml``."""
     path = Path(protocol_path)
     stem = path.name[: -len(".rules")] if path.name.endswith(".rules") else path.stem
     return path.with_name(stem + SUFFIX)
 
 
-def protocol_path_for(tests_path: str | os.PathLike[str]) -> Path:
+def path_of_protocol(tests_path: str | os.PathLike[str]) -> Path:
     """``protocols/x.tests.toml`` -> ``protocols/x.rules``."""
     path = Path(tests_path)
     stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
@@ -236,7 +244,7 @@ class _Reader:
         if self.diags:
             return None, self.diags
         name = self.source.name
-        target = self.folder / protocol if protocol else protocol_path_for(name)
+        target = self.folder / protocol if protocol else path_of_protocol(name)
         built = tuple(c for c in cases if c is not None)
         return TestFile(name, os.fspath(target), built, self.source), []
 

@@ -7,7 +7,7 @@ is one record. A quantity declared in another unit is converted; a declaration t
 be reconciled (another type) gets its own variables and is listed in `Facts.conflicts`.
 
 The explicit encoding (for witnesses) gives a series `observations` present-or-not
-observations, in time order, near `as_of`; the abstract one (for proofs) leaves a series to
+observations, in time order; the abstract one (for proofs) leaves a series to
 the windows that read it (see `windows`).
 """
 
@@ -177,10 +177,9 @@ class Facts:
         for j in range(1, self.k):
             before, now = out[j - 1], out[j]
             self.side.append(z3.Implies(now.present, before.present))
-            self.side.append(z3.Implies(now.present, before.at < now.at))
-        for o in out:  # near as_of, so that a witness reads well (10 years before, 1 after)
-            self.side.append(o.at >= self.as_of - real(3653 * DAY))
-            self.side.append(o.at <= self.as_of + real(366 * DAY))
+            self.side.append(z3.Implies(now.present, before.at <= now.at))
+        for o in out:
+            self.side += [o.at >= real(FIRST_DAY * DAY), o.at < real((LAST_DAY + 1) * DAY)]
         return out
 
     def _constrain(self, var: FactVar, info: FactInfo, reading: Reading | None = None) -> None:
@@ -212,16 +211,7 @@ class Facts:
 
     def _time_constraints(self, var: FactVar, t: TimeT, info: FactInfo) -> None:
         low, high = FIRST_DAY, LAST_DAY
-        if self.explicit:  # a readable witness: 130 years before as_of to 30 after
-            day = self.day_as_of()
-            if var.day is not None:
-                self.side += [var.day >= day - 47500, var.day <= day + 10960]
-            else:
-                self.side += [
-                    var.value >= self.as_of - real(47500 * DAY),
-                    var.value <= self.as_of + real(10960 * DAY),
-                ]
-        elif var.day is not None:
+        if var.day is not None:
             self.side += [var.day >= low, var.day <= high]
         else:
             self.side += [var.value >= real(low * DAY), var.value < real((high + 1) * DAY)]
