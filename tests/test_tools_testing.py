@@ -322,3 +322,54 @@ def test_the_pytest_plugin_reports_a_bad_tests_file(pytester: pytest.Pytester) -
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*error[[]PR630[]]*"])
+
+
+# --------------------------------------------------------------------------- what a user sees
+
+
+def test_an_unknown_fact_in_a_case_is_reported_at_its_key_path_and_case_line(
+    tmp_path: Path,
+) -> None:
+    protocol = write(
+        tmp_path,
+        'version = 1\n\n[[case]]\nname = "typo"\nstatus = "eligible"\n'
+        "[case.patient]\nagee = 40\npregnant = false\nlactating = false\n",
+    )
+    code, out = run("test", str(protocol))
+    assert code == 1
+    assert f"FAIL typo  ({tmp_path / 'demo.tests.toml'}:3:1)" in out
+    assert "$.agee" in out and "PR402" in out and "Traceback" not in out
+
+
+def test_coverage_lists_the_outcomes_operands_and_boundaries_no_case_reached(
+    tmp_path: Path,
+) -> None:
+    protocol = write(
+        tmp_path,
+        'version = 1\n[[case]]\nname = "adult"\nstatus = "eligible"\n'
+        "[case.patient]\nage = 40\npregnant = false\nlactating = false\n",
+    )
+    code, out = run("test", str(protocol), "--coverage")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.startswith("  I1 ")]
+    assert ["I1", "1", "-", "-", "←", "missing"] in rows  # met only: not_met, unknown never
+    assert "✗ true  ✓ false   pregnant" in out  # never seen deciding E1 while true
+    assert "age between 18 years and 65 years   ✗ low  ✗ high" in out
+    code, out = run("test", str(protocol), "--coverage", "--format", "json")
+    data = json.loads(out)["coverage"]
+    assert data["percent"] < 100
+
+
+def test_lint_and_diff_refuse_cleanly_without_z3_and_test_does_not_need_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "z3", None)  # `import z3` raises ImportError
+    for args in (["lint", str(PROTOCOL_FILE)], ["diff", str(PROTOCOL_FILE), str(PROTOCOL_FILE)]):
+        code, out = run(*args)
+        assert code == 2
+        assert "error[PR640]" in out and "protocol-rules[lint]" in out
+        assert "Traceback" not in out
+    code, out = run("test", str(PROTOCOL_FILE))
+    assert code == 0, out
