@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocol_rules import parse_protocol
 from protocol_rules.cli import cli
@@ -292,3 +294,43 @@ exclusion E2 "Rounded":
     assert {"ln", "round"} <= set(report.abstracted)
     for f in report.findings:
         assert f.witness_status in ("confirmed", "unconfirmed", "none")
+
+
+# --------------------------------------------------------------------------- laws
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    a=st.integers(-20, 120),
+    b=st.integers(-20, 120),
+    c=st.integers(-20, 120),
+)
+def test_lint_finds_an_impossible_interval_exactly_and_its_witnesses_hold(
+    a: int, b: int, c: int
+) -> None:
+    """`x > a and x < b` over a declared range 0 to 100 can be met exactly when the open
+    interval meets the range; every witness lint gives shows, under `eval`, what it claims."""
+    text = (
+        "protocol LAW\nfact x: quantity 'mg/dL' range 0 to 100\nfact y: boolean\n"
+        f"inclusion I1 \"In the interval\": x > {a} 'mg/dL' and x < {b} 'mg/dL'\n"
+        f"exclusion E1 \"High or y\": x >= {c} 'mg/dL' or y\n"
+    )
+    protocol = parse_protocol(text, "law.rules")
+    report = lint(protocol)
+    possible = a < b and a < 100 and b > 0
+    never_met = any(f.code == "PR601" and f.criteria == ("I1",) for f in report.findings)
+    assert never_met is not possible, [f.diagnostic.message for f in report.findings]
+    assert not report.undecided
+    for f in report.findings:
+        if f.code == "PR605":  # redundancy: the witness is checked by the planted tests
+            continue
+        assert f.witness_status == "confirmed", f.diagnostic.message
+        if f.code == "PR606":  # the comparison alone (an `and` may not reach it)
+            assert f.diagnostic.span is not None
+            alone = parse_protocol(
+                text.split("inclusion")[0] + f'inclusion C "c": {f.diagnostic.span.text}\n'
+            )
+            outcome = alone.evaluate(f.witness).criterion("C").outcome.value
+            assert outcome == ("met" if "always" in f.diagnostic.message else "not_met")
+        else:
+            assert _shows(f, protocol, protocol), (f.diagnostic.message, f.witness)

@@ -1,4 +1,6 @@
-"""Tools for protocol authors, over the checked IR and the interpreter (docs/authoring-tools.md).
+"""Tools for protocol authors, over the checked IR and the interpreter.
+
+Documented in docs/testing-rules.md, docs/lint.md and docs/diff.md.
 
 - `tests` and `runner`: test cases in ``NAME.tests.toml`` beside a protocol, run through the
   interpreter; `coverage` reads the evaluation record of each case (the value every node took)

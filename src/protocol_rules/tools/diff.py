@@ -417,7 +417,9 @@ def diff_text(report: DiffReport) -> str:
             state = "confirmed by eval" if c.witness_status == "confirmed" else "NOT confirmed"
             lines.append(f"            witness ({state}): {_witness(c.witness)}")
         if c.population is not None:
-            lines.append(f"            population: {c.population} patients change outcome")
+            n = c.population
+            verb = "patient changes" if n == 1 else "patients change"
+            lines.append(f"            population: {n} {verb} outcome")
     for f in report.facts:
         lines.append(f"  fact {f.change:<9} {f.name}: {f.old or '-'} -> {f.new or '-'}")
     if report.statuses_equal is False and report.status_witness is not None:

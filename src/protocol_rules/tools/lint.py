@@ -803,7 +803,9 @@ def _silencing(f: Finding, allows: list[Allow], checked: CheckedProtocol) -> str
 def _witness_note(f: Finding) -> str:
     import json
 
-    shown = json.dumps(f.witness, ensure_ascii=False) if f.witness is not None else "none found"
+    if f.witness is None:
+        return "witness: none found (the finding is a proof; no example patient shows it)"
+    shown = json.dumps(f.witness, ensure_ascii=False)
     how = {
         "confirmed": f"confirmed by eval: {f.shows}",
         "unconfirmed": "NOT confirmed by eval: inspect it before relying on it",

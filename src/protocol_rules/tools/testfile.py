@@ -64,6 +64,7 @@ _CASE_KEYS = {
     "missing",
     "deciding",
 }
+_PLURAL = {"criterion": "criteria", "fact": "facts"}
 _CASE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*case[ \t]*\]\]", re.MULTILINE)
 
 
@@ -439,12 +440,25 @@ def check_against(tests: TestFile, protocol: Protocol) -> list[Diagnostic]:
                         "PR632",
                         f"case `{case.name}` names {what} `{name}`, which "
                         f"`{protocol.id}` does not have",
-                        case.span,
+                        _name_span(tests.source, case.span, name),
                         path=tests.path,
-                        help=did_you_mean(name, known) or f"the {what}s are: {', '.join(known)}",
+                        help=did_you_mean(name, known)
+                        or f"the {_PLURAL[what]} are: {', '.join(known)}",
                     )
                 )
     return diags
+
+
+def _name_span(source: Source, header: Span, name: str) -> Span:
+    """Where a case (starting at `header`) writes `name`: as a string or as a key; else the
+    case's header."""
+    text = source.text
+    following = _CASE_HEADER.search(text, header.end)
+    end = following.start() if following else len(text)
+    quoted = re.escape(json.dumps(name))
+    pattern = re.compile(rf"{quoted}|(?<![\w\"]){re.escape(name)}(?=[ \t]*=)")
+    found = pattern.search(text, header.start, end)
+    return source.span(found.start(), found.end()) if found else header
 
 
 def load_tests(path: str | os.PathLike[str], protocol: Protocol) -> TestFile:
