@@ -373,3 +373,32 @@ def test_lint_and_diff_refuse_cleanly_without_z3_and_test_does_not_need_it(
         assert "Traceback" not in out
     code, out = run("test", str(PROTOCOL_FILE))
     assert code == 0, out
+
+
+def test_a_folder_runs_every_tests_file_in_it(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        'version = 1\n[[case]]\nname = "adult"\nstatus = "eligible"\n'
+        "[case.patient]\nage = 40\npregnant = false\nlactating = false\n",
+    )
+    (tmp_path / "other.rules").write_text(SMALL.replace("DEMO", "OTHER"), encoding="utf-8")
+    (tmp_path / "other.tests.toml").write_text(
+        'version = 1\n[[case]]\nname = "child"\nstatus = "eligible"\n[case.patient]\nage = 9\n',
+        encoding="utf-8",
+    )
+    code, out = run("test", str(tmp_path))
+    assert code == 1
+    assert "demo.tests.toml: 1 passed, 0 failed" in out
+    assert "FAIL child" in out and "other.tests.toml: 0 passed, 1 failed" in out
+    code, out = run("test", str(tmp_path), "--format", "json")
+    files = json.loads(out)["files"]
+    assert [(f["passed"], f["failed"]) for f in files] == [(1, 0), (0, 1)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = run("test", str(empty))
+    assert code == 1 and "error[PR634]" in out
+
+
+def test_the_shipped_protocols_folder_passes() -> None:
+    code, out = run("test", str(ROOT / "protocols"), "--fail-under", "100")
+    assert code == 0, out

@@ -21,7 +21,7 @@ JSON_VERSION = "1.0"
 
 
 @cli.command(name="test")
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.argument("tests", required=False, type=click.Path(dir_okay=False))
 @click.option("--coverage", "show_coverage", is_flag=True, help="Report what the cases reach.")
 @click.option(
@@ -36,29 +36,61 @@ JSON_VERSION = "1.0"
 def test_command(
     protocol: str, tests: str | None, show_coverage: bool, fail_under: float | None, fmt: str
 ) -> None:
-    """Run the test cases of PROTOCOL (from TESTS, by default NAME.tests.toml beside it)."""
+    """Run the test cases of PROTOCOL (from TESTS, by default NAME.tests.toml beside it).
+    PROTOCOL may be a folder: every NAME.tests.toml in it runs against its protocol."""
+    from .tools.testfile import SUFFIX, path_of_tests, read_tests
+
+    folder = Path(protocol)
+    if folder.is_dir():
+        if tests:
+            raise click.UsageError("TESTS cannot be given with a folder")
+        found = sorted(folder.glob("*" + SUFFIX))
+        if not found:
+            _no_tests(f"no tests file in `{protocol}`: no `*{SUFFIX}` there", folder)
+        runs = []
+        for path in found:
+            suite, diags = read_tests(path)
+            if suite is None:
+                _print_errors(RulesError(diags))
+                raise SystemExit(EXIT_FINDINGS)
+            runs.append((suite.protocol_path, path))
+    else:
+        path = Path(tests) if tests else path_of_tests(protocol)
+        if not tests and not path.exists():
+            _no_tests(f"no tests file for `{protocol}`: `{path}` does not exist", path)
+        runs = [(protocol, path)]
+    outcomes = [_test_one(p, t, show_coverage, fail_under, fmt) for p, t in runs]
+    if fmt == "json":
+        payloads = [payload for _, payload in outcomes]
+        if folder.is_dir():
+            click.echo(json.dumps({"version": JSON_VERSION, "files": payloads}, indent=2))
+        else:
+            click.echo(json.dumps(payloads[0], indent=2))
+    raise SystemExit(EXIT_FINDINGS if any(bad for bad, _ in outcomes) else 0)
+
+
+def _no_tests(message: str, path: Path) -> None:
+    diagnostic = error(
+        "PR634",
+        message,
+        None,
+        path=str(path),
+        help="write the cases in that file (docs/testing-rules.md), or name "
+        "the tests file: `protocol-rules test PROTOCOL TESTS`",
+    )
+    _print_errors(RulesError([diagnostic]))
+    raise SystemExit(EXIT_FINDINGS)
+
+
+def _test_one(
+    protocol: str, path: Path, show_coverage: bool, fail_under: float | None, fmt: str
+) -> tuple[bool, dict[str, object]]:
+    """Run one tests file; print its text report (unless JSON). (failed or below, JSON)."""
     from .tools.coverage import coverage, coverage_text
     from .tools.runner import failure_text, run_tests, summary_text
-    from .tools.testfile import load_tests, path_of_tests
+    from .tools.testfile import load_tests
 
     rules = _load(protocol)
-    path = Path(tests) if tests else path_of_tests(protocol)
-    if not tests and not path.exists():
-        _print_errors(
-            RulesError(
-                [
-                    error(
-                        "PR634",
-                        f"no tests file for `{protocol}`: `{path}` does not exist",
-                        None,
-                        path=str(path),
-                        help="write the cases in that file (docs/testing-rules.md), or name "
-                        "the tests file: `protocol-rules test PROTOCOL TESTS`",
-                    )
-                ]
-            )
-        )
-        raise SystemExit(EXIT_FINDINGS)
     try:
         suite = load_tests(path, rules)
     except RulesError as exc:
@@ -70,9 +102,7 @@ def test_command(
     if show_coverage or fail_under is not None:
         cov = coverage(rules._program, results, protocol)
     below = cov is not None and fail_under is not None and cov.percent < fail_under
-    if fmt == "json":
-        click.echo(json.dumps(_test_json(protocol, suite.path, results, cov), indent=2))
-    else:
+    if fmt != "json":
         for r in failed:
             click.echo(failure_text(r) + "\n")
         click.echo(f"{suite.path}: {summary_text(results)}")
@@ -80,8 +110,11 @@ def test_command(
             click.echo("\n" + coverage_text(cov))
     if below:
         assert cov is not None and fail_under is not None
-        click.echo(f"coverage {cov.percent:.1f}% is below --fail-under {fail_under:g}%", err=True)
-    raise SystemExit(EXIT_FINDINGS if failed or below else 0)
+        click.echo(
+            f"{suite.path}: coverage {cov.percent:.1f}% is below --fail-under {fail_under:g}%",
+            err=True,
+        )
+    return bool(failed or below), _test_json(protocol, suite.path, results, cov)
 
 
 def _test_json(protocol: str, tests: str, results: list, cov: object) -> dict[str, object]:
