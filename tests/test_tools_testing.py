@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol_rules import load_protocol, parse_protocol
 from protocol_rules.cli import cli
 from protocol_rules.tools.coverage import coverage, deciding_operands
 from protocol_rules.tools.runner import failure_text, run_tests
-from protocol_rules.tools.testfile import load_tests, parse_tests, path_of_tests
+from protocol_rules.tools.testfile import check_against, load_tests, parse_tests, path_of_tests
 
 from .conftest import PATIENTS, PROTOCOL_FILE, ROOT
 
@@ -153,6 +155,9 @@ def test_a_patient_file_relative_to_the_tests_file(tmp_path: Path) -> None:
         ('version = 1\n[[case]]\nname = "a"\nbase = "b"\nstatus = "eligible"\n', "PR631", 4),
         ('version = 1\n[[case]]\nname = "a"\npatient = "nope.json"\nstatus = "eligible"\n',
          "PR633", 4),
+        ("version = 1\ncase = 3\n", "PR631", None),
+        ('version = 1\ncase = [{ name = "a", patient = {}, status = "maybe" }]\n', "PR631", None),
+        ("", "PR631", None),
     ],
 )  # fmt: skip
 def test_a_malformed_tests_file_is_a_diagnostic_at_its_line(
@@ -402,3 +407,36 @@ def test_a_folder_runs_every_tests_file_in_it(tmp_path: Path) -> None:
 def test_the_shipped_protocols_folder_passes() -> None:
     code, out = run("test", str(ROOT / "protocols"), "--fail-under", "100")
     assert code == 0, out
+
+
+_VALID = (
+    'version = 1\nas_of = 2026-03-02T08:00:00Z\n\n[[case]]\nname = "adult"\nstatus = "eligible"\n'
+    'outcomes = { I1 = "met" }\n[case.patient]\nage = 40\npregnant = false\n\n'
+    '[[case]]\nname = "b"\nbase = "adult"\nwithout = ["age"]\nstatus = "indeterminate"\n'
+    'missing = ["age"]\n'
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cut=st.integers(0, len(_VALID)),
+    length=st.integers(0, 40),
+    insert=st.text(alphabet='[]{}="., \n#abcxyz019_-', max_size=12),
+)
+def test_a_damaged_tests_file_is_diagnostics_never_an_exception(
+    cut: int, length: int, insert: str
+) -> None:
+    """Whatever is cut from or inserted into a tests file, loading it gives a `TestFile` or
+    typed diagnostics with a known code; checking it against its protocol does too."""
+    protocol = parse_protocol(SMALL, "/nonexistent/demo.rules")
+    text = _VALID[:cut] + insert + _VALID[cut + length :]
+    tests, diags = parse_tests(text, "/nonexistent/demo.tests.toml")
+    if tests is None:
+        assert diags and {d.code for d in diags} <= {"PR630", "PR631", "PR633"}
+        for d in diags:
+            assert d.span is None or 0 <= d.span.start <= d.span.end <= len(text)
+    else:
+        assert not diags
+        for d in check_against(tests, protocol):
+            assert d.code == "PR632"
+        run_tests(protocol, tests)  # bad patient data is a failed case, not an exception

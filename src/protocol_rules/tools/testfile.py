@@ -174,7 +174,7 @@ class _Reader:
     def _case_spans(self) -> list[Span]:
         text = self.source.text
         starts = [m.start() for m in _CASE_HEADER.finditer(text)]
-        ends = [*starts[1:], len(text)]
+        ends = [*starts[1:], len(text)] if starts else []
         return [self.source.span(a, b) for a, b in zip(starts, ends, strict=True)]
 
     def _header_span(self, index: int) -> Span:
@@ -388,7 +388,8 @@ class _Reader:
                 self.diags.append(
                     error(
                         "PR633",
-                        f"the patient file `{value}` is not valid JSON: {exc.msg}",
+                        f"the patient file `{value}` is not valid JSON: {exc.msg} "
+                        f"(`{path}:{exc.lineno}:{exc.colno}`)",
                         self._key_span(i, "patient"),
                         path=f"{path}:{exc.lineno}:{exc.colno}",
                     )
