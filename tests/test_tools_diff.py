@@ -219,3 +219,14 @@ def test_cli_refuses_a_bad_protocol_with_its_diagnostic(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["diff", str(PROTOCOL_FILE), str(bad)])
     assert result.exit_code == 1
     assert "error[PR" in result.output and "Traceback" not in result.output
+
+
+def test_the_markdown_report_escapes_untrusted_criterion_text() -> None:
+    header = "protocol M\nfact age: quantity 'a' range 0 to 130\n"
+    text = '"Adult ``` <script>alert(1)</script> **x**"'
+    old = parse_protocol(f"{header}inclusion I1 {text}: age >= 18 years\n", "a.rules")
+    new = parse_protocol(f"{header}inclusion I1 {text}: age >= 21 years\n", "b.rules")
+    markdown = diff_markdown(diff(old, new))
+    assert "<script>" not in markdown
+    assert "**x**" not in markdown
+    assert markdown.count("```") % 2 == 0  # every fence opened is closed
