@@ -342,8 +342,13 @@ def test_an_unknown_fact_in_a_case_is_reported_at_its_key_path_and_case_line(
     )
     code, out = run("test", str(protocol))
     assert code == 1
-    assert f"FAIL typo  ({tmp_path / 'demo.tests.toml'}:3:1)" in out
-    assert "$.agee" in out and "PR402" in out and "Traceback" not in out
+    tests = tmp_path / "demo.tests.toml"
+    assert f"FAIL typo  ({tests}:3:1)" in out
+    assert "got the record refused:" in out
+    assert (
+        f"$.agee: error[PR402]: `agee` is not a fact this protocol declares  ({tests}:7:1)" in out
+    )
+    assert "Traceback" not in out
 
 
 def test_coverage_lists_the_outcomes_operands_and_boundaries_no_case_reached(

@@ -9,15 +9,16 @@ decided the verdict and of those that did not come out as expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from attrs import frozen
 
-from ..diagnostics import PatientDataError
+from ..diagnostics import Diagnostic, PatientDataError
 from ..render.safe import printable
 from .record import Record, evaluate_recorded
-from .testfile import TestCase, TestFile
+from .testfile import _CASE_HEADER, TestCase, TestFile
 
 if TYPE_CHECKING:
     from ..protocol import Protocol
@@ -107,6 +108,10 @@ def failure_text(result: CaseResult, where: str | None = None) -> str:
     lists = [m for m in result.mismatches if m.what in ("status", "error", "missing", "deciding")]
     criteria = [m for m in result.mismatches if m not in lists]
     for m in lists:
+        if m.what == "status" and result.refused is not None:
+            lines.append(f"  status: expected {m.expected}, got the record refused:")
+            lines += [f"    {_refusal(case, d)}" for d in result.refused.diagnostics]
+            continue
         lines.append(f"  {m.what}: expected {m.expected}, got {printable(m.got)}")
     if criteria:
         width = max(len("criterion"), *(len(m.what) for m in criteria))
@@ -128,6 +133,30 @@ def failure_text(result: CaseResult, where: str | None = None) -> str:
         names = ", ".join(m.name for m in res.missing_facts)
         lines.append(f"  missing facts: {names}")
     return "\n".join(lines)
+
+
+def _refusal(case: TestCase, d: Diagnostic) -> str:
+    """A patient-data diagnostic of a case, with where the tests file writes that fact."""
+    text = printable(f"{d.location()}: {d.severity.value}[{d.code}]: {d.message}")
+    written = _written_at(case, d.path)
+    return f"{text}  ({written})" if written else text
+
+
+def _written_at(case: TestCase, path: str | None) -> str | None:
+    """``file:line:col`` of the key a JSON path starts with, in the case's own patient table
+    (None for a patient from a file or from `base`, or a key not found)."""
+    found = re.match(r"\$\.([A-Za-z_][A-Za-z0-9_]*)", path or "")
+    if found is None or case.patient_file is not None:
+        return None
+    source = case.span.source
+    following = _CASE_HEADER.search(source.text, case.span.end)
+    end = following.start() if following else len(source.text)
+    key = re.compile(rf"(?m)(?:^[ \t]*|[{{,][ \t]*){re.escape(found[1])}[ \t]*=")
+    at = key.search(source.text, case.span.start, end)
+    if at is None:
+        return None
+    start = at.end() - len(at[0].lstrip("{, \t"))
+    return str(source.span(start, start))
 
 
 def summary_text(results: list[CaseResult]) -> str:
