@@ -230,3 +230,25 @@ def test_the_markdown_report_escapes_untrusted_criterion_text() -> None:
     assert "<script>" not in markdown
     assert "**x**" not in markdown
     assert markdown.count("```") % 2 == 0  # every fence opened is closed
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(threshold=st.integers(1, 120), op=st.sampled_from(["<", "<="]))
+def test_diff_reports_e9_changed_exactly_when_its_threshold_changes(
+    nct: Any, threshold: int, op: str
+) -> None:
+    """A random amendment of E9's eGFR threshold: changed exactly when it means another set of
+    patients, and then with a witness whose eGFR lies between the two thresholds."""
+    new_e9 = f"age < 65 years and baseline_egfr {op} {threshold} 'mL/min/{{1.73_m2}}'"
+    amended = _amended((E9, new_e9))
+    e9 = next(c for c in diff(nct, amended).criteria if c.id == "E9")
+    same = op == "<" and threshold == 60
+    assert (e9.change == "unchanged") is same, (op, threshold, e9.logic)
+    if not same:
+        assert e9.logic == "different" and e9.witness_status == "confirmed"
+        before = nct.evaluate(e9.witness).criterion("E9").outcome.value
+        after = amended.evaluate(e9.witness).criterion("E9").outcome.value
+        assert before != after
+        egfr = e9.witness["baseline_egfr"]
+        egfr = egfr["value"] if isinstance(egfr, dict) else egfr
+        assert min(threshold, 60) <= egfr <= max(threshold, 60)
