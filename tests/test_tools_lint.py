@@ -334,3 +334,15 @@ def test_lint_finds_an_impossible_interval_exactly_and_its_witnesses_hold(
             assert outcome == ("met" if "always" in f.diagnostic.message else "not_met")
         else:
             assert _shows(f, protocol, protocol), (f.diagnostic.message, f.witness)
+
+
+def test_undecided_questions_are_shown_never_silently_dropped(nct: Any) -> None:
+    import attrs
+
+    from protocol_rules.tools.lint import lint_dict, lint_text
+
+    report = attrs.evolve(lint(nct), undecided=("can E9 be met?",))
+    assert "undecided (1 question(s) the solver could not answer in time; raise --timeout)" in (
+        lint_text(report)
+    )
+    assert lint_dict(report)["undecided"] == ["can E9 be met?"]

@@ -836,6 +836,11 @@ def lint_text(report: LintReport, color: bool = False) -> str:
         summary += f", {len(report.silenced)} silenced"
     if report.abstracted:
         summary += "\nabstracted (treated as free values): " + ", ".join(report.abstracted)
+    if report.undecided:
+        summary += (
+            f"\nundecided ({len(report.undecided)} question(s) the solver could not answer "
+            "in time; raise --timeout): " + "; ".join(printable(q) for q in report.undecided)
+        )
     blocks.append(summary)
     return "\n\n".join(blocks)
 
