@@ -171,6 +171,7 @@ def equivalent_pairs(nct: Any) -> list[tuple[Any, str]]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_an_equivalence_proof_holds_for_every_generated_patient(
@@ -232,6 +233,7 @@ def test_the_markdown_report_escapes_untrusted_criterion_text() -> None:
     assert markdown.count("```") % 2 == 0  # every fence opened is closed
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(threshold=st.integers(1, 120), op=st.sampled_from(["<", "<="]))
 def test_diff_reports_e9_changed_exactly_when_its_threshold_changes(

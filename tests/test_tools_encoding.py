@@ -154,6 +154,8 @@ def _check(protocol: Any, patient: dict[str, Any]) -> None:
     assert status == "sat", ("the abstract encoding excludes a real patient", patient)
 
 
+pytestmark = pytest.mark.slow  # long property runs against the solver
+
 _SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -299,6 +299,7 @@ exclusion E2 "Rounded":
 # --------------------------------------------------------------------------- laws
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     a=st.integers(-20, 120),
