@@ -2,7 +2,8 @@
 
 Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
 Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
-``PR4xx`` patient data, ``PR5xx`` screening populations. Each code has an entry on the docs
+``PR4xx`` patient data, ``PR5xx`` screening populations, ``PR6xx`` the authoring tools
+(lint findings, test files). Each code has an entry on the docs
 site (docs/diagnostics.md).
 """
 
@@ -133,6 +134,24 @@ CODES: dict[str, str] = {
     "PR511": "fact in the wrong table of the layout",
     "PR512": "patient listed twice in the patients table",
     "PR513": "observations of a patient not in the patients table",
+    # authoring tools: lint findings (protocol-rules lint)
+    "PR601": "criterion that can never be met",
+    "PR602": "criterion that can never be not met",
+    "PR603": "inclusion that implies an exclusion",
+    "PR604": "protocol under which no patient can be eligible",
+    "PR605": "redundant sub-expression",
+    "PR606": "comparison decided by the declared range",
+    "PR607": "two inclusions that no patient meets together",
+    "PR608": "two exclusions of which every patient meets one",
+    "PR620": "malformed `# lint: allow` comment",
+    "PR621": "`# lint: allow` comment that silences nothing",
+    # authoring tools: test files, lint and diff
+    "PR630": "tests file unreadable or not TOML",
+    "PR631": "tests file does not follow the format",
+    "PR632": "unknown criterion or fact in a test case",
+    "PR633": "patient file of a test case unreadable",
+    "PR634": "no tests file beside the protocol",
+    "PR640": "`lint` and `diff` need the `[lint]` extra (z3-solver)",
     # editors
     "PR701": "the language server needs the `[lsp]` extra (pygls)",
 }
