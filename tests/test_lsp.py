@@ -24,9 +24,9 @@ protocol DEMO
 use kidney
 
 fact age: quantity 'a' range 0 to 130 "Age at screening"
-fact platelet_count: quantity '/uL'
+fact platelet_count: quantity '/uL' range 0 to 5000000
 fact aki_cause: one of prerenal, septic, other
-fact creatinine: quantity 'mg/dL'
+fact creatinine: quantity 'mg/dL' range 0 to 30
 fact female: boolean
 
 define body_mass(weight: quantity 'kg', height: quantity 'm') = weight / height ^ 2
