@@ -175,8 +175,8 @@ class _Harvester:
     def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
             if isinstance(y, ir.Const) and _is_count(x):
-                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
-                series = x.window.series
+                assert isinstance(x, ir.Aggregate)
+                series = self._window(x.window).series
                 if isinstance(series, ir.FactRef) and _number(y.value) is not None:
                     self._add("counts", series.name, float(y.value))
                 continue
@@ -201,6 +201,19 @@ class _Harvester:
                     and (other, lin) not in self.relations
                 ):
                     self.relations[(lin, other)] = None
+
+    def _window(self, node: ir.Node) -> ir.Window:
+        """The window a filtered window or a define of one reads."""
+        while True:
+            match node:
+                case ir.Filter(window=inner):
+                    node = inner
+                case ir.DefineRef(name=name) if name in self.defines:
+                    node = self.defines[name]
+                case ir.Window():
+                    return node
+                case _:  # pragma: no cover - the checker gives aggregates windows
+                    raise AssertionError(node)
 
     def _calendar_compare(self, a: ir.Node, b: ir.Node) -> None:
         """`x + 3 months <= as_of`, `x <= as_of + 7 months`, `x + 1 year < @2026-03-01`."""
