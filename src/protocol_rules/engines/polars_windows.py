@@ -48,8 +48,8 @@ from .polars_shared import DAY, Sources, is_date, merge, never, roots, shift, un
 
 #: Refusal of a `value` read by a window, aggregate or quantifier nested in its `where`.
 CORRELATED = (
-    "a window, aggregate or quantifier inside a `where` condition reads that condition's "
-    "`value` (a read per observation the engine does not screen)"
+    "it reads the `value` of the `where` it is written in (a window read once per observation "
+    "of another: the one construct the engine does not screen)"
 )
 
 
@@ -123,6 +123,7 @@ class WindowHandlers:
     def _init_windows(self) -> None:
         self.by_node: dict[int, Step] = {}
         self._frames: list[str] = []  # whose observation is under test, innermost last
+        self._readers: list[ir.Node] = []  # the readers being compiled, innermost last
 
     # ------------------------------------------------------------------ values
 
@@ -148,7 +149,7 @@ class WindowHandlers:
     def _observation_value(self, node: ir.ObservationValue, obs: bool) -> pl.Expr:
         if obs and self._frames and self._frames[-1] == "where":
             return pl.col(VALUE)
-        raise unsupported(node, CORRELATED)
+        raise unsupported(self._readers[-1] if self._readers else node, CORRELATED)
 
     # ------------------------------------------------------------------ steps
 
@@ -156,6 +157,17 @@ class WindowHandlers:
         step = self.by_node.get(id(node))
         if step is not None:
             return step
+        self._readers.append(node)
+        try:
+            step = self._new_step(node)
+        finally:
+            self._readers.pop()
+        self.steps.append(step)
+        self.by_node[id(node)] = step
+        self._keep.append(node)
+        return step
+
+    def _new_step(self, node: ir.Aggregate | ir.Quantified | ir.Consecutive) -> Step:
         window, filters = self._chain(node.window, node)
         fact = self._collection_fact(window.series, node)
         lo, hi, known = self._bounds(window)
@@ -170,11 +182,7 @@ class WindowHandlers:
         else:
             function = node.function
         column = self._name("agg")
-        step = Step(column, fact, function, lo, hi, is_date(window.end), known, stages, reader)
-        self.steps.append(step)
-        self.by_node[id(node)] = step
-        self._keep.append(node)
-        return step
+        return Step(column, fact, function, lo, hi, is_date(window.end), known, stages, reader)
 
     def _chain(self, window: ir.Node, user: ir.Node) -> tuple[ir.Window, list[ir.Filter]]:
         """The window a reader reads, and its filters innermost first (through defines)."""
@@ -338,7 +346,9 @@ def _constant_bounds(step: Step, population: Population) -> tuple[Any, Any] | No
     if population.as_of is None or not roots([step.lo, step.hi, step.bounds_known]) <= {AS_OF}:
         return None
     one = pl.DataFrame({AS_OF: [population.as_of]}, schema={AS_OF: pl.Float64})
-    lo, hi, known = one.select(step.lo, step.hi, step.bounds_known).row(0)
+    lo, hi, known = one.select(
+        step.lo.alias(":lo"), step.hi.alias(":hi"), step.bounds_known.alias(":known")
+    ).row(0)
     return (lo, hi) if known else (None, None)
 
 

@@ -65,9 +65,11 @@ def to_layout(records: Iterable[Any], problems: list[str] | None = None) -> Layo
 
 
 def _cell(wide: dict[str, list[Any]], key: str, row: int, value: Any) -> None:
-    column = wide.setdefault(key, [None] * row)
-    while len(column) < row:
-        column.append(None)
+    column = wide.get(key)
+    if column is None:
+        column = wide[key] = [None] * row
+    elif len(column) < row:
+        column.extend([None] * (row - len(column)))
     column.append(value)
 
 
