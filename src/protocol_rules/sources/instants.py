@@ -15,8 +15,8 @@ from typing import Any
 
 from ..facts import Invalid, parse_instant
 
-_DATE = r"^(\d{4})-(\d{2})-(\d{2})$"
-_DATETIME = r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(Z|[+-]\d{2}:\d{2})?$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$"
 
 
 def parse_texts(texts: Any, has_time: bool, slow: Callable[[str], float]) -> Any:
@@ -26,25 +26,44 @@ def parse_texts(texts: Any, has_time: bool, slow: Callable[[str], float]) -> Any
 
     frame = pl.DataFrame({"t": texts.cast(pl.String)})
     t = pl.col("t")
-    parts = t.str.extract_groups(_DATETIME if has_time else _DATE)
-    year = parts.struct.field("1").cast(pl.Int32)
-    # an impossible day (2026-02-30) is null here, and read by `slow` below
-    days = t.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    seconds = days.cast(pl.Int64) * 86400
-    ok = year.is_between(2, 9998) & days.is_not_null()
+
+    def number(start: int, length: int | None = None) -> pl.Expr:
+        return t.str.slice(start, length).cast(pl.Int64, strict=False)
+
+    # the shape is checked by the pattern; the fields are at fixed places; each is computed
+    # once (one column), then combined
+    fields = [
+        t.str.contains(_DATETIME if has_time else _DATE).alias("shape"),
+        number(0, 4).alias("year"),
+        # an impossible day (2026-02-30) is null here, and read by `slow` below
+        t.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64).alias("day"),
+    ]
     if has_time:
-        hour, minute = (parts.struct.field(str(i)).cast(pl.Int64) for i in (4, 5))
-        second = parts.struct.field("6").cast(pl.Int64).fill_null(0)
-        zone = parts.struct.field("7")
-        zone_hours = zone.str.slice(1, 2).cast(pl.Int64, strict=False).fill_null(0)
-        zone_minutes = zone.str.slice(4, 2).cast(pl.Int64, strict=False).fill_null(0)
-        sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
-        offset = sign * (zone_hours * 3600 + zone_minutes * 60)
+        with_seconds = t.str.slice(16, 1) == ":"
+        zone = pl.when(with_seconds).then(t.str.slice(19)).otherwise(t.str.slice(16))
+        fields += [
+            number(11, 2).alias("hour"),
+            number(14, 2).alias("minute"),
+            pl.when(with_seconds).then(number(17, 2)).otherwise(0).alias("second"),
+            zone.alias("zone"),
+        ]
+    parts = frame.select(fields)
+    seconds = pl.col("day") * 86400
+    ok = pl.col("shape") & pl.col("year").is_between(2, 9998) & pl.col("day").is_not_null()
+    if has_time:
+        hour, minute, second, zone = (pl.col(c) for c in ("hour", "minute", "second", "zone"))
+        parts = parts.with_columns(
+            zone.str.slice(1, 2).cast(pl.Int64, strict=False).fill_null(0).alias("zh"),
+            zone.str.slice(4, 2).cast(pl.Int64, strict=False).fill_null(0).alias("zm"),
+            pl.when(zone.str.starts_with("-")).then(-1).otherwise(1).alias("sign"),
+        )
+        zone_hours, zone_minutes = pl.col("zh"), pl.col("zm")
+        offset = pl.col("sign") * (zone_hours * 3600 + zone_minutes * 60)
         seconds = seconds + hour * 3600 + minute * 60 + second - offset
         ok = ok & (hour <= 23) & (minute <= 59) & (second <= 59)
         ok = ok & (zone_hours <= 23) & (zone_minutes <= 59)
-    ok = ok.fill_null(False)
-    fast = frame.select(pl.when(ok).then(seconds.cast(pl.Float64)).alias("s"), ok.alias("ok"))
+    parts = parts.with_columns(ok.fill_null(False).alias("ok"))
+    fast = parts.select(pl.when(pl.col("ok")).then(seconds.cast(pl.Float64)).alias("s"), "ok")
     out = fast.get_column("s")
     rest = frame.get_column("t").filter(
         ~fast.get_column("ok") & frame.get_column("t").is_not_null()

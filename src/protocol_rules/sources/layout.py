@@ -682,11 +682,11 @@ def _column(frame: Any, name: str) -> Any:
 
 
 def _time_map(column: Any, has_time: bool, never: bool = False) -> tuple[Any, Any]:
-    """(each distinct text of a column of dates or datetimes, its seconds; null: unreadable);
+    """(each text of a column of distinct dates or datetimes, its seconds; null: unreadable);
     "never" is `NEVER_SECONDS` for a fact declared `or never`."""
     import polars as pl
 
-    texts = column.cast(pl.String).drop_nulls().unique()
+    texts = column.cast(pl.String).drop_nulls()
     seconds = parse_texts(texts, has_time, datetime_seconds if has_time else _date_seconds)
     if never:
         seconds = pl.select(
