@@ -209,8 +209,8 @@ def test_consecutive_counts_runs_three_valued(values: Any, x: Any, run: str) -> 
 
 
 def test_anchored_windows_at_their_edges() -> None:
-    """A date end covers its whole day; a never bound gives an empty window; an infinite
-    length (`time_since` of never) reaches back to the first observation."""
+    """A date end covers its whole day; a never bound gives an empty window; a length that
+    overflows to infinity (`time_since` of never) is unknown, as `evaluate` has it."""
     protocol = parse_protocol(RULES)
     edge = [{"at": "2026-03-05T23:59:59Z", "value": 1}, {"at": "2026-03-04T00:00:00Z", "value": 1}]
     records = [
@@ -222,7 +222,7 @@ def test_anchored_windows_at_their_edges() -> None:
     ]
     frame = protocol.screen(records).frame
     assert frame.get_column("DAY").to_list() == ["met", "met", "not_met", "unknown", "not_met"]
-    assert frame.get_column("LEN").to_list() == ["met", "met", "met", "unknown", "not_met"]
+    assert frame.get_column("LEN").to_list() == ["met", "met", "unknown", "unknown", "unknown"]
     assert frame.get_column("FROM").to_list() == ["met", "not_met", "not_met", "unknown", "not_met"]
     assert_agree(protocol, records)
 

@@ -340,9 +340,10 @@ class _Compiler(CalcHandlers, WindowHandlers):
 
     def _convert(self, node: ir.Convert, obs: bool) -> pl.Expr:
         conversion = node.conversion
-        return self.expr(node.operand, obs).map_batches(
+        r = self.expr(node.operand, obs).map_batches(
             lambda s: convert(s, conversion), return_dtype=pl.Float64, is_elementwise=True
         )
+        return pl.when(r.is_finite()).then(r)  # overflowed to infinity: unknown, as evaluate
 
     def _arith(self, node: ir.Arith, obs: bool) -> pl.Expr:
         a, b = self.expr(node.left, obs), self.expr(node.right, obs)

@@ -388,10 +388,12 @@ def _reduction(function: str, tested: Callable[[pl.Expr], pl.Expr], n: pl.Expr) 
             return value.max()
         case "min":
             return value.min()
-        case "sum":
-            return value.cum_sum().last()  # left to right, as Python's sum
+        case "sum":  # left to right, as Python's sum; unknown when it overflows
+            total = value.cum_sum().last()
+            return pl.when(total.is_finite()).then(total)
         case "mean":
-            return value.cum_sum().last() / n
+            total = value.cum_sum().last()
+            return pl.when(total.is_finite()).then(total / n)
         case "latest":
             return value.last()
         case "earliest":
