@@ -38,7 +38,7 @@ RULES = ROOT / "protocols" / "nct04194671.rules"
 DATA = HERE / ".data"
 AS_OF = "2026-03-02T08:00:00Z"
 AS_OF_S = 1772438400.0  # AS_OF in seconds since the epoch
-HOUR, DAY, MONTH = 3600.0, 86400.0, 30.4375 * 86400.0
+HOUR, DAY = 3600.0, 86400.0
 CREATININE_MOLAR = 113.12  # g/mol: 1 mg/dL = 10000 / 113.12 umol/L
 BOOLEANS = [
     "informed_consent",
@@ -232,8 +232,10 @@ def hand_written(folder: Path) -> Any:
         .otherwise(pl.col("platelet_count"))
     )
     c = pl.col
-    time_since = (now - c("immunosuppression_last_change").cast(pl.Datetime("ms")).dt.epoch("ms")
-                  / 1000) / DAY  # fmt: skip
+    # `time_since(x) <= 4 months`: calendar months, x + 4 months (clamped to the month's end)
+    # on or after as_of's day
+    as_of_day = pl.lit(now).mul(1000).cast(pl.Int64).cast(pl.Datetime("ms")).dt.date()
+    recent = c("immunosuppression_last_change").dt.offset_by("4mo") >= as_of_day
     between = pl.when(c("age").is_null()).then(None).otherwise(c("age").is_between(18, 65))
     criteria = {
         "I1": (c("max_cr") > 2 * c("baseline_creatinine")) | (c("max_uo") < 0.5),
@@ -258,8 +260,7 @@ def hand_written(folder: Path) -> Any:
         "E14": c("vasculitis"),
         "E15": c("chronic_systemic_infection_history"),
         "E16": c("vasopressor_escalation_expected"),
-        "E17": (c("on_systemic_immunosuppression") & (time_since <= 4 * MONTH / DAY))
-        | c("steroid"),
+        "E17": (c("on_systemic_immunosuppression") & recent) | c("steroid"),
         "E18": (platelets < 25000) | c("severe_hematologic_abnormality"),
         "E19": c("mechanical_ventilation"),
         "E20": c("in_other_trial"),

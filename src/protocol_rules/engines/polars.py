@@ -11,12 +11,14 @@ the same missing facts — as columns, without running the interpreter per row.
   comparisons and arithmetic with a null are null. Where the interpreter's rule differs from
   polars' (``between`` with an unknown bound, ``in`` with unknown items, division by zero), the
   compile method says so explicitly.
-- Windows and aggregates are computed per node as *steps*: the series' observations are
-  filtered to ``as_of - D <= at <= as_of`` and grouped by patient, in time order (sums are
-  cumulative, as Python's ``sum`` adds left to right); the result is joined back as a column.
+- Windows and what reads them are computed per reader as *steps* (`polars_windows`): the
+  series' observations are filtered to each patient's window (anchored anywhere), through its
+  `where` filters, and grouped by patient in time order (sums are cumulative, as Python's
+  ``sum`` adds left to right); the result is joined back as a column.
 - Missing facts follow `Program._missing`: for each unknown criterion, the absent facts (and the
   series whose window is empty) reached through sub-expressions that are unknown; inside `any` /
-  `all` that is judged at the window's last observation, as the interpreter's record holds it.
+  `all` and `where` that is judged at the window's last observation, as the interpreter's
+  record holds it.
 """
 
 from __future__ import annotations
@@ -29,27 +31,23 @@ import attrs
 import polars as pl
 
 from .. import ast
-from ..calendar import CalendarDuration, shift
 from ..check import CheckedProtocol, ir
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, WindowT
-from ..diagnostics import error
 from ..numeric import LIMIT
-from ..sources.population import (
-    AS_OF,
-    AT,
-    ID,
-    NEVER_SECONDS,
-    ROW,
-    SEQ,
-    VALUE,
-    Population,
-    convert,
-)
-from . import ScreeningError
+from ..sources.population import AS_OF, ROW, VALUE, Population, convert
 from .polars_calc import CALC_HANDLERS, CalcHandlers, undecided_sources
-
-DAY = 86400.0
-Sources = dict[str, pl.Expr]  # fact -> "this fact is a missing fact reached from here"
+from .polars_shared import (
+    DAY,
+    NULL_BOOL,
+    Sources,
+    day,
+    is_date,
+    merge,
+    never,
+    shift,
+    unsupported,
+)
+from .polars_windows import Step, WindowHandlers, beside, run_window
 
 _COMPARE: dict[ast.CompareOp, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     ast.CompareOp.LT: lambda a, b: a < b,
@@ -59,40 +57,6 @@ _COMPARE: dict[ast.CompareOp, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     ast.CompareOp.EQ: lambda a, b: a == b,
     ast.CompareOp.NE: lambda a, b: a != b,
 }
-_NULL_BOOL = pl.lit(None, dtype=pl.Boolean)
-
-
-def unsupported(node: Any, why: str = "") -> ScreeningError:
-    """PR503: a construct this engine does not compile, named with its place in the file."""
-    source = getattr(node, "source", None)
-    span = getattr(source, "span", None)
-    text = " ".join(span.text.split()) if span is not None else type(node).__name__
-    return ScreeningError(
-        [
-            error(
-                "PR503",
-                f"the polars engine cannot screen `{text}` ({type(node).__name__})"
-                + (f": {why}" if why else ""),
-                span,
-                help="evaluate patients one by one with `evaluate`, or rewrite the expression",
-            )
-        ]
-    )
-
-
-@attrs.frozen
-class Step:
-    """One window read by an aggregate or a quantifier, computed over all patients at once."""
-
-    column: str  # the node's value
-    known: str  # the window is known (series known, its length and as_of known)
-    empty: str  # the window is known and holds no observation
-    fact: str
-    function: str  # an aggregate's function, or "any" / "all"
-    seconds: pl.Expr  # the window's length, per patient
-    condition: pl.Expr | None = None  # for any / all: per observation
-    last_sources: tuple[tuple[str, str, pl.Expr], ...] = ()  # (fact, column, expr) at last obs
-    calendar: CalendarDuration | None = None  # `over last 3 months`: starts at as_of - D
 
 
 @attrs.frozen
@@ -210,9 +174,10 @@ def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
 # --------------------------------------------------------------------------- the compiler
 
 
-class _Compiler(CalcHandlers):
+class _Compiler(CalcHandlers, WindowHandlers):
     """IR -> polars expressions, one method per node (see `HANDLERS`); the calculation nodes
-    are compiled by `CalcHandlers` (engines/polars_calc.py)."""
+    are compiled by `CalcHandlers` (engines/polars_calc.py), windows and what reads them by
+    `WindowHandlers` (engines/polars_windows.py)."""
 
     HANDLERS: ClassVar[dict[type, str]] = {
         ir.Const: "_const",
@@ -243,6 +208,10 @@ class _Compiler(CalcHandlers):
         ir.CalendarShift: "_calendar_shift",
         ir.CalendarCompare: "_calendar_compare",
         ir.IsNever: "_is_never",
+        # windows anchored anywhere, filters and runs (engines/polars_windows.py)
+        ir.Filter: "_filter",
+        ir.Consecutive: "_consecutive",
+        ir.ObservationValue: "_observation_value",
     }
 
     def __init__(self, checked: CheckedProtocol) -> None:
@@ -250,13 +219,13 @@ class _Compiler(CalcHandlers):
         self.facts = {f.name: f for f in checked.facts}
         self.define_bodies = {d.name: d.body for d in checked.defines}
         self.steps: list[Step | DefineStep | SetStep] = []
-        self.by_node: dict[int, Step] = {}
         self.set_columns: dict[str, str] = {}
         self._exprs: dict[tuple[int, bool, tuple[int, ...]], pl.Expr] = {}
         self._sources: dict[tuple[int, bool], Sources] = {}
         self._counter = itertools.count()
         self._keep: list[ir.Node] = []  # nodes whose id() is a cache key stay alive
         self._init_calc()
+        self._init_windows()
         for define in checked.defines:
             if isinstance(define.type, SeriesT | SetT | WindowT):
                 continue  # read through, where it is used
@@ -300,11 +269,6 @@ class _Compiler(CalcHandlers):
             raise unsupported(node, "a define of a series, set or window is read where it is used")
         return pl.col(_define_column(node.name))
 
-    def _each(self, node: ir.Each, obs: bool) -> pl.Expr:
-        if not obs:
-            raise unsupported(node, "an observation outside `any` / `all`")
-        return pl.col(VALUE)
-
     def _not(self, node: ir.Not, obs: bool) -> pl.Expr:
         return ~self.expr(node.operand, obs)
 
@@ -319,17 +283,17 @@ class _Compiler(CalcHandlers):
         left, right = self.expr(node.left, obs), self.expr(node.right, obs)
         result = _COMPARE[node.op](left, right)
         if isinstance(node.left.type, TimeT):  # any comparison with a never date is not met
-            return pl.when(_never(left) | _never(right)).then(pl.lit(False)).otherwise(result)
+            return pl.when(never(left) | never(right)).then(pl.lit(False)).otherwise(result)
         return result
 
     def _between(self, node: ir.Between, obs: bool) -> pl.Expr:
         x, low, high = (self.expr(n, obs) for n in (node.operand, node.low, node.high))
         # unknown when any of the three is, even if the known bound alone decides
         unknown = x.is_null() | low.is_null() | high.is_null()
-        result = pl.when(unknown).then(_NULL_BOOL).otherwise((low <= x) & (x <= high))
+        result = pl.when(unknown).then(NULL_BOOL).otherwise((low <= x) & (x <= high))
         if isinstance(node.operand.type, TimeT):  # never: not met, even with an unknown bound
-            never = _never(x) | _never(low) | _never(high)
-            return pl.when(never).then(pl.lit(False)).otherwise(result)
+            nowhere = never(x) | never(low) | never(high)
+            return pl.when(nowhere).then(pl.lit(False)).otherwise(result)
         return result
 
     def _in_set(self, node: ir.InSet, obs: bool) -> pl.Expr:
@@ -337,17 +301,17 @@ class _Compiler(CalcHandlers):
         if all(isinstance(i, ir.Const) for i in node.items):
             values = pl.Series([self._plain(i) for i in node.items], dtype=_dtype(node.operand))
             hit = x.is_in(values.implode())
-            return pl.when(x.is_null()).then(_NULL_BOOL).otherwise(hit ^ node.negated)
+            return pl.when(x.is_null()).then(NULL_BOOL).otherwise(hit ^ node.negated)
         items = [self.expr(i, obs) for i in node.items]
         hit = pl.any_horizontal([(x == i).fill_null(False) for i in items])
         some_unknown = pl.any_horizontal([i.is_null() for i in items])
         return (
             pl.when(x.is_null())
-            .then(_NULL_BOOL)
+            .then(NULL_BOOL)
             .when(hit)
             .then(pl.lit(not node.negated))
             .when(some_unknown)
-            .then(_NULL_BOOL)
+            .then(NULL_BOOL)
             .otherwise(pl.lit(node.negated))
         )
 
@@ -368,17 +332,18 @@ class _Compiler(CalcHandlers):
         for item in node.items:
             value = self.expr(item, obs)
             member = pl.col(column).list.contains(value)
-            hits.append(pl.when(value.is_null()).then(_NULL_BOOL).otherwise(member))
+            hits.append(pl.when(value.is_null()).then(NULL_BOOL).otherwise(member))
         combined = hits[0]
         for hit in hits[1:]:
             combined = combined & hit if node.mode is ast.ContainsMode.ALL else combined | hit
-        return pl.when(pl.col(fact).is_null()).then(_NULL_BOOL).otherwise(combined)
+        return pl.when(pl.col(fact).is_null()).then(NULL_BOOL).otherwise(combined)
 
     def _convert(self, node: ir.Convert, obs: bool) -> pl.Expr:
         conversion = node.conversion
-        return self.expr(node.operand, obs).map_batches(
+        r = self.expr(node.operand, obs).map_batches(
             lambda s: convert(s, conversion), return_dtype=pl.Float64, is_elementwise=True
         )
+        return pl.when(r.is_finite()).then(r)  # overflowed to infinity: unknown, as evaluate
 
     def _arith(self, node: ir.Arith, obs: bool) -> pl.Expr:
         a, b = self.expr(node.left, obs), self.expr(node.right, obs)
@@ -401,9 +366,6 @@ class _Compiler(CalcHandlers):
     def _negate(self, node: ir.Negate, obs: bool) -> pl.Expr:
         return -self.expr(node.operand, obs)
 
-    def _window(self, node: ir.Window, obs: bool) -> pl.Expr:
-        raise unsupported(node, "a window read other than by an aggregate or a quantifier")
-
     def _count(self, node: ir.Count, obs: bool) -> pl.Expr:
         conditions = [self.expr(c, obs) for c in node.conditions]
         true = pl.sum_horizontal([c.fill_null(False).cast(pl.Int32) for c in conditions])
@@ -415,27 +377,30 @@ class _Compiler(CalcHandlers):
                 .then(pl.lit(True))
                 .when(true + unknown < n)
                 .then(pl.lit(False))
-                .otherwise(_NULL_BOOL)
+                .otherwise(NULL_BOOL)
             )
         return (
             pl.when(true + unknown <= n)
             .then(pl.lit(True))
             .when(true > n)
             .then(pl.lit(False))
-            .otherwise(_NULL_BOOL)
+            .otherwise(NULL_BOOL)
         )
 
     def _time_since(self, node: ir.TimeSince, obs: bool) -> pl.Expr:
         # whole days from a date: `as_of` counts as its UTC date (calendar.days_since)
-        as_of = _day(pl.col(AS_OF)) if _is_date(node.operand) else pl.col(AS_OF)
+        as_of = day(pl.col(AS_OF)) if is_date(node.operand) else pl.col(AS_OF)
         return (as_of - self.expr(node.operand, obs)) / DAY
 
     def _date_shift(self, node: ir.DateShift, obs: bool) -> pl.Expr:
-        return self.expr(node.date, obs) + node.sign * self.expr(node.seconds, obs)
+        x, seconds = self.expr(node.date, obs), self.expr(node.seconds, obs)
+        # never stays never, even shifted by an infinite duration (-inf + inf would be NaN)
+        kept = pl.when(seconds.is_not_null()).then(x)
+        return pl.when(never(x)).then(kept).otherwise(x + node.sign * seconds)
 
     def _date_diff(self, node: ir.DateDiff, obs: bool) -> pl.Expr:
         left, right = self.expr(node.left, obs), self.expr(node.right, obs)
-        both = _never(left) & _never(right)  # -inf - -inf: unknown, not NaN
+        both = never(left) & never(right)  # -inf - -inf: unknown, not NaN
         return pl.when(both).then(pl.lit(None, dtype=pl.Float64)).otherwise((left - right) / DAY)
 
     # ------------------------------------------------------------------ calendar time
@@ -450,90 +415,30 @@ class _Compiler(CalcHandlers):
         return pl.col(AS_OF)
 
     def _day_of(self, node: ir.DayOf, obs: bool) -> pl.Expr:
-        return _day(self.expr(node.operand, obs))
+        return day(self.expr(node.operand, obs))
 
     def _calendar_shift(self, node: ir.CalendarShift, obs: bool) -> pl.Expr:
-        return _shift(self.expr(node.instant, obs), node.duration, node.sign)
+        return shift(self.expr(node.instant, obs), node.duration, node.sign)
 
     def _is_never(self, node: ir.IsNever, obs: bool) -> pl.Expr:
-        return _never(self.expr(node.operand, obs))
+        return never(self.expr(node.operand, obs))
 
     def _calendar_compare(self, node: ir.CalendarCompare, obs: bool) -> pl.Expr:
         since = node.since
         if not isinstance(since, ir.TimeSince):  # pragma: no cover - built that way
             raise unsupported(node)
         x = self.expr(since.operand, obs)
-        date = _is_date(since.operand)
+        date = is_date(since.operand)
         tests = []
         for op, duration in zip(node.ops, node.durations, strict=True):
-            as_of = _day(pl.col(AS_OF)) if date and not duration.has_time else pl.col(AS_OF)
-            tests.append(_COMPARE[op](as_of, _shift(x, duration, 1)))
+            as_of = day(pl.col(AS_OF)) if date and not duration.has_time else pl.col(AS_OF)
+            tests.append(_COMPARE[op](as_of, shift(x, duration, 1)))
         combined = tests[0]
         for test in tests[1:]:
             combined = combined & test
         return combined
 
     # ------------------------------------------------------------------ windows
-
-    def _aggregate(self, node: ir.Aggregate, obs: bool) -> pl.Expr:
-        return pl.col(self._step(node, node.function, None).column)
-
-    def _quantified(self, node: ir.Quantified, obs: bool) -> pl.Expr:
-        return pl.col(self._step(node, node.quantifier.value, node.condition).column)
-
-    def _step(self, node: ir.Node, function: str, condition: ir.Node | None) -> Step:
-        step = self.by_node.get(id(node))
-        if step is not None:
-            return step
-        window = self._resolve(node.window)  # type: ignore[attr-defined]
-        if not isinstance(window, ir.Window):
-            raise unsupported(node, "its window is not `series over last duration`")
-        if window.start is not None or window.end is not None:
-            raise unsupported(node, "windows anchored before an instant are not screened yet")
-        fact = self._collection_fact(window.series, node)
-        calendar = window.duration if window.duration and window.duration.months else None
-        seconds = pl.lit(0.0) if calendar else self._window_seconds(window)
-        column = self._name("agg")
-        cond_expr = None
-        last: list[tuple[str, str, pl.Expr]] = []
-        if condition is not None:
-            cond_expr = self.expr(condition, obs=True)
-            for name, reached in self.sources(condition, obs=True).items():
-                last.append((name, self._name("last"), cond_expr.is_null() & reached))
-        step = Step(
-            column,
-            column + ":known",
-            column + ":empty",
-            fact,
-            function,
-            seconds,
-            cond_expr,
-            tuple(last),
-            calendar,
-        )
-        self.steps.append(step)
-        self.by_node[id(node)] = step
-        self._keep.append(node)
-        return step
-
-    def _window_seconds(self, window: ir.Window) -> pl.Expr:
-        """The length of `series over last D` in seconds (D without calendar months)."""
-        if window.duration is None:
-            assert window.length is not None
-            return self.expr(window.length)
-        return pl.lit(window.duration.seconds, dtype=pl.Float64)
-
-    def _resolve(self, node: ir.Node) -> ir.Node:
-        """A define of a series, set or window, read through to its body."""
-        while isinstance(node, ir.DefineRef) and node.name in self.define_bodies:
-            node = self.define_bodies[node.name]
-        return node
-
-    def _collection_fact(self, node: ir.Node, user: ir.Node) -> str:
-        resolved = self._resolve(node)
-        if isinstance(resolved, ir.FactRef) and resolved.name in self.facts:
-            return resolved.name
-        raise unsupported(user, "it reads a series or set that is not a declared fact")
 
     # ------------------------------------------------------------------ missing facts
 
@@ -552,42 +457,28 @@ class _Compiler(CalcHandlers):
                 return {name: pl.lit(True)}
             case ir.DefineRef(name=name):
                 return self.sources(self.define_bodies[name])
-            case ir.Aggregate(window=window):
-                step = self._step(node, node.function, None)
-                empty = pl.col(step.empty)
-                out: Sources = {step.fact: empty}
-                _merge(out, self.sources(window), ~pl.col(step.known) & ~empty)
-                return out
-            case ir.Quantified(window=window):
-                step = self._step(node, node.quantifier.value, node.condition)
-                out = {}
-                _merge(out, self.sources(window), ~pl.col(step.known))
-                for name, column, _ in step.last_sources:
-                    _merge(out, {name: pl.col(column)}, pl.lit(True))
-                return out
-            case ir.Window(series=series, length=length):
-                out = {}
-                for child in (series, length) if length is not None else (series,):
-                    _merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
-                return out
+            case ir.Aggregate() | ir.Quantified() | ir.Consecutive():
+                return self._reader_sources(node)
+            case ir.Window() | ir.Filter():  # pragma: no cover - only readers reach windows
+                raise AssertionError(f"sources of a window outside a reader: {node!r}")
             case ir.If(condition=condition, then=then, otherwise=otherwise):
                 # as `Program._unknown_sources`: the condition, then the branch it chose
                 c = self.expr(condition, obs)
                 out = {}
-                _merge(out, self.sources(condition, obs), c.is_null())
+                merge(out, self.sources(condition, obs), c.is_null())
                 for branch, chosen in ((then, c), (otherwise, ~c)):
                     reached = chosen.fill_null(False) & self.expr(branch, obs).is_null()
-                    _merge(out, self.sources(branch, obs), reached)
-                _merge(out, undecided_sources(node, c, self.define_bodies), pl.lit(True))
+                    merge(out, self.sources(branch, obs), reached)
+                merge(out, undecided_sources(node, c, self.define_bodies), pl.lit(True))
                 return out
             case ir.FunctionCall(args=args):
                 out = {}  # a body reads no fact: what is missing is in the arguments
                 for arg in args:
-                    _merge(out, self.sources(arg, obs), self.expr(arg, obs).is_null())
+                    merge(out, self.sources(arg, obs), self.expr(arg, obs).is_null())
                 return out
         out = {}
         for child in ir.children(node):
-            _merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
+            merge(out, self.sources(child, obs), self.expr(child, obs).is_null())
         return out
 
     # ------------------------------------------------------------------ near misses
@@ -651,42 +542,6 @@ class _Compiler(CalcHandlers):
         return combined
 
 
-def _merge(out: Sources, more: Sources, guard: pl.Expr) -> None:
-    for name, reached in more.items():
-        term = guard & reached
-        out[name] = out[name] | term if name in out else term
-
-
-def _is_date(node: ir.Node) -> bool:
-    return isinstance(node.type, TimeT) and not node.type.has_time
-
-
-def _day(x: pl.Expr) -> pl.Expr:
-    """`calendar.day_of`: 00:00 UTC of the instant's day."""
-    return (x / DAY).floor() * DAY
-
-
-def _shift(x: pl.Expr, duration: CalendarDuration, sign: int) -> pl.Expr:
-    """`calendar.shift(x, duration, sign)` on seconds since the epoch."""
-    months, seconds = duration.months * sign, duration.seconds * sign
-    if not months:
-        return x + seconds
-    original = x
-    if sign < 0:
-        x = x + seconds
-    finite = x.is_finite()
-    micro = pl.when(finite).then((x * 1e6).round(0)).cast(pl.Int64)
-    moved = pl.from_epoch(micro, time_unit="us").dt.offset_by(f"{months}mo")
-    x = moved.dt.epoch("us").cast(pl.Float64) / 1e6
-    shifted = x if sign < 0 else x + seconds
-    return pl.when(finite).then(shifted).otherwise(original)  # never stays never
-
-
-def _never(x: pl.Expr) -> pl.Expr:
-    """A `never` date (minus infinity); null for unknown."""
-    return x == NEVER_SECONDS
-
-
 def _define_column(name: str) -> str:
     return f":define:{name}"
 
@@ -710,128 +565,14 @@ def _run_step(
         items = (
             population.observations[step.fact].group_by(key).agg(pl.col(VALUE).alias(step.column))
         )
-        joined = _beside(patients, items, key)
+        joined = beside(patients, items, key)
         empty = pl.lit([], dtype=joined.schema[step.column])
         return joined.with_columns(
             pl.when(pl.col(step.fact).is_not_null())
             .then(pl.col(step.column).fill_null(empty))
             .alias(step.column)
         )
-    return _run_window(step, patients, population)
-
-
-_ORDERED = {"sum", "mean", "latest", "earliest", "first_time", "last_time"}
-
-
-def _run_window(step: Step, patients: pl.DataFrame, population: Population) -> pl.DataFrame:
-    key = population.key
-    observations = population.observations[step.fact].lazy()
-    seconds = ":seconds"
-    needed: set[str] = set()
-    extra = [step.condition] if step.condition is not None else []
-    extra += [e for _, _, e in step.last_sources]
-    for e in extra:
-        needed.update(e.meta.root_names())
-    needed -= {VALUE, AT, ROW, ID, SEQ, AS_OF, seconds}
-    known = pl.col(step.fact).is_not_null() & pl.col(AS_OF).is_not_null()
-    patients = patients.with_columns(
-        (known & step.seconds.is_not_null()).fill_null(False).alias(step.known)
-    )
-    constant = population.as_of is not None and step.seconds.meta.is_literal()
-    if constant:  # one as_of, a fixed length: the window's bounds are two numbers
-        length = pl.select(step.seconds).item()
-        now = population.as_of
-        start = shift(now, step.calendar, -1) if step.calendar else now - length
-        inside = observations.filter(pl.col(AT) >= start, pl.col(AT) <= now)
-        if needed or AS_OF in _roots(extra):
-            columns = patients.lazy().select(key, AS_OF, *sorted(needed))
-            inside = inside.join(columns, on=key, how="inner")
-    else:
-        keys = patients.lazy().select(key, AS_OF, step.seconds.alias(seconds), *sorted(needed))
-        start = (
-            _shift(pl.col(AS_OF), step.calendar, -1)
-            if step.calendar
-            else pl.col(AS_OF) - pl.col(seconds)
-        )
-        inside = observations.join(keys, on=key, how="inner").filter(
-            pl.col(AT) >= start, pl.col(AT) <= pl.col(AS_OF)
-        )
-    if step.function in _ORDERED or step.last_sources:  # read in time order, ties as given
-        inside = inside.sort([key, AT, SEQ])
-    if step.condition is not None:
-        inside = inside.with_columns(step.condition.alias(":test"))
-    aggregated = (
-        inside.group_by(key)  # within a group, rows keep their order
-        .agg(
-            _reduction(step).alias(step.column),
-            pl.len().alias(":n"),
-            *(e.last().fill_null(False).alias(c) for _, c, e in step.last_sources),
-        )
-        .collect()
-    )
-    joined = _beside(patients, aggregated, key)
-    k = pl.col(step.known)
-    empty = pl.col(":n").is_null()
-    value = pl.col(step.column)
-    match step.function:
-        case "count":
-            value = value.fill_null(0)
-        case "exists":
-            value = value.fill_null(False)
-        case "any":
-            value = value.fill_null(False)
-        case "all":
-            value = value.fill_null(True)
-    fills = [
-        pl.when(k).then(value).alias(step.column),
-        (k & empty).alias(step.empty),
-        *(pl.col(c).fill_null(False).alias(c) for _, c, _ in step.last_sources),
-    ]
-    return joined.with_columns(fills).drop(":n")
-
-
-def _beside(patients: pl.DataFrame, found: pl.DataFrame, key: str) -> pl.DataFrame:
-    """`patients` with the columns of `found` (one row per key, or none) beside them; only the
-    key is joined, so the patients' own columns are not copied."""
-    aligned = patients.select(key).join(found, on=key, how="left", maintain_order="left")
-    return patients.with_columns(aligned.drop(key).get_columns())
-
-
-def _roots(exprs: list[pl.Expr]) -> set[str]:
-    out: set[str] = set()
-    for e in exprs:
-        out.update(e.meta.root_names())
-    return out
-
-
-def _reduction(step: Step) -> pl.Expr:
-    value = pl.col(VALUE)
-    match step.function:
-        case "count":
-            return pl.len().cast(pl.Float64)
-        case "exists":
-            return pl.len() > 0
-        case "max":
-            return value.max()
-        case "min":
-            return value.min()
-        case "sum":
-            return value.cum_sum().last()  # left to right, as Python's sum
-        case "mean":
-            return value.cum_sum().last() / pl.len()
-        case "latest":
-            return value.last()
-        case "earliest":
-            return value.first()
-        case "first_time":
-            return pl.col(AT).first()
-        case "last_time":
-            return pl.col(AT).last()
-        case "any":
-            return pl.col(":test").any(ignore_nulls=False)
-        case "all":
-            return pl.col(":test").all(ignore_nulls=False)
-    raise AssertionError(step.function)  # pragma: no cover
+    return run_window(step, patients, population)
 
 
 __all__ = ["CompiledProtocol", "compile_protocol", "unsupported"]

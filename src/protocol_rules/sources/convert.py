@@ -4,8 +4,10 @@ No protocol is needed: a list becomes rows of the observations table (objects wi
 ``value`` and ``unit`` for a series, bare values for a set; ``[]`` becomes the row that says
 "known and empty"), a ``{"value": …, "unit": …}`` object a value column and a ``<fact>.unit``
 column, anything else a column of its own. A column whose values are of mixed JSON types is
-written as text, and screening reports each value that does not fit its fact, as `evaluate`
-would. Nothing is converted or checked here: that is the screen's job.
+written as text; in a column of fact values, a string that the text reading would take for a
+number or a boolean (``"54"``, ``"true"``) is written as its JSON (with its quotes), so the
+screen reads it as the string it is and reports it as `evaluate` would. Nothing is converted or
+checked here: that is the screen's job.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .layout import AT_COLUMN, FACT, PATIENT_ID, UNIT, UNIT_SUFFIX, VALUE_COLUMN, Layout
+from .layout import (
+    AT_COLUMN,
+    FACT,
+    PATIENT_ID,
+    UNIT,
+    UNIT_SUFFIX,
+    VALUE_COLUMN,
+    Layout,
+    quoted,
+)
 from .records import ID_KEY, _BadLine
 
 
@@ -54,10 +65,10 @@ def to_layout(records: Iterable[Any], problems: list[str] | None = None) -> Layo
         for column in wide.values():
             if len(column) < n:
                 column.append(None)
-    patients = pl.DataFrame({k: _series(k, v) for k, v in wide.items()})
+    patients = pl.DataFrame({k: _series(k, v, _holds_facts(k)) for k, v in wide.items()})
     observations = None
     if long[PATIENT_ID]:
-        observations = pl.DataFrame({k: _series(k, v) for k, v in long.items()})
+        observations = pl.DataFrame({k: _series(k, v, k == VALUE_COLUMN) for k, v in long.items()})
         observations = observations.with_columns(
             pl.col(PATIENT_ID).cast(patients.schema[PATIENT_ID], strict=False)
         )
@@ -65,9 +76,11 @@ def to_layout(records: Iterable[Any], problems: list[str] | None = None) -> Layo
 
 
 def _cell(wide: dict[str, list[Any]], key: str, row: int, value: Any) -> None:
-    column = wide.setdefault(key, [None] * row)
-    while len(column) < row:
-        column.append(None)
+    column = wide.get(key)
+    if column is None:
+        column = wide[key] = [None] * row
+    elif len(column) < row:
+        column.extend([None] * (row - len(column)))
     column.append(value)
 
 
@@ -90,8 +103,14 @@ def _append(long: dict[str, list[Any]], *row: Any) -> None:
         long[column].append(value)
 
 
-def _series(name: str, values: list[Any]) -> Any:
-    """A typed column if the values share a JSON type, else their text."""
+def _holds_facts(column: str) -> bool:
+    """Whether a patients column holds fact values (not the id, `as_of` or units)."""
+    return column not in (PATIENT_ID, "as_of") and not column.endswith(UNIT_SUFFIX)
+
+
+def _series(name: str, values: list[Any], facts: bool = False) -> Any:
+    """A typed column if the values share a JSON type, else their text (`facts`: strings that
+    would read as another type are quoted, see `layout.quoted`)."""
     import polars as pl
 
     kinds = {_kind(v) for v in values if v is not None}
@@ -101,7 +120,13 @@ def _series(name: str, values: list[Any]) -> Any:
         return pl.Series(name, [None if v is None else float(v) for v in values], dtype=pl.Float64)
     if kinds == {"bool"}:
         return pl.Series(name, values, dtype=pl.Boolean)
-    return pl.Series(name, [_text(v) for v in values], dtype=pl.String)
+    texts = [_text(v) for v in values]
+    if facts:
+        texts = [
+            json.dumps(t, ensure_ascii=False) if isinstance(v, str) and quoted(v) else t
+            for v, t in zip(values, texts, strict=True)
+        ]
+    return pl.Series(name, texts, dtype=pl.String)
 
 
 def _kind(value: Any) -> str:

@@ -19,6 +19,7 @@ interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic `e
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -30,8 +31,9 @@ from .. import units
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
 from ..diagnostics import Diagnostic, error
 from ..engines import ScreeningError
-from ..facts import UNKNOWN, Invalid, parse_instant
+from ..facts import UNKNOWN
 from ..suggestions import did_you_mean
+from .instants import datetime_seconds, parse_texts
 from .population import (
     AS_OF,
     AT,
@@ -577,21 +579,49 @@ def _collection(fact: Any, part: Any) -> list[Any]:
     return out
 
 
+def quoted(text: str) -> bool:
+    """Whether a string must be written as its JSON (in quotes) in a text cell: the text reading
+    would take it for a number or a boolean, or it starts with a quote."""
+    if text.startswith('"') or text in ("true", "false"):
+        return True
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _unquoted(text: str) -> str | None:
+    """The string a text cell in quotes stands for (`quoted`), or None."""
+    if not (len(text) >= 2 and text.startswith('"') and text.endswith('"')):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _typed(fact: Any, value: Any) -> Any:
-    """A text cell (CSV) as the JSON value it stands for: a number or a boolean when the fact
-    holds those and the text reads as one; otherwise the text itself, for the reader to judge."""
+    """A text cell (CSV) as the JSON value it stands for: a string when it is in quotes (a
+    JSON string, see `quoted`); for a fact that does not hold text, a boolean or a number when
+    the text reads as one (a string that does is in quotes); otherwise the text itself, for the
+    reader to judge."""
     if not isinstance(value, str) or fact is None:
         return value
-    match element(fact.type):
-        case BoolT():
-            return {"true": True, "false": False}.get(value, value)
-        case NumT() | QtyT():
-            text = value.strip()
-            for parse in (int, float):
-                try:
-                    return parse(text)
-                except ValueError:
-                    continue
+    text = _unquoted(value)
+    if text is not None:
+        return text
+    if isinstance(element(fact.type), TextT | ChoiceT):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    text = value.strip()
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
     return value
 
 
@@ -651,19 +681,18 @@ def _column(frame: Any, name: str) -> Any:
     return frame.get_column(name).unique()
 
 
-def _time_map(column: Any, has_time: bool, never: bool = False) -> dict[str, float | None]:
-    """Seconds of each distinct text of a column of dates or datetimes (None: unreadable);
+def _time_map(column: Any, has_time: bool, never: bool = False) -> tuple[Any, Any]:
+    """(each text of a column of distinct dates or datetimes, its seconds; null: unreadable);
     "never" is `NEVER_SECONDS` for a fact declared `or never`."""
-    parse: Callable[[Any], float] = (
-        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
-    )
-    seen: dict[str, float | None] = {}
-    for text in column.drop_nulls().unique().to_list():
-        try:
-            seen[text] = NEVER_SECONDS if never and text == "never" else parse(text)
-        except Invalid:
-            seen[text] = None
-    return seen
+    import polars as pl
+
+    texts = column.cast(pl.String).drop_nulls()
+    seconds = parse_texts(texts, has_time, datetime_seconds if has_time else _date_seconds)
+    if never:
+        seconds = pl.select(
+            pl.when(texts == "never").then(pl.lit(NEVER_SECONDS)).otherwise(seconds)
+        ).to_series()
+    return texts, seconds
 
 
 def _exprs(
@@ -701,18 +730,32 @@ def _exprs(
             elif isinstance(kind, pl.Datetime):
                 values = raw.dt.epoch("us").cast(pl.Float64) / 1e6
             elif kind == pl.String:
-                seen = _time_map(_column(frame, name), has_time, fact.never)
+                texts, seconds = _time_map(_column(frame, name), has_time, fact.never)
                 values = (
-                    raw.replace_strict(
-                        list(seen), list(seen.values()), default=None, return_dtype=pl.Float64
-                    )
-                    if seen
+                    raw.replace_strict(texts, seconds, default=None, return_dtype=pl.Float64)
+                    if len(texts)
                     else nothing
                 )
             else:
                 values = nothing
         case TextT() | ChoiceT():
-            values = raw if kind == pl.String else nothing
+            if kind == pl.String:  # a string in quotes (`quoted`): its inside, if plain
+                inside = raw.str.slice(1, raw.str.len_chars() - 2)
+                plain = (
+                    raw.str.starts_with('"')
+                    & raw.str.ends_with('"')
+                    & (raw.str.len_chars() >= 2)
+                    & ~inside.str.contains(r'["\\]')
+                )
+                values = (
+                    pl.when(plain)
+                    .then(inside)
+                    .when(raw.str.starts_with('"'))
+                    .then(None)  # escapes: read by the reader itself
+                    .otherwise(raw)
+                )
+            else:
+                values = nothing
         case _:  # pragma: no cover - every element type is listed
             raise AssertionError(type_)
     values = values.cast(dtype(type_))
@@ -771,22 +814,8 @@ def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:
         return pl.Series(
             raw.name, [None] * len(raw), dtype=pl.Float64
         ), raw.is_not_null().arg_true().to_list()
-    parse: Callable[[Any], float] = (
-        (lambda v: parse_instant(v, "a datetime")) if has_time else _date_seconds
-    )
-    seen: dict[str, float | None] = {}
-    for text in raw.drop_nulls().unique().to_list():
-        try:
-            seen[text] = parse(text)
-        except Invalid:
-            seen[text] = None
-    values = (
-        raw.replace_strict(
-            list(seen), [seen[k] for k in seen], default=None, return_dtype=pl.Float64
-        )
-        if seen
-        else pl.Series(raw.name, [None] * len(raw), dtype=pl.Float64)
-    )
+    slow = datetime_seconds if has_time else _date_seconds
+    values = parse_texts(raw, has_time, slow).alias(raw.name)
     bad = (raw.is_not_null() & values.is_null()).arg_true().to_list()
     return values.alias(raw.name), bad
 

@@ -66,6 +66,25 @@ class Boundaries:
     #: `count(S over last D) >= N` thresholds per series: how many observations flip it.
     counts: Mapping[str, tuple[float, ...]] = field(factory=dict)
     calendars: Mapping[str, tuple[CalendarDuration, ...]] = field(factory=dict)
+    #: Per series, the edges of its windows that are not `as_of - D` (`S over last D before T`,
+    #: `S from A to B`, `S over last time_since(x)`), each an `Edge`.
+    edges: Mapping[str, tuple[Edge, ...]] = field(factory=dict)
+
+
+@frozen
+class Edge:
+    """An edge of an anchored window: the instant ``anchor + offset - seconds``.
+
+    `anchor` is a date fact's name, ``"as_of"``, or a number (epoch seconds of a literal).
+    With `since`, the edge is ``as_of - time_since(anchor)`` (a computed window length).
+    `whole_day`: the edge is a date end, which covers its whole day.
+    """
+
+    anchor: str | float
+    offset: CalendarDuration = field(factory=CalendarDuration)
+    seconds: float = 0.0
+    since: bool = False
+    whole_day: bool = False
 
 
 def element_type(type_: Type) -> Type:
@@ -93,8 +112,11 @@ class _Harvester:
     def __init__(self, defines: Mapping[str, ir.Node]) -> None:
         self.defines = defines
         self.found: dict[str, dict[str, set[Any]]] = {
-            k: {} for k in ("value", "windows", "since", "instant", "texts", "counts", "calendars")
-        }
+            k: {}
+            for k in (
+                "value", "windows", "since", "instant", "texts", "counts", "calendars", "edges",
+            )
+        }  # fmt: skip
         self.relations: dict[tuple[Linear, Linear], None] = {}
         self.each: list[Linear | None] = []
         self._busy: set[str] = set()
@@ -113,6 +135,7 @@ class _Harvester:
             frozen_("texts"),
             frozen_("counts"),
             {k: tuple(v) for k, v in self.found["calendars"].items()},
+            {k: tuple(v) for k, v in self.found["edges"].items()},
         )
 
     def _add(self, kind: str, fact: str, value: Any) -> None:
@@ -141,6 +164,9 @@ class _Harvester:
             ):
                 if _number(length) is not None:
                     self._add("windows", name, float(length))
+            case ir.Window(series=ir.FactRef(name=name)):
+                for edge in _edges(node):
+                    self._add("edges", name, edge)
             case ir.CalendarCompare(since=ir.TimeSince(operand=operand), durations=durations):
                 fact = _fact_of(operand)
                 for duration in durations if fact else ():
@@ -175,8 +201,8 @@ class _Harvester:
     def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
             if isinstance(y, ir.Const) and _is_count(x):
-                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
-                series = x.window.series
+                assert isinstance(x, ir.Aggregate)
+                series = self._window(x.window).series
                 if isinstance(series, ir.FactRef) and _number(y.value) is not None:
                     self._add("counts", series.name, float(y.value))
                 continue
@@ -201,6 +227,19 @@ class _Harvester:
                     and (other, lin) not in self.relations
                 ):
                     self.relations[(lin, other)] = None
+
+    def _window(self, node: ir.Node) -> ir.Window:
+        """The window a filtered window or a define of one reads."""
+        while True:
+            match node:
+                case ir.Filter(window=inner):
+                    node = inner
+                case ir.DefineRef(name=name) if name in self.defines:
+                    node = self.defines[name]
+                case ir.Window():
+                    return node
+                case _:  # pragma: no cover - the checker gives aggregates windows
+                    raise AssertionError(node)
 
     def _calendar_compare(self, a: ir.Node, b: ir.Node) -> None:
         """`x + 3 months <= as_of`, `x <= as_of + 7 months`, `x + 1 year < @2026-03-01`."""
@@ -343,6 +382,42 @@ def _calendar_offset(node: ir.Node) -> tuple[CalendarDuration, Any]:
                 return offset, node
             case _:
                 return offset, None
+
+
+def _edges(window: ir.Window) -> list[Edge]:
+    """The edges of an anchored window (or of one with a computed length), where they are
+    offsets of a date fact, `as_of` or a literal."""
+    end = _anchor(window.end) if window.end is not None else (CalendarDuration(), "as_of")
+    if end is None:
+        return []
+    out = [Edge(end[1], end[0], whole_day=_is_date(window.end))]
+    if window.start is not None:
+        start = _anchor(window.start)
+        return out + ([Edge(start[1], start[0])] if start is not None else [])
+    if window.duration is not None:
+        return [*out, Edge(end[1], end[0] - window.duration)]
+    match window.length:
+        case ir.Const(value=seconds) if _number(seconds) is not None:
+            return [*out, Edge(end[1], end[0], seconds=float(seconds))]
+        case ir.Convert(operand=ir.TimeSince(operand=operand)) if window.end is None:
+            fact = _fact_of(operand)
+            return [*out, Edge(fact, since=True)] if fact else out
+    return out
+
+
+def _anchor(node: ir.Node) -> tuple[CalendarDuration, str | float] | None:
+    offset, anchor = _calendar_offset(node)
+    if isinstance(anchor, str):
+        return offset, anchor
+    if isinstance(anchor, ir.AsOf):
+        return offset, "as_of"
+    if isinstance(anchor, ir.Const) and _number(anchor.value) is not None:
+        return offset, float(anchor.value)
+    return None
+
+
+def _is_date(node: ir.Node | None) -> bool:
+    return node is not None and isinstance(node.type, TimeT) and not node.type.has_time
 
 
 def near(threshold: float, integer: bool) -> list[float]:

@@ -11,11 +11,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .. import units as _units
-from ..calendar import day_of, shift
+from ..calendar import day_of, days_since, shift
 from ..check import FactInfo
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..protocol import Protocol
-from .boundaries import DAY, Boundaries, boundaries, element_type, near
+from .boundaries import DAY, Boundaries, Edge, boundaries, element_type, near
 from .exact import compatible_units, exact_in
 
 #: Significant digits of the values `patients` draws, as measured values have: fewer than the
@@ -111,6 +111,8 @@ def patients(
             record[fact.name] = _value(draw, plan, fact, now, declared)
         if plan.bias and plan.bounds.relations and draw(st.booleans()):
             _relate(draw, plan, record, declared, now, fixed)
+        if plan.bias and plan.bounds.edges and draw(st.booleans()):
+            _on_edges(draw, plan, record, now, fixed)
         return record
 
     return draw_patient()
@@ -362,3 +364,56 @@ def _relate(
     else:
         record[fact.name] = sent
         declared[fact.name] = value
+
+
+def _on_edges(
+    draw: st.DrawFn, plan: _Plan, record: dict[str, Any], now: datetime, fixed: Mapping[str, Any]
+) -> None:
+    """Put observations of a series on (and just around) an edge of one of its anchored
+    windows, as this record's dates place it: `S over last 2 days before admission` gets one at
+    the end of admission's day and one just after it."""
+    series = [n for n in plan.bounds.edges if isinstance(record.get(n), list) and n not in fixed]
+    if not series:
+        return
+    name = draw(st.sampled_from(sorted(series)))
+    edge = draw(st.sampled_from(plan.bounds.edges[name]))
+    at = _edge_instant(edge, record, now)
+    if at is None:
+        return
+    fact = plan.protocol.fact(name)
+    element = element_type(fact.type)
+    if edge.whole_day:  # a date end covers its day: the last second in, the next day out
+        at = at + DAY
+        moments = (at - 1.0, at, at - DAY)
+    else:
+        moments = (at - 1.0, at, at + 1.0)
+    for moment in draw(st.lists(st.sampled_from(moments), min_size=1, max_size=3)):
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            when = datetime.fromtimestamp(moment, UTC)
+            observation: dict[str, Any] = {"at": _iso(when)}
+            if isinstance(element, NumT | QtyT):
+                value = _express(draw, plan, fact, element, _magnitude(draw, plan, fact, element))
+                observation.update(value if isinstance(value, dict) else {"value": value})
+            else:
+                observation["value"] = _plain(draw, plan, fact, element)
+            record[name] = [*record[name], observation]
+
+
+def _edge_instant(edge: Edge, record: dict[str, Any], now: datetime) -> float | None:
+    """The instant of `edge` for this record, or None when its anchor is absent or never."""
+    as_of = now.timestamp()
+    if edge.anchor == "as_of":
+        anchor: float = as_of
+    elif isinstance(edge.anchor, float):
+        anchor = edge.anchor
+    else:
+        text = record.get(edge.anchor)
+        if not isinstance(text, str) or text == "never":
+            return None
+        anchor = _aware(text).timestamp()
+    if edge.since:  # `over last time_since(x)`: starts at as_of - time_since(x)
+        date = len(record[edge.anchor]) == 10
+        return as_of - days_since(anchor, as_of, date) * DAY
+    with contextlib.suppress(OverflowError, ValueError):
+        return shift(anchor, edge.offset) - edge.seconds
+    return None

@@ -212,8 +212,8 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
         out.append(_calendar(vocab))
     if vocab.nevers:
         out.append(st.sampled_from(vocab.nevers).map(lambda n: _Expr(f"{n} is never", _COMPARE)))
-    if vocab.series:
-        out.append(_windowed(vocab))
+    if vocab.series:  # twice: anchored and filtered windows have many forms to cover
+        out += [_windowed(vocab), _windowed(vocab)]
     if vocab.texts:
         out.append(
             st.tuples(st.sampled_from(vocab.texts), _TEXT).map(
@@ -394,43 +394,83 @@ def _calendar(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
 
 @st.composite
 def _window_of(draw: st.DrawFn, vocab: _Vocabulary, name: str) -> str:
-    """A window of series `name`: recent, anchored before an instant, or between two."""
+    """A window of series `name`: recent, anchored before an instant, or between two; its
+    length a duration word, a UCUM duration or a computed duration (`time_since(x)`)."""
     forms = ["last", "last"]
     if vocab.times:
         forms += ["before", "from"]
     form = draw(st.sampled_from(forms))
     instants = [n for n, _ in vocab.times] + ["as_of"]
-    if form == "before":
-        return f"{name} over last {draw(_duration())} before {draw(st.sampled_from(instants))}"
+    shifted = st.tuples(st.sampled_from(instants), st.sampled_from("+-"), _duration())
+    instant = st.sampled_from(instants) | shifted.map(" ".join)
     if form == "from":
-        start, end = draw(st.sampled_from(instants)), draw(st.sampled_from(instants))
+        start, end = draw(instant), draw(instant)
         return f"{name} from {start} to {end}"
-    return f"{name} over last {draw(_duration())}"
+    lengths = [_duration(), st.sampled_from((1, 6, 48)).map(lambda h: f"{h} 'h'")]
+    if vocab.times:
+        lengths.append(
+            st.sampled_from([n for n, _ in vocab.times]).map(lambda n: f"time_since({n})")
+        )
+    length = draw(st.one_of(lengths))
+    if form == "before":
+        bound = draw(instant)
+        anchor = f"({bound})" if " " in bound else bound
+        return f"{name} over last {length} before {anchor}"
+    return f"{name} over last {length}"
+
+
+@st.composite
+def _observation_test(draw: st.DrawFn, vocab: _Vocabulary, element: Type) -> str:
+    """A `where` condition on `value`: against a literal, or against a fact that may be
+    unknown (then the filter is unknown for some patients), or with a boolean fact."""
+    if isinstance(element, NumT | QtyT):
+        op = draw(st.sampled_from(_OPS))
+        same = [n for n, t in vocab.scalars if t == element]
+        if same and draw(st.booleans()):
+            test = f"value {op} {draw(st.sampled_from(same))}"
+        else:
+            test = f"value {op} {draw(_literal(element))}"
+    elif isinstance(element, ChoiceT):
+        items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
+        test = f"value in {{{', '.join(items)}}}"
+    else:
+        test = f"value = {draw(st.sampled_from(('true', 'false')))}"
+    if vocab.bools and draw(st.integers(0, 3)) == 0:
+        word = draw(st.sampled_from(("and", "or")))
+        test = f"{test} {word} {draw(st.sampled_from(vocab.bools))}"
+    return test
 
 
 @st.composite
 def _windowed(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
-    """Anchored and filtered windows read by `count`, `exists`, `consecutive`, the quantifiers
+    """Anchored and filtered windows read by every aggregate, `consecutive`, the quantifiers
     and `first_time` / `last_time`."""
     name, element = draw(st.sampled_from(vocab.series))
     window = draw(_window_of(vocab, name))
-    if isinstance(element, NumT | QtyT):
-        condition = f"value {draw(st.sampled_from(_OPS))} {draw(_literal(element))}"
-    elif isinstance(element, ChoiceT):
-        items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
-        condition = f"value in {{{', '.join(items)}}}"
-    else:
-        condition = f"value = {draw(st.sampled_from(('true', 'false')))}"
-    filtered = f"{window} where {condition}" if draw(st.booleans()) else window
+    condition = draw(_observation_test(vocab, element))
+    filtered = window
+    if draw(st.booleans()):
+        filtered = f"{window} where {condition}"
+        if draw(st.integers(0, 3)) == 0:  # filters nest
+            filtered = f"({filtered}) where {draw(_observation_test(vocab, element))}"
     n = draw(st.integers(0, 3))
-    form = draw(st.sampled_from(("count", "exists", "consecutive", "any", "time")))
+    numeric = isinstance(element, NumT | QtyT)
+    forms = ["count", "exists", "consecutive", "time"]
+    forms += ["any", "aggregate", "aggregate", "aggregate"] if numeric else []
+    form = draw(st.sampled_from(forms))
     if form == "count":
         return _Expr(f"count({filtered}) >= {n}", _COMPARE)
     if form == "consecutive":
-        return _Expr(f"consecutive({window} where {condition}) >= {n}", _COMPARE)
-    if form == "any" and isinstance(element, NumT | QtyT):
+        inner = filtered if filtered == window else f"({filtered})"
+        return _Expr(f"consecutive({inner} where {condition}) >= {n}", _COMPARE)
+    if form == "any":
         quantifier = draw(st.sampled_from(("any", "all")))
         return _Expr(f"{quantifier}({filtered}) > {draw(_literal(element))}", _COMPARE)
+    if form == "aggregate":
+        function = draw(st.sampled_from(("max", "min", "mean", "sum", "latest", "earliest")))
+        op = draw(st.sampled_from(_OPS))
+        literal = draw(_literal(NUMBER if function == "mean" and element == NUMBER else element))
+        return _Expr(f"{function}({filtered}) {op} {literal}", _COMPARE)
     if form == "time":
         which = draw(st.sampled_from(("first_time", "last_time")))
         return _Expr(f"{which}({filtered}) >= as_of - {draw(_duration())}", _COMPARE)
@@ -571,10 +611,16 @@ def _fact_infos(facts: Protocol | Mapping[str, str] | Iterable[FactInfo]) -> lis
     if isinstance(facts, Protocol):
         return list(facts.facts)
     if isinstance(facts, Mapping):
-        lines = [f"fact {name}: {type_}" for name, type_ in facts.items()]
-        text = "\n".join(["protocol facts", *lines, 'inclusion I1 "x": true'])
-        return list(parse_protocol(text, "<facts>").facts)
+        return list(_declared(tuple(facts.items())))
     return list(facts)
+
+
+@cache
+def _declared(facts: tuple[tuple[str, str], ...]) -> tuple[FactInfo, ...]:
+    """The facts of (name, declared type) pairs, checked once (drawn protocols reuse them)."""
+    lines = [f"fact {name}: {type_}" for name, type_ in facts]
+    text = "\n".join(["protocol facts", *lines, 'inclusion I1 "x": true'])
+    return parse_protocol(text, "<facts>").facts
 
 
 _WORDS = (
