@@ -210,7 +210,7 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
     raise SystemExit(EXIT_FINDINGS if failed or (check_only and changed) else 0)
 
 
-from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)
+from . import cli_screen, cli_sql  # noqa: E402, F401  (register `screen`, `convert`, `sql`)
 
 
 def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:

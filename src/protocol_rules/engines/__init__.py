@@ -13,7 +13,11 @@ from typing import Any
 from ..diagnostics import RulesError, error
 
 #: Engine name -> module that provides it (``compile_protocol(checked) -> compiled``).
-ENGINES = {"polars": "protocol_rules.engines.polars"}
+ENGINES = {
+    "polars": "protocol_rules.engines.polars",
+    "duckdb": "protocol_rules.engines.duckdb",
+    "spark": "protocol_rules.engines.spark",
+}
 
 
 class ScreeningError(RulesError):
@@ -46,8 +50,7 @@ def engine(name: str) -> Any:
         raise ScreeningError(
             [error("PR502", f"unknown engine `{name}`", None, path="engine", help=f"use {choices}")]
         )
-    if name == "polars":
-        require_polars()
+    require_polars()  # every engine hands its result to `Screening` as a polars frame
     return import_module(ENGINES[name])
 
 

@@ -172,6 +172,17 @@ class SqlQuery:
         """The query's text in its dialect."""
         return render(self.tree, self.dialect, pretty=pretty)
 
+    def stages(self) -> tuple[list[tuple[str, str]], str]:
+        """The query taken apart: (name, text) of each CTE in order, and the final SELECT that
+        reads them — for engines that run a long chain faster one stage at a time (Spark
+        plans a deep chain of CTEs slowly: each stage is checkpointed before the next)."""
+        tree = self.tree.copy()
+        with_ = tree.args.get("with_")
+        tree.set("with_", None)
+        ctes = with_.expressions if with_ is not None else []
+        parts = [(c.alias, render(c.this, self.dialect, pretty=False)) for c in ctes]
+        return parts, render(tree, self.dialect, pretty=False)
+
     @property
     def masks(self) -> int:
         return (len(self.missing) + 62) // 63

@@ -58,15 +58,18 @@ from .sql_numeric import clean
 from .sql_stages import Names, Relation
 from .sql_time import DAY, NEVER, day_of, parse_instant
 
-NUMBER, BOOLEAN, TEXT, DATE, TIMESTAMP, OTHER = (
+NUMBER, BOOLEAN, TEXT, DATE, TIMESTAMP, SECONDS, OTHER = (
     "number",
     "boolean",
     "text",
     "date",
     "timestamp",
+    "seconds",
     "other",
 )
-KINDS = (NUMBER, BOOLEAN, TEXT, DATE, TIMESTAMP, OTHER)
+#: `SECONDS` is an instant already normalised (`sources.population`): seconds since the epoch
+#: as a DOUBLE, minus infinity for `never` — what the engines hand over from a `Population`.
+KINDS = (NUMBER, BOOLEAN, TEXT, DATE, TIMESTAMP, SECONDS, OTHER)
 PATIENT_ID, AS_OF, UNIT_SUFFIX = "patient_id", "as_of", ".unit"
 FACT, AT, VALUE, UNIT = "fact", "at", "value", "unit"
 
@@ -411,6 +414,9 @@ class Reader:
         self, rel: Relation, fact: FactInfo, raw: Expr, kind: str, has_time: bool, hint: str
     ) -> tuple[Expr, Expr]:
         dialect = self.dialect
+        if kind == SECONDS:
+            seconds = case((compare("<", raw, num(-1e300)), num(NEVER)), default=to_double(raw))
+            return rel.column(seconds, hint + "_seconds"), exp.true()
         if kind == DATE:
             days = dialect.epoch_days(raw)
             seconds = mul(to_double(days), num(DAY))

@@ -68,7 +68,8 @@ class _Stage:
 
 
 class Relation:
-    """A chain of CTEs named ``{prefix}``, ``{prefix}_1``, … over one grain."""
+    """A chain of CTEs named ``{prefix}``, ``{prefix}_1``, … over one grain (each stage's name
+    taken from `names` when the stage is made, so that chains never share a name)."""
 
     def __init__(
         self, names: Names, prefix: str, base: exp.Select, base_columns: Iterable[str]
@@ -78,6 +79,7 @@ class Relation:
         self.base = base
         self.levels: dict[str, int] = {c.lower(): 0 for c in base_columns}
         self.stages: list[_Stage] = []
+        self._stage_names: list[str] = []
         self._cache: dict[str, exp.Column] = {}
 
     # ------------------------------------------------------------------ columns
@@ -127,6 +129,7 @@ class Relation:
     def _stage(self, n: int) -> _Stage:
         while len(self.stages) < n:
             self.stages.append(_Stage())
+            self._stage_names.append(self.names.new(f"{self.prefix}_{len(self.stages)}"))
         return self.stages[n - 1]
 
     @property
@@ -135,7 +138,7 @@ class Relation:
 
     def name_at(self, level: int) -> str:
         """The CTE holding every column up to stage `level`."""
-        return self.prefix if level == 0 else f"{self.prefix}_{level}"
+        return self.prefix if level == 0 else self._stage_names[level - 1]
 
     @property
     def last(self) -> str:
@@ -157,7 +160,7 @@ class Relation:
             for k, join in enumerate(stage.joins):
                 other = f"j{k}"
                 for column, name in join.columns:
-                    query = query.select(alias(col(column, other), name), append=True)
+                    query = query.select(alias(col(column, other), name), append=True, copy=False)
                 on = and_(
                     *(exp.EQ(this=left, expression=col(right, other)) for left, right in join.on)
                 )
@@ -165,6 +168,7 @@ class Relation:
                     exp.Table(this=ident(join.cte), alias=exp.TableAlias(this=ident(other))),
                     on=on,
                     join_type="LEFT",
+                    copy=False,
                 )
             out.append((self.name_at(n), query))
         return out
@@ -175,7 +179,7 @@ def with_ctes(
 ) -> exp.Select:
     """`final` with the CTEs before it."""
     for name, query in ctes:
-        final = final.with_(ident(name), as_=query, append=True)
+        final = final.with_(ident(name), as_=query, append=True, copy=False)
     if not_materialized:
         for cte in final.args["with_"].expressions:
             cte.set("materialized", False)

@@ -1,0 +1,114 @@
+"""The `sql` command on the `protocol-rules` group (see `cli`): the protocol as one SQL query.
+
+``protocol-rules sql PROTOCOL --dialect D`` prints the query for a warehouse to run over the
+columnar layout (docs/sql.md); ``--run DATA`` runs the DuckDB query over a DuckDB database file
+or a layout folder in place and prints the statuses (``--out`` writes every row). Exits 0 when
+it printed or ran the query, 1 on a bad protocol, a construct the dialect cannot express or
+unreadable data. sqlglot and DuckDB are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .cli import EXIT_FINDINGS, _load, _print_errors, cli
+from .diagnostics import RulesError, error
+from .render.safe import printable
+
+DIALECT_NAMES = ("duckdb", "spark", "postgres", "bigquery", "snowflake", "tsql")
+OUTPUTS = (".parquet", ".csv")
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECT_NAMES),
+    default="duckdb",
+    show_default=True,
+    help="The SQL dialect to write (sqlglot's).",
+)
+@click.option("--as-of", "as_of", metavar="ISO", help="Evaluation time for every patient.")
+@click.option("--patients", default="patients", show_default=True, help="The patients table.")
+@click.option(
+    "--observations", default="observations", show_default=True, help="The observations table."
+)
+@click.option(
+    "--run",
+    "data",
+    metavar="DATA",
+    help="Run the DuckDB query over DATA: a DuckDB file or a layout folder, read in place.",
+)
+@click.option("--out", metavar="FILE", help="With --run: write every row (.parquet or .csv).")
+def sql(
+    protocol: str,
+    dialect: str,
+    as_of: str | None,
+    patients: str,
+    observations: str,
+    data: str | None,
+    out: str | None,
+) -> None:
+    """Print PROTOCOL as one SQL query over the columnar layout, or run it with --run."""
+    rules = _load(protocol)
+    try:
+        seconds = _seconds(as_of)
+        if data is None:
+            click.echo(_printed(rules, dialect, seconds, patients, observations))
+            return
+        if dialect != "duckdb":
+            raise _usage("--run runs the DuckDB query: leave out --dialect or use duckdb")
+        _run(rules, data, seconds, out)
+    except RulesError as exc:
+        _print_errors(exc)
+        raise SystemExit(EXIT_FINDINGS) from None
+
+
+def _seconds(as_of: str | None) -> float | None:
+    if as_of is None:
+        return None
+    from .screening import _as_of_seconds
+
+    return _as_of_seconds(as_of)
+
+
+def _printed(rules: Any, dialect: str, as_of: float | None, patients: str, obs: str) -> str:
+    from .engines.sql import compile_sql
+
+    query = compile_sql(rules.checked, dialect, as_of=as_of, patients=patients, observations=obs)
+    header = (
+        f"-- {printable(rules.id, newlines=False)}: protocol-rules screening query "
+        f"({dialect}); reads the tables {patients} and {obs} (docs/sql.md)"
+    )
+    return header + "\n" + query.sql() + ";"
+
+
+def _run(rules: Any, data: str, as_of: float | None, out: str | None) -> None:
+    from .engines.duckdb import connect_layout, run_layout
+
+    if out is not None and not out.endswith(OUTPUTS):
+        raise _usage(f"--out `{printable(out, newlines=False)}`: use a .parquet or .csv file")
+    connection = connect_layout(data)
+    try:
+        _, frame = run_layout(rules.checked, connection, as_of)
+    finally:
+        connection.close()
+    if out is not None:
+        frame.write_parquet(out) if out.endswith(".parquet") else frame.write_csv(out)
+    counts = frame.get_column("status").value_counts()
+    found = dict(counts.iter_rows())
+    statuses = ("eligible", "ineligible", "indeterminate", "error")
+    click.echo(f"{printable(rules.id, newlines=False)}: {frame.height:,} patients screened")
+    click.echo("  " + ", ".join(f"{found.get(s, 0):,} {s}" for s in statuses))
+    if found.get("error"):
+        click.echo(
+            f"{found['error']:,} malformed records: see error_code and error_message"
+            + (f" in {printable(out, newlines=False)}" if out else " (write them with --out)"),
+            err=True,
+        )
+
+
+def _usage(message: str) -> RulesError:
+    return RulesError([error("PR525", message, None, path="sql", help="see `sql --help`")])
