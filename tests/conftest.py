@@ -41,3 +41,20 @@ def load_patient(name: str) -> dict:
 
 def expected() -> dict:
     return json.loads((PATIENTS / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for every Spark test (starting one takes seconds); skipped when
+    pyspark or a Java runtime is missing. CI installs both (.ci/run)."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (java is not on PATH)")
+    from protocol_rules.engines.spark import session
+
+    active = session("local[2]")
+    active.sparkContext.setLogLevel("ERROR")
+    yield active
+    active.stop()

@@ -42,6 +42,13 @@ OUTPUTS = (".parquet", ".csv")
     help="Run the DuckDB query over DATA: a DuckDB file or a layout folder, read in place.",
 )
 @click.option("--out", metavar="FILE", help="With --run: write every row (.parquet or .csv).")
+@click.option(
+    "--unit",
+    "units",
+    multiple=True,
+    metavar="FACT=UNIT",
+    help="A unit the warehouse holds for a quantity fact (the printed query converts it).",
+)
 def sql(
     protocol: str,
     dialect: str,
@@ -50,13 +57,15 @@ def sql(
     observations: str,
     data: str | None,
     out: str | None,
+    units: tuple[str, ...],
 ) -> None:
     """Print PROTOCOL as one SQL query over the columnar layout, or run it with --run."""
     rules = _load(protocol)
     try:
         seconds = _seconds(as_of)
         if data is None:
-            click.echo(_printed(rules, dialect, seconds, patients, observations))
+            table = _unit_table(rules, units)
+            click.echo(_printed(rules, dialect, seconds, patients, observations, table))
             return
         if dialect != "duckdb":
             raise _usage("--run runs the DuckDB query: leave out --dialect or use duckdb")
@@ -74,10 +83,43 @@ def _seconds(as_of: str | None) -> float | None:
     return _as_of_seconds(as_of)
 
 
-def _printed(rules: Any, dialect: str, as_of: float | None, patients: str, obs: str) -> str:
+def _unit_table(rules: Any, units: tuple[str, ...]) -> Any:
+    """The unit table of the printed query: the units the rules file writes, and `--unit`'s."""
+    from .engines.sql_layout import UnitTable
+
+    pairs = []
+    for given in units:
+        fact, _, unit = given.partition("=")
+        pairs.append((fact.strip(), unit.strip()))
+    table = UnitTable.of_protocol(rules.checked, pairs)
+    converted = {(r.fact, r.unit) for r in table.rows}
+    for (fact, unit), given in zip(pairs, units, strict=True):
+        target = _declared_unit(rules, fact)
+        if target is None or ((fact, unit) not in converted and unit != target):
+            raise _usage(
+                f"--unit `{printable(given, newlines=False)}`: not FACT=UNIT for a quantity fact "
+                "of this protocol with a unit that converts to its declared unit"
+            )
+    return table
+
+
+def _declared_unit(rules: Any, fact: str) -> str | None:
+    """The declared unit of a quantity fact (or of a series of quantities), else None."""
+    for f in rules.facts:
+        if f.name == fact:
+            type_ = getattr(f.type, "element", f.type)
+            return getattr(type_, "unit", None)
+    return None
+
+
+def _printed(
+    rules: Any, dialect: str, as_of: float | None, patients: str, obs: str, units: Any
+) -> str:
     from .engines.sql import compile_sql
 
-    query = compile_sql(rules.checked, dialect, as_of=as_of, patients=patients, observations=obs)
+    query = compile_sql(
+        rules.checked, dialect, as_of=as_of, patients=patients, observations=obs, units=units
+    )
     header = (
         f"-- {printable(rules.id, newlines=False)}: protocol-rules screening query "
         f"({dialect}); reads the tables {patients} and {obs} (docs/sql.md)"

@@ -430,7 +430,9 @@ class TSQL(Dialect):
         return func("LEN", x)
 
     def epoch_micros(self, timestamp: Expr) -> Expr | None:
-        epoch = exp.Cast(this=text("1970-01-01"), to=sql_type("DATETIME2"))
+        epoch = exp.Cast(
+            this=text("1970-01-01"), to=exp.DataType.build("DATETIME2", dialect="tsql")
+        )
         return func("DATEDIFF_BIG", exp.var("MICROSECOND"), epoch, timestamp)
 
     def epoch_days(self, date: Expr) -> Expr | None:

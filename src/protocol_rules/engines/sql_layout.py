@@ -350,6 +350,11 @@ class Reader:
                 if number is None:
                     number = exp.Cast(this=exp.Null(), to=exp.DataType.build("DOUBLE"))
                 x = rel.column(number, hint + "_number")
+                if kind == TEXT:  # `NaN`, `inf`: numbers to Python, not finite ones (PR404)
+                    lowered = exp.Lower(this=exp.Trim(this=raw))
+                    special = self.dialect.regex(lowered, "^[+-]?(nan|inf|infinity)$")
+                    if special is not None:
+                        problem(special, "PR404", "expected a finite number")
                 problem(is_null(x), "PR403", "expected a number")
                 problem(
                     not_(compare("<=", exp.Abs(this=x), num(1.7976931348623157e308))),

@@ -175,8 +175,13 @@ class _Harvester:
     def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
             if isinstance(y, ir.Const) and _is_count(x):
-                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
-                series = x.window.series
+                assert isinstance(x, ir.Aggregate)
+                window = x.window
+                while isinstance(window, ir.Filter):  # a count of a filtered window
+                    window = window.window
+                if not isinstance(window, ir.Window):
+                    continue
+                series = window.series
                 if isinstance(series, ir.FactRef) and _number(y.value) is not None:
                     self._add("counts", series.name, float(y.value))
                 continue
