@@ -390,7 +390,9 @@ class SqlCompiler(ExprCompiler, WindowReaders, MissingFacts):
             col(self.read.order) if (self.read.order and self.output == "engine") else col(self.key)
         )
         final = exp.select(*final_items).from_(exp.Table(this=ident(rel.last))).order_by(order)
-        tree = with_ctes(final, self._ctes(), not_materialized=d.not_materialized)
+        tree = with_ctes(
+            final, self._ctes(), not_materialized=d.not_materialized, materialized=d.materialized
+        )
         return SqlQuery(
             tree,
             d,

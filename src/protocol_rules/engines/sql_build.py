@@ -192,6 +192,9 @@ class Dialect:
     ordered_sum: ClassVar[bool] = True
     #: ``WITH x AS NOT MATERIALIZED``: stages are pipelined rather than stored.
     not_materialized: ClassVar[bool] = True
+    #: ``WITH x AS MATERIALIZED``: each stage computed once (measured fastest on DuckDB, where
+    #: the window stages read a patients stage that the next stage reads too).
+    materialized: ClassVar[bool] = False
     #: The type of text columns in CASTs.
     text_type: ClassVar[str] = "VARCHAR"
 
@@ -278,6 +281,8 @@ class Dialect:
 
 class DuckDB(Dialect):
     name = "duckdb"
+    not_materialized = False
+    materialized = True
 
     def regex(self, x: Expr, pattern: str) -> Expr | None:
         return func("regexp_full_match", x, text(pattern))

@@ -175,12 +175,15 @@ class Relation:
 
 
 def with_ctes(
-    final: exp.Select, ctes: list[tuple[str, exp.Select]], not_materialized: bool = False
+    final: exp.Select,
+    ctes: list[tuple[str, exp.Select]],
+    not_materialized: bool = False,
+    materialized: bool = False,
 ) -> exp.Select:
     """`final` with the CTEs before it."""
     for name, query in ctes:
         final = final.with_(ident(name), as_=query, append=True, copy=False)
-    if not_materialized:
+    if not_materialized or materialized:
         for cte in final.args["with_"].expressions:
-            cte.set("materialized", False)
+            cte.set("materialized", bool(materialized))
     return final
