@@ -237,3 +237,28 @@ def test_cli_errors_are_diagnostics(tmp_path: Path) -> None:
     bad_unit = run("sql", str(NCT), "--unit", "age=furlong")
     assert bad_unit.exit_code == 1 and "PR525" in bad_unit.output
     assert "Traceback" not in missing.output + bad_unit.output
+
+
+def test_a_duckdb_database_file_is_read_like_the_layout_folder(nct: Any, tmp_path: Path) -> None:
+    import duckdb
+
+    records = with_ids(generate(150, seed=6))
+    folder = tmp_path / "population"
+    write_layout(to_layout(records), str(folder), "parquet")
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in ("patients", "observations"):
+            source = str(folder / f"{table}.parquet")
+            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?)", [source])
+    from_files = run_layout(nct.checked, connect_layout(str(folder)))[1]
+    from_database = run_layout(nct.checked, connect_layout(str(database)))[1]
+    assert from_database.equals(from_files)
+
+
+def test_a_missing_extra_is_a_diagnostic() -> None:
+    from protocol_rules.engines import require
+
+    with pytest.raises(ScreeningError) as info:
+        require("no_such_module_for_protocol_rules", "sql")
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.code == "PR524" and "protocol-rules[sql]" in diagnostic.help

@@ -62,6 +62,11 @@ def sql(
     """Print PROTOCOL as one SQL query over the columnar layout, or run it with --run."""
     rules = _load(protocol)
     try:
+        from .engines import require
+
+        require("sqlglot", "sql")
+        if data is not None:
+            require("duckdb", "sql")
         seconds = _seconds(as_of)
         if data is None:
             table = _unit_table(rules, units)

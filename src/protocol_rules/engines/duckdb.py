@@ -22,7 +22,7 @@ from ..check import CheckedProtocol
 from ..diagnostics import error
 from ..render.safe import printable
 from ..sources.population import Population
-from . import ScreeningError
+from . import ScreeningError, require
 from .sql import SqlQuery, compile_sql
 from .sql_layout import BOOLEAN, DATE, NUMBER, OTHER, TEXT, TIMESTAMP, LayoutSchema, UnitTable
 from .sql_population import (
@@ -30,7 +30,6 @@ from .sql_population import (
     PATIENTS,
     PopulationQuery,
     population_tables,
-    require,
     results_frame,
 )
 

@@ -19,7 +19,8 @@ import polars as pl
 
 from ..check import CheckedProtocol
 from ..sources.population import Population
-from .sql_population import PopulationQuery, population_tables, require, results_frame
+from . import require
+from .sql_population import PopulationQuery, population_tables, results_frame
 
 MASTER_VARIABLE = "PROTOCOL_RULES_SPARK_MASTER"
 

@@ -17,42 +17,18 @@ Malformed records are the population's `errors`; `Screening` reports them, whate
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 import polars as pl
 
 from ..check import CheckedProtocol
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
-from ..diagnostics import error
 from ..sources.population import AS_OF, AT, ROW, SEQ, VALUE, Population, element, is_collection
-from . import ScreeningError
 from .sql import SqlQuery, compile_sql, unsupported
 from .sql_layout import BOOLEAN, NUMBER, SECONDS, TEXT, LayoutSchema, UnitTable
 
 PATIENTS, OBSERVATIONS = "patients", "observations"
 ORDER, SEQUENCE = "input_row", "seq"
-
-#: The package and the extra that installs it, per optional import of the SQL engines.
-EXTRAS = {"duckdb": "sql", "sqlglot": "sql", "pyspark": "spark"}
-
-
-def require(module: str, extra: str) -> Any:
-    """`module`, or a `ScreeningError` (PR524) saying which extra installs it."""
-    try:
-        return import_module(module)
-    except ImportError:
-        raise ScreeningError(
-            [
-                error(
-                    "PR524",
-                    f"this engine needs `{module}`, which is not installed",
-                    None,
-                    path=module,
-                    help=f"install the extra: pip install 'protocol-rules[{extra}]'",
-                )
-            ]
-        ) from None
 
 
 def _kind(type_: Any) -> str:
