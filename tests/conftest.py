@@ -51,6 +51,8 @@ def expected() -> dict:
 # runs the rest in well under a minute with `pytest -m "not slow"`; CI runs everything. A test
 # named here (without its parameters) is slow in every parametrization.
 SLOW = {
+    "tests/test_sql.py::test_nct04194671_agrees_with_evaluate",
+    "tests/test_sql.py::test_random_protocols_agree_or_are_refused",
     "tests/test_docs_examples.py::test_python_block",
     "tests/test_lexer.py::test_docs_build_highlights_rules_blocks",
     "tests/test_format.py::test_programs_from_the_grammar",
@@ -76,3 +78,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.split("[", 1)[0] in SLOW:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for every Spark test (starting one takes seconds); skipped when
+    pyspark or a Java runtime is missing. CI installs both (.ci/run)."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (java is not on PATH)")
+    from protocol_rules.engines.spark import session
+
+    active = session("local[2]")
+    active.sparkContext.setLogLevel("ERROR")
+    yield active
+    active.stop()

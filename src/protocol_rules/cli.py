@@ -247,8 +247,8 @@ def _read_as_written(path: str) -> str:
         raise RulesError([file_error(path, exc)]) from None
 
 
-# registers `screen` and `convert`; `test`, `lint` and `diff`
-from . import cli_screen, cli_tools  # noqa: E402, F401
+# registers `screen` and `convert`; `sql`; `test`, `lint` and `diff`
+from . import cli_screen, cli_sql, cli_tools  # noqa: E402, F401
 from .lsp import command as _lsp_command  # noqa: E402, F401  (registers `lsp`)
 
 

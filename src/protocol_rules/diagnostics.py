@@ -134,6 +134,12 @@ CODES: dict[str, str] = {
     "PR511": "fact in the wrong table of the layout",
     "PR512": "patient listed twice in the patients table",
     "PR513": "observations of a patient not in the patients table",
+    "PR520": "construct the SQL compiler cannot compile",
+    "PR521": "something the SQL dialect cannot express",
+    "PR522": "criterion id clashes with a SQL result column",
+    "PR523": "unknown SQL dialect",
+    "PR524": "the SQL engine's extra is not installed",
+    "PR525": "database or table the SQL query cannot read",
     # authoring tools: lint findings (protocol-rules lint)
     "PR601": "criterion that can never be met",
     "PR602": "criterion that can never be not met",

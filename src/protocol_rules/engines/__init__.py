@@ -13,7 +13,11 @@ from typing import Any
 from ..diagnostics import RulesError, error
 
 #: Engine name -> module that provides it (``compile_protocol(checked) -> compiled``).
-ENGINES = {"polars": "protocol_rules.engines.polars"}
+ENGINES = {
+    "polars": "protocol_rules.engines.polars",
+    "duckdb": "protocol_rules.engines.duckdb",
+    "spark": "protocol_rules.engines.spark",
+}
 
 
 class ScreeningError(RulesError):
@@ -39,6 +43,28 @@ def require_polars() -> Any:
     return polars
 
 
+#: Per engine, the modules it needs besides polars, and the extra that installs them.
+NEEDS = {"duckdb": (("sqlglot", "duckdb"), "sql"), "spark": (("sqlglot", "pyspark"), "spark")}
+
+
+def require(module: str, extra: str) -> Any:
+    """`module`, or a `ScreeningError` (PR524) saying which extra installs it."""
+    try:
+        return import_module(module)
+    except ImportError:
+        raise ScreeningError(
+            [
+                error(
+                    "PR524",
+                    f"this engine needs `{module}`, which is not installed",
+                    None,
+                    path=module,
+                    help=f"install the extra: pip install 'protocol-rules[{extra}]'",
+                )
+            ]
+        ) from None
+
+
 def engine(name: str) -> Any:
     """The module of the engine called `name`."""
     if name not in ENGINES:
@@ -46,9 +72,11 @@ def engine(name: str) -> Any:
         raise ScreeningError(
             [error("PR502", f"unknown engine `{name}`", None, path="engine", help=f"use {choices}")]
         )
-    if name == "polars":
-        require_polars()
+    require_polars()  # every engine hands its result to `Screening` as a polars frame
+    modules, extra = NEEDS.get(name, ((), ""))
+    for module in modules:
+        require(module, extra)
     return import_module(ENGINES[name])
 
 
-__all__ = ["ENGINES", "ScreeningError", "engine", "require_polars"]
+__all__ = ["ENGINES", "ScreeningError", "engine", "require", "require_polars"]
