@@ -40,6 +40,8 @@ CODES: dict[str, str] = {
     "PR131": "`if` without `then` or `else`",
     # syntax: time, second edition
     "PR120": "`never` compared as a value instead of tested with `is never`",
+    # syntax: terminology (docs/language/codes.md)
+    "PR140": "malformed code (not the syntax or check digit of its system)",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
@@ -65,6 +67,13 @@ CODES: dict[str, str] = {
     "PR239": "library used for nothing",
     # names: time, second edition
     "PR220": "`value` outside a `where` condition",
+    # names: terminology
+    "PR240": "unknown code system",
+    "PR241": "unknown value set",
+    "PR242": "value set name given twice, or to a fact or define too",
+    "PR243": "cycle among value sets",
+    "PR244": "value set never used",
+    "PR245": "code listed twice in a value set",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -94,6 +103,12 @@ CODES: dict[str, str] = {
     "PR323": "`where` on something that is not a window",
     "PR324": "`consecutive` without a `where` condition",
     "PR325": "duration word in a computed duration counts as a definite length",
+    # types: terminology
+    "PR340": "empty value set",
+    "PR341": "code with `*` where one code is meant",
+    "PR342": "codes mixed with values of another type",
+    "PR343": "`*` on a code of a system without a hierarchy",
+    "PR344": "descendants of a code not expanded (no terminology given)",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",
@@ -109,6 +124,11 @@ CODES: dict[str, str] = {
     # patient data: time, second edition
     "PR420": "`never` for a date that is not declared `or never`",
     "PR421": "date of a `past` fact after `as_of`",
+    # patient data: terminology
+    "PR430": "malformed code value",
+    "PR431": "code without a system",
+    "PR432": "unknown code system in patient data",
+    "PR433": "code that does not fit its system's syntax",
     # screening
     "PR501": "screening needs the `[screen]` extra (polars)",
     "PR502": "unknown screening engine",

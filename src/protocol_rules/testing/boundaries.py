@@ -175,8 +175,10 @@ class _Harvester:
     def _compare_one(self, a: ir.Node, b: ir.Node) -> None:
         for x, y in ((a, b), (b, a)):
             if isinstance(y, ir.Const) and _is_count(x):
-                assert isinstance(x, ir.Aggregate) and isinstance(x.window, ir.Window)
-                series = x.window.series
+                window = x.window  # type: ignore[union-attr]
+                while isinstance(window, ir.Filter):  # `count(W where C)`: W's series
+                    window = window.window
+                series = window.series if isinstance(window, ir.Window) else None
                 if isinstance(series, ir.FactRef) and _number(y.value) is not None:
                     self._add("counts", series.name, float(y.value))
                 continue
