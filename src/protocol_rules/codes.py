@@ -31,6 +31,7 @@ __all__ = [
     "SYSTEMS",
     "CodeMatcher",
     "Member",
+    "StaticTerminology",
     "System",
     "Terminology",
     "ValueSet",
@@ -514,3 +515,31 @@ def display_of(value: object) -> tuple[str, str] | None:
 
 def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+class StaticTerminology:
+    """A `Terminology` from plain data: the descendants and display names of some codes.
+
+    ``StaticTerminology({"SNOMED#77386006": ["SNOMED#72892002"]}, {"SNOMED#72892002": "Normal
+    pregnancy"})``; codes of systems it lists nothing for have unknown descendants.
+    """
+
+    def __init__(
+        self,
+        descendants: Mapping[str, Iterable[str]],
+        displays: Mapping[str, str] | None = None,
+        systems: Iterable[str] | None = None,
+    ) -> None:
+        self._descendants = {code: tuple(found) for code, found in descendants.items()}
+        self._displays = dict(displays or {})
+        self._systems = (
+            set(systems) if systems is not None else {split(code)[0] for code in self._descendants}
+        )
+
+    def descendants(self, code: str) -> Iterable[str] | None:
+        if split(code)[0] not in self._systems:
+            return None
+        return self._descendants.get(code, ())
+
+    def display(self, code: str) -> str | None:
+        return self._displays.get(code)

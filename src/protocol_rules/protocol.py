@@ -19,25 +19,32 @@ from .result import Result
 from .source import Source
 
 if TYPE_CHECKING:
+    from .codes import Terminology
     from .screening import Screening
 
 PathLike = str | os.PathLike[str]
 
 
 def parse_protocol(
-    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+    text: str,
+    filename: str = "<string>",
+    *,
+    folder: PathLike | None = None,
+    terminology: Terminology | None = None,
 ) -> Protocol:
     """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic.
 
     `folder` is where `use "file.rules"` finds library files (by default the folder of
     `filename` when it names a file; a protocol given as text alone can use only the shipped
-    libraries).
+    libraries). `terminology` gives the descendants of value-set members written with `*`
+    whose hierarchy only a terminology knows (SNOMED CT, RxNorm, OMOP concepts): see
+    docs/language/codes.md.
     """
     source = Source(filename, text)
     syntax, diagnostics = parse(source)
     if syntax is None:
         raise ProtocolError(diagnostics)
-    checked, diagnostics = _check(syntax, filename, folder)
+    checked, diagnostics = _check(syntax, filename, folder, terminology)
     if checked is None:
         if not any(d.is_error for d in diagnostics):  # a library file: nothing to evaluate
             diagnostics = [
@@ -55,7 +62,7 @@ def parse_protocol(
 
 
 def _check(
-    syntax: Any, filename: str, folder: PathLike | None
+    syntax: Any, filename: str, folder: PathLike | None, terminology: Terminology | None = None
 ) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
     """Resolve the libraries the file uses, then check it (diagnostics of both, in order)."""
     from .library import resolve
@@ -64,14 +71,19 @@ def _check(
     is_file = folder is None and filename not in ("", "-") and path.is_file()
     where = Path(folder) if folder is not None else (path.parent if is_file else None)
     resolved, found = resolve(syntax, where, path if is_file else None)
-    checked, diagnostics = check(syntax, resolved)
+    checked, diagnostics = check(syntax, resolved, terminology)
     if any(d.is_error for d in found):
         checked = None
     return checked, sorted([*found, *diagnostics], key=sort_key)
 
 
-def load_protocol(path: str | os.PathLike[str]) -> Protocol:
-    """Load a ``.rules`` file. Raises `ProtocolError` for a missing, unreadable or bad file."""
+def load_protocol(
+    path: str | os.PathLike[str], *, terminology: Terminology | None = None
+) -> Protocol:
+    """Load a ``.rules`` file. Raises `ProtocolError` for a missing, unreadable or bad file.
+
+    `terminology` expands value-set members written with `*` (see `parse_protocol`).
+    """
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as handle:
@@ -81,11 +93,15 @@ def load_protocol(path: str | os.PathLike[str]) -> Protocol:
         raise ProtocolError(
             [error("PR101", f"cannot read `{name}`: {reason}", None, path=name)]
         ) from None
-    return parse_protocol(text, name)
+    return parse_protocol(text, name, terminology=terminology)
 
 
 def check_text(
-    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+    text: str,
+    filename: str = "<string>",
+    *,
+    folder: PathLike | None = None,
+    terminology: Terminology | None = None,
 ) -> list[Diagnostic]:
     """Every diagnostic of rules text (errors and warnings), without raising.
 
@@ -95,7 +111,7 @@ def check_text(
     syntax, diagnostics = parse(source)
     if syntax is None:
         return diagnostics
-    return _check(syntax, filename, folder)[1]
+    return _check(syntax, filename, folder, terminology)[1]
 
 
 class Protocol:

@@ -47,6 +47,7 @@ from ..sources.population import (
 )
 from . import ScreeningError
 from .polars_calc import CALC_HANDLERS, CalcHandlers, undecided_sources
+from .polars_codes import CODE_HANDLERS, CodeHandlers
 
 DAY = 86400.0
 Sources = dict[str, pl.Expr]  # fact -> "this fact is a missing fact reached from here"
@@ -210,7 +211,7 @@ def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
 # --------------------------------------------------------------------------- the compiler
 
 
-class _Compiler(CalcHandlers):
+class _Compiler(CalcHandlers, CodeHandlers):
     """IR -> polars expressions, one method per node (see `HANDLERS`); the calculation nodes
     are compiled by `CalcHandlers` (engines/polars_calc.py)."""
 
@@ -243,6 +244,7 @@ class _Compiler(CalcHandlers):
         ir.CalendarShift: "_calendar_shift",
         ir.CalendarCompare: "_calendar_compare",
         ir.IsNever: "_is_never",
+        **CODE_HANDLERS,  # terminology (engines/polars_codes.py); extends `Const` to codes
     }
 
     def __init__(self, checked: CheckedProtocol) -> None:
