@@ -4,6 +4,7 @@ The public API. Load a protocol with `load_protocol` (or `parse_protocol` for te
 call `Protocol.evaluate` with a patient record to get a `Result` that explains itself.
 """
 
+from .datamap import DataMap, DataMapError, load_data_map
 from .diagnostics import (
     Diagnostic,
     PatientDataError,
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "UNKNOWN",
     "CriterionResult",
+    "DataMap",
+    "DataMapError",
     "Diagnostic",
     "MissingFact",
     "Observation",
@@ -34,6 +37,7 @@ __all__ = [
     "Trace",
     "__version__",
     "check_text",
+    "load_data_map",
     "load_protocol",
     "parse_protocol",
 ]

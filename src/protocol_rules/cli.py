@@ -65,7 +65,13 @@ def cli() -> None:
     show_default=True,
     help="text for people, json for editors and CI.",
 )
-def check(files: Sequence[str], fmt: str) -> None:
+@click.option(
+    "--map",
+    "data_map",
+    metavar="TOML",
+    help="Also check this data map against the (one) protocol; list the facts it leaves unknown.",
+)
+def check(files: Sequence[str], fmt: str, data_map: str | None) -> None:
     """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
     results = []
     for name in files:
@@ -75,6 +81,8 @@ def check(files: Sequence[str], fmt: str) -> None:
             results.append((name, list(exc.diagnostics)))
             continue
         results.append((name, check_text(text, name)))
+    if data_map is not None:
+        results.append((data_map, _check_map(files, results, data_map)))
     failed = any(d.is_error for _, diags in results for d in diags)
     if fmt == "json":
         click.echo(diagnostics_json(results))
@@ -86,6 +94,26 @@ def check(files: Sequence[str], fmt: str) -> None:
             else:
                 click.echo(f"{name}: ok")
     raise SystemExit(EXIT_FINDINGS if failed else 0)
+
+
+def _check_map(files: Sequence[str], results: list[Any], data_map: str) -> list[Any]:
+    """The diagnostics of a data map checked against the one protocol of `files`."""
+    from .datamap import load_data_map
+
+    if len(files) != 1 or any(d.is_error for d in results[0][1]):
+        return [
+            error(
+                "PR803",
+                "`--map` checks a data map against one protocol that loads",
+                None,
+                path=data_map,
+                help="protocol-rules check PROTOCOL.rules --map PROTOCOL.omop.toml",
+            )
+        ]
+    try:
+        return list(load_data_map(data_map, load_protocol(files[0])).warnings)
+    except RulesError as exc:
+        return list(exc.diagnostics)
 
 
 def _read_patient(path: str) -> Any:

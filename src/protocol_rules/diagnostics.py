@@ -2,7 +2,8 @@
 
 Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
 Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
-``PR4xx`` patient data, ``PR5xx`` screening populations. Each code has an entry on the docs
+``PR4xx`` patient data, ``PR5xx`` screening populations, ``PR8xx`` data maps and
+clinical data (OMOP CDM, FHIR). Each code has an entry on the docs
 site (docs/diagnostics.md).
 """
 
@@ -143,6 +144,28 @@ CODES: dict[str, str] = {
     "PR511": "fact in the wrong table of the layout",
     "PR512": "patient listed twice in the patients table",
     "PR513": "observations of a patient not in the patients table",
+    # data maps (docs/clinical-data.md#the-data-map)
+    "PR801": "data map unreadable or not TOML",
+    "PR802": "data map format version missing or not supported",
+    "PR803": "data map entry for a fact the protocol does not declare",
+    "PR804": "unknown data model or source in a data map",
+    "PR805": "unknown key in a data map",
+    "PR806": "unknown `take` or person field in a data map",
+    "PR807": "data map entry that cannot give its fact's type",
+    "PR808": "malformed `within` or `absent` in a data map",
+    "PR809": "data map entry without codes",
+    "PR810": "malformed code in a data map",
+    "PR811": "facts a data map leaves unknown",
+    "PR812": "data map code not in the data's vocabulary",
+    # clinical data: OMOP CDM and FHIR adapters
+    "PR850": "clinical data source cannot be read",
+    "PR851": "OMOP table without a required column",
+    "PR852": "clinical data row without a value",
+    "PR853": "clinical data unit that is not UCUM or does not fit the fact",
+    "PR854": "clinical data row without a time",
+    "PR855": "invalid FHIR resource",
+    "PR856": "FHIR resource without a patient",
+    "PR857": "FHIR input needs the `[fhir]` extra",
 }
 
 

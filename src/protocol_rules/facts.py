@@ -495,6 +495,8 @@ class PatientReader:
             if entry is None:
                 if name == "as_of":
                     as_of = raw
+                elif name == "id":
+                    pass  # the record's identifier, as screening reads it (no fact is named id)
                 elif not ignore_unknown:
                     problems.append(self._undeclared(name))
             elif raw is not None:
