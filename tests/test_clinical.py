@@ -475,3 +475,34 @@ def test_cli_check_with_a_bad_map(tmp_path: Path, capsys: Any) -> None:
         main(["check", str(ROOT / "protocols" / "nct04194671.rules"), "--map", str(bad)])
     assert done.value.code == 1
     assert "PR810" in capsys.readouterr().out
+
+
+def test_shipped_maps_validate_against_the_json_schema() -> None:
+    import tomllib
+
+    import jsonschema
+
+    schema_path = ROOT / "src" / "protocol_rules" / "schemas" / "datamap.schema.json"
+    schema = json.loads(schema_path.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in (OMOP_MAP, FHIR_MAP):
+        jsonschema.validate(tomllib.loads(path.read_text()), schema)
+    bad = tomllib.loads(OMOP_MAP.read_text())
+    bad["facts"]["lvef"]["from"] = "Observation"  # a FHIR type in an OMOP map
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_cli_evaluates_one_fhir_patient(capsys: Any) -> None:
+    args = ["eval", str(ROOT / "protocols" / "nct04194671.rules"), str(BUNDLE)]
+    args += ["--map", str(FHIR_MAP), "--as-of", "2026-03-01T00:00:00Z", "--format", "json"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--id", "p2"])
+    assert done.value.code in (0, None)
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "ineligible"
+    assert "PR855" in captured.err and "PR853" in captured.err  # the rows it skipped
+    with pytest.raises(SystemExit) as done:
+        main(args)  # three patients: which one?
+    assert done.value.code == 1
+    assert "PR858" in capsys.readouterr().err

@@ -116,6 +116,35 @@ def _check_map(files: Sequence[str], results: list[Any], data_map: str) -> list[
         return list(exc.diagnostics)
 
 
+def _clinical_patient(
+    rules: Protocol, data: str, data_map: str, as_of: str | None, patient_id: str | None
+) -> Any:
+    """The record of one person of clinical data read through a data map."""
+    from .cli_screen import _clinical
+
+    records = _clinical(rules, data, data_map, as_of)
+    if patient_id is None and len(records) == 1:
+        return records[0]
+    found = [r for r in records if r["id"] == patient_id]
+    if patient_id is None or not found:
+        ids = ", ".join(str(r["id"]) for r in records[:10])
+        raise RulesError(
+            [
+                error(
+                    "PR858",
+                    "pick a patient with --id"
+                    if patient_id is None
+                    else f"no person `{patient_id}` in `{data}`",
+                    None,
+                    path=data,
+                    help=f"the data holds {len(records)} persons: {ids}"
+                    + (", …" if len(records) > 10 else ""),
+                )
+            ]
+        )
+    return found[0]
+
+
 def _read_patient(path: str) -> Any:
     text = _read_text(path, "PR401")
     try:
@@ -137,7 +166,7 @@ def _read_patient(path: str) -> Any:
 
 @cli.command(name="eval")
 @click.argument("protocol", type=click.Path(dir_okay=False))
-@click.argument("patient", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("patient", type=click.Path(allow_dash=True))
 @click.option(
     "--as-of", "as_of", metavar="ISO", help='Evaluation time (default: the patient\'s "as_of").'
 )
@@ -150,13 +179,33 @@ def _read_patient(path: str) -> Any:
 )
 @click.option("--brief", is_flag=True, help="Show traces only for the deciding criteria.")
 @click.option("--ignore-unknown", is_flag=True, help="Accept keys the protocol does not declare.")
+@click.option(
+    "--map",
+    "data_map",
+    metavar="TOML",
+    help="PATIENT is clinical data (OMOP CDM or FHIR R4) read through this data map.",
+)
+@click.option("--id", "patient_id", metavar="ID", help="With --map: the person or Patient id.")
 def eval_(
-    protocol: str, patient: str, as_of: str | None, fmt: str, brief: bool, ignore_unknown: bool
+    protocol: str,
+    patient: str,
+    as_of: str | None,
+    fmt: str,
+    brief: bool,
+    ignore_unknown: bool,
+    data_map: str | None,
+    patient_id: str | None,
 ) -> None:
-    """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL."""
+    """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL.
+
+    With --map, PATIENT is an OMOP CDM or FHIR R4 input and --id picks the person.
+    """
     rules = _load(protocol)
     try:
-        record = _read_patient(patient)
+        if data_map is not None:
+            record = _clinical_patient(rules, patient, data_map, as_of, patient_id)
+        else:
+            record = _read_patient(patient)
         result = rules.evaluate(record, as_of=as_of, ignore_unknown=ignore_unknown)
     except RulesError as exc:
         _print_errors(exc)

@@ -166,6 +166,7 @@ CODES: dict[str, str] = {
     "PR855": "invalid FHIR resource",
     "PR856": "FHIR resource without a patient",
     "PR857": "FHIR input needs the `[fhir]` extra",
+    "PR858": "person not found in the clinical data",
 }
 
 

@@ -137,21 +137,21 @@ def _row_value(
     type_ = fact.type
     element = type_.element if isinstance(type_, SeriesT | SetT) else type_
     if at is None and not isinstance(type_, SetT):
-        problems.append(_problem("PR854", f"{row}: no date or time; not used for `{fm.fact}`", row))
+        problems.append(_problem("PR854", f"no date or time; not used for `{fm.fact}`", row))
         return None
     if isinstance(element, CodeT):
         return code
     if isinstance(element, BoolT | TimeT):
         return True
     if value is None:
-        problems.append(_problem("PR852", f"{row}: no value; not used for `{fm.fact}`", row))
+        problems.append(_problem("PR852", f"no value; not used for `{fm.fact}`", row))
         return None
     if isinstance(element, NumT):
         return value
     assert isinstance(element, QtyT)
     if not unit:
         problems.append(
-            _problem("PR853", f"{row}: no unit; not used for `{fm.fact}` in '{element.unit}'", row)
+            _problem("PR853", f"no UCUM unit; not used for `{fm.fact}` in '{element.unit}'", row)
         )
         return None
     try:
@@ -160,7 +160,7 @@ def _row_value(
         problems.append(
             _problem(
                 "PR853",
-                f"{row}: unit '{unit}' cannot give `{fm.fact}` in '{element.unit}': {exc}",
+                f"unit '{unit}' cannot give `{fm.fact}` in '{element.unit}': {exc}",
                 row,
             )
         )

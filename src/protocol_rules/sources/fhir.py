@@ -108,7 +108,7 @@ def fhir_records(
             problems.append(
                 warning(
                     "PR856",
-                    f"{where}: no `subject` referencing a Patient of the input; skipped",
+                    "no `subject` referencing a Patient of the input; skipped",
                     None,
                     path=where,
                     help='reference the patient: "subject": {"reference": "Patient/ID"}',
@@ -172,7 +172,7 @@ def read_resources(source: Any, problems: list[Diagnostic]) -> list[tuple[str, s
             problems.append(
                 warning(
                     "PR855",
-                    f"{label}: not a valid FHIR R4 {resource['resourceType']}: {detail}",
+                    f"not a valid FHIR R4 {resource['resourceType']}: {detail}",
                     None,
                     path=label,
                     help="the resource is skipped; fix it to the FHIR specification",
