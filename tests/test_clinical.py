@@ -18,7 +18,15 @@ from protocol_rules import DataMapError, load_data_map, load_protocol, parse_pro
 from protocol_rules.cli import main
 from protocol_rules.datamap import parse_data_map
 from protocol_rules.engines import ScreeningError
-from protocol_rules.sources import fhir_patients, omop_patients, omop_terminology
+from protocol_rules.sources import (
+    fhir_layout,
+    fhir_patients,
+    omop_layout,
+    omop_patients,
+    omop_terminology,
+)
+
+from .test_screening import assert_agree
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "examples" / "omop-synthea6"
@@ -506,3 +514,36 @@ def test_cli_evaluates_one_fhir_patient(capsys: Any) -> None:
         main(args)  # three patients: which one?
     assert done.value.code == 1
     assert "PR858" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ records and layout agree
+
+
+@pytest.mark.parametrize("as_of", ["2022-10-10", "2019-12-01"])
+def test_omop_layout_screens_as_the_records_evaluate(nct: Any, omop_map: Any, as_of: str) -> None:
+    """`omop_layout` (whole columns, for large CDMs) against `omop_patients` + `evaluate`."""
+    cdm = SYNTHEA if SYNTHEA.exists() else SMALL
+    records = list(omop_patients(cdm, omop_map, as_of=as_of))
+    assert_agree(nct, records, omop_layout(cdm, omop_map, as_of=as_of))
+
+
+def test_fhir_layout_screens_as_the_records_evaluate(nct: Any) -> None:
+    data_map = load_data_map(FHIR_MAP, nct)
+    as_of = "2026-03-01T00:00:00Z"
+    one: list[Any] = []
+    two: list[Any] = []
+    records = list(fhir_patients(BUNDLE, data_map, as_of=as_of, problems=one))
+    assert_agree(nct, records, fhir_layout(BUNDLE, data_map, as_of=as_of, problems=two))
+    assert sorted((d.code, d.path) for d in one) == sorted((d.code, d.path) for d in two)
+
+
+def test_three_ways_layouts_agree(tmp_path: Path) -> None:
+    protocol = parse_protocol(SMALL_RULES)
+    as_of = "2026-03-01T00:00:00Z"
+    as_omop(tmp_path / "cdm")
+    omop_map = parse_data_map(OMOP_SMALL_MAP, protocol)
+    records = list(omop_patients(tmp_path / "cdm", omop_map, as_of=as_of))
+    assert_agree(protocol, records, omop_layout(tmp_path / "cdm", omop_map, as_of=as_of))
+    fhir_map = parse_data_map(FHIR_SMALL_MAP, protocol)
+    records = list(fhir_patients(as_fhir(), fhir_map, as_of=as_of))
+    assert_agree(protocol, records, fhir_layout(as_fhir(), fhir_map, as_of=as_of))

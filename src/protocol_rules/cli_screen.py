@@ -61,7 +61,7 @@ def screen(
     rules = _load(protocol)
     try:
         if data_map is not None:
-            data = _clinical(rules, data, data_map, as_of)  # type: ignore[assignment]
+            data = _clinical(rules, data, data_map, as_of, layout=True)
         with _progress() as progress:
             screening = rules.screen(
                 data, as_of=as_of, engine=engine, ignore_unknown=ignore_unknown, progress=progress
@@ -83,17 +83,22 @@ def screen(
     _report_errors(screening)
 
 
-def _clinical(rules: Any, data: str, path: str, as_of: str | None) -> list[dict[str, Any]]:
-    """The patient records of clinical data `data` through the data map at `path`; the map's
-    warnings and the rows it could not use on standard error."""
+def _clinical(rules: Any, data: str, path: str, as_of: str | None, layout: bool = False) -> Any:
+    """The patient records (or, with `layout`, the columnar layout) of clinical data `data`
+    through the data map at `path`; the map's warnings and the rows it could not use on
+    standard error."""
     from .cli import render_diagnostics, use_color
     from .datamap import load_data_map
-    from .sources import fhir_patients, omop_patients
+    from .sources import fhir_layout, fhir_patients, omop_layout, omop_patients
 
     data_map = load_data_map(path, rules)
     problems: list[Any] = list(data_map.warnings)
-    read = omop_patients if data_map.model == "omop" else fhir_patients
-    records = list(read(data, data_map, as_of=as_of, problems=problems))
+    if layout:
+        read: Any = omop_layout if data_map.model == "omop" else fhir_layout
+        records = read(data, data_map, as_of=as_of, problems=problems)
+    else:
+        read = omop_patients if data_map.model == "omop" else fhir_patients
+        records = list(read(data, data_map, as_of=as_of, problems=problems))
     if problems:
         shown = problems if len(problems) <= 20 else problems[:20]
         click.echo(render_diagnostics(shown, color=use_color(sys.stderr)), err=True)

@@ -19,9 +19,9 @@ from typing import Any
 from ..diagnostics import error
 from ..engines import ScreeningError
 from .convert import to_layout
-from .fhir import fhir_patients
+from .fhir import fhir_layout, fhir_patients
 from .layout import Layout, from_layout, read_layout, write_layout
-from .omop import omop_patients, omop_terminology
+from .omop import omop_layout, omop_patients, omop_terminology
 from .population import Population
 from .records import from_records, read_jsonl
 
@@ -111,9 +111,11 @@ def _counted(
 __all__ = [
     "Layout",
     "Population",
+    "fhir_layout",
     "fhir_patients",
     "from_layout",
     "from_records",
+    "omop_layout",
     "omop_patients",
     "omop_terminology",
     "read",

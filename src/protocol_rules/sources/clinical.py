@@ -188,8 +188,11 @@ def _combine(fm: FactMap, fact: Any, items: list[tuple[float | None, Any]], mome
         return True if timed else None
     if not timed:
         return None
-    pick = max if fm.take == "latest" else min
-    at, value = pick(timed, key=lambda i: i[0])
+    # ties on the time: the row that comes last (latest) or first (first) in the data
+    if fm.take == "latest":
+        at, value = max(enumerate(timed), key=lambda i: (i[1][0], i[0]))[1]
+    else:
+        at, value = min(enumerate(timed), key=lambda i: (i[1][0], i[0]))[1]
     if isinstance(type_, TimeT):
         return iso(at) if type_.has_time else _day(at)
     if isinstance(type_, QtyT):

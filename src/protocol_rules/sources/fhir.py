@@ -32,8 +32,10 @@ from ..diagnostics import Diagnostic, error, warning
 from ..engines import ScreeningError
 from ..facts import Invalid, parse_instant
 from .clinical import Person, build_records
+from .clinical_layout import build_layout
+from .layout import Layout
 
-__all__ = ["fhir_patients", "fhir_records", "read_resources"]
+__all__ = ["fhir_layout", "fhir_patients", "fhir_records", "read_resources"]
 
 UCUM = "http://unitsofmeasure.org"
 TYPES = (
@@ -85,9 +87,39 @@ def fhir_records(
     problems: list[Diagnostic] | None = None,
 ) -> list[dict[str, Any]]:
     """`fhir_patients` as a list."""
+    problems = problems if problems is not None else []
+    persons, events = _read(source, problems)
+    return build_records(persons.values(), events, data_map, as_of, problems)
+
+
+def fhir_layout(
+    source: Any,
+    data_map: DataMap,
+    *,
+    as_of: Any = None,
+    problems: list[Diagnostic] | None = None,
+) -> Layout:
+    """The Patients of `source` in the columnar layout, for `Protocol.screen`: the same
+    patients as `fhir_patients`, built with whole-column operations."""
     import polars as pl
 
     problems = problems if problems is not None else []
+    persons, events = _read(source, problems)
+    people = pl.DataFrame(
+        {
+            "person": [p.id for p in persons.values()],
+            "birth": [p.birth for p in persons.values()],
+            "sex": [p.sex for p in persons.values()],
+        },
+        schema={"person": pl.String, "birth": pl.Float64, "sex": pl.String},
+    )
+    return build_layout(people, events, data_map, as_of, problems)
+
+
+def _read(source: Any, problems: list[Diagnostic]) -> tuple[dict[str, Person], Any]:
+    """The Patients of `source`, and the events of its other resources."""
+    import polars as pl
+
     resources = read_resources(source, problems)
     persons: dict[str, Person] = {}
     urls: dict[str, str] = {}
@@ -137,7 +169,7 @@ def fhir_records(
             "row": pl.String,
         },
     )
-    return build_records(persons.values(), events, data_map, as_of, problems)
+    return persons, events
 
 
 # --------------------------------------------------------------------------- reading

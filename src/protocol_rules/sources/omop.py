@@ -32,8 +32,10 @@ from ..datamap import DataMap
 from ..diagnostics import Diagnostic, error, warning
 from ..engines import ScreeningError
 from .clinical import Person, build_records, empty_events
+from .clinical_layout import build_layout
+from .layout import Layout
 
-__all__ = ["omop_patients", "omop_records", "omop_terminology"]
+__all__ = ["omop_layout", "omop_patients", "omop_records", "omop_terminology"]
 
 #: table -> (id column, concept column, datetime column, date column, has values)
 TABLES: dict[str, tuple[str, str, str, str, bool]] = {
@@ -121,6 +123,22 @@ def omop_records(
     return build_records(persons, events, data_map, as_of, problems)
 
 
+def omop_layout(
+    cdm: Any,
+    data_map: DataMap,
+    *,
+    as_of: Any = None,
+    problems: list[Diagnostic] | None = None,
+) -> Layout:
+    """The persons of an OMOP CDM in the columnar layout, for `Protocol.screen`: the same
+    patients as `omop_patients`, built with whole-column operations (for large CDMs)."""
+    problems = problems if problems is not None else []
+    with _Cdm(cdm) as source:
+        people = _person_frame(source)
+        events, data_map = _events(source, data_map, problems)
+    return build_layout(people, events, data_map, as_of, problems)
+
+
 def omop_terminology(cdm: Any) -> StaticTerminology:
     """The OMOP concept hierarchy of a CDM (CONCEPT_ANCESTOR) and its concept names, as a
     terminology for value sets of ``OMOP#…*`` members (docs/language/codes.md#descendants)."""
@@ -200,11 +218,19 @@ class _Cdm:
         if self.zip is not None:
             self.zip.close()
 
-    def table(self, name: str, columns: tuple[str, ...], required: bool = True) -> Any:
-        """The `columns` of table `name` as text (absent optional columns are null)."""
+    def table(
+        self,
+        name: str,
+        columns: tuple[str, ...],
+        required: bool = True,
+        where: tuple[str, list[int]] | None = None,
+    ) -> Any:
+        """The `columns` of table `name` as text (absent optional columns are null); with
+        `where` = (column, ids), only the rows whose column is one of the ids (in DuckDB, the
+        database filters)."""
         import polars as pl
 
-        frame = self._read(name, required)
+        frame = self._read(name, required, columns, where)
         if frame is None:
             return None
         present = {c.lower(): c for c in frame.columns}
@@ -226,17 +252,33 @@ class _Cdm:
                         )
                     ]
                 )
-        return frame.select(out)
+        frame = frame.select(out)
+        if where is not None and self.connection is None:
+            column, ids = where
+            number = pl.col(column).str.strip_chars().cast(pl.Int64, strict=False)
+            frame = frame.filter(number.is_in(ids))
+        return frame
 
-    def _read(self, name: str, required: bool) -> Any:
+    def _read(
+        self,
+        name: str,
+        required: bool,
+        wanted: tuple[str, ...] = (),
+        where: tuple[str, list[int]] | None = None,
+    ) -> Any:
         import polars as pl
 
         if self.connection is not None:
-            try:  # every column as text, as from a CSV (no pyarrow needed)
-                columns = self.connection.sql(f'select * from "{name}" limit 0').columns
-                cast = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in columns)
-                rows = self.connection.sql(f'select {cast} from "{name}"').fetchall()
-                return pl.DataFrame(rows, schema={c: pl.String for c in columns}, orient="row")
+            try:  # the wanted columns as text, as from a CSV (no pyarrow needed)
+                found = self.connection.sql(f'select * from "{name}" limit 0').columns
+                present = {c.lower(): c for c in found}
+                picked = [present[c] for c in wanted if c in present] or list(found)
+                cast = ", ".join(f'cast("{c}" as varchar) as "{c.lower()}"' for c in picked)
+                sql = f'select {cast} from "{name}"'
+                if where is not None and where[0] in present:
+                    ids = ", ".join(str(int(i)) for i in where[1]) or "null"
+                    sql += f' where "{present[where[0]]}" in ({ids})'
+                return _fetch(self.connection, sql)
             except Exception as exc:
                 if not required:
                     return None
@@ -255,6 +297,20 @@ class _Cdm:
             return pl.read_csv(found, infer_schema=False)
         except Exception as exc:  # polars raises many kinds for a corrupt file
             raise _cannot(found, str(exc).strip().splitlines()[0]) from None
+
+
+def _fetch(connection: Any, sql: str) -> Any:
+    """The result of a DuckDB query as a polars frame, through a Parquet file DuckDB writes
+    (no pyarrow needed, and no Python object per cell)."""
+    import tempfile
+
+    import polars as pl
+
+    with tempfile.TemporaryDirectory(prefix="protocol-rules-omop-") as folder:
+        target = os.path.join(folder, "rows.parquet")
+        quoted = target.replace("'", "''")
+        connection.execute(f"copy ({sql}) to '{quoted}' (format parquet)")
+        return pl.read_parquet(target)
 
 
 _OPTIONAL = {
@@ -282,7 +338,8 @@ def _cannot(where: str, why: str) -> ScreeningError:
     )
 
 
-def _persons(source: _Cdm) -> list[Person]:
+def _person_frame(source: _Cdm) -> Any:
+    """PERSON as a frame: ``person`` (text), ``birth`` (seconds, UTC), ``sex``."""
     import polars as pl
 
     frame = source.table(
@@ -309,10 +366,16 @@ def _persons(source: _Cdm) -> list[Person]:
         pl.coalesce(born, _seconds(parts, None)).alias("birth"),
         pl.col("person_id").str.strip_chars(),
     ).sort(pl.col("person_id").cast(pl.Int64, strict=False), "person_id")
-    return [
-        Person(pid, birth, SEXES.get(sex or ""))
-        for pid, sex, birth in frame.select("person_id", "gender_concept_id", "birth").iter_rows()
-    ]
+    sex = pl.col("gender_concept_id").str.strip_chars()
+    return frame.select(
+        pl.col("person_id").alias("person"),
+        "birth",
+        sex.replace_strict(list(SEXES), list(SEXES.values()), default=None).alias("sex"),
+    )
+
+
+def _persons(source: _Cdm) -> list[Person]:
+    return [Person(*row) for row in _person_frame(source).iter_rows()]
 
 
 def _seconds(text: Any, date_text: Any) -> Any:
@@ -347,8 +410,7 @@ def _events(source: _Cdm, data_map: DataMap, problems: list[Diagnostic]) -> tupl
         columns = ["person_id", id_col, concept, when, day]
         if has_values:
             columns += ["value_as_number", "unit_source_value", "unit_concept_id"]
-        frame = source.table(table, tuple(columns))
-        frame = frame.filter(pl.col(concept).cast(pl.Int64, strict=False).is_in(sorted(wanted)))
+        frame = source.table(table, tuple(columns), where=(concept, sorted(wanted)))
         if has_values:
             unit_concept = pl.col("unit_concept_id").replace_strict(
                 list(ucum), list(ucum.values()), default=None, return_dtype=pl.String
