@@ -547,3 +547,68 @@ def test_three_ways_layouts_agree(tmp_path: Path) -> None:
     fhir_map = parse_data_map(FHIR_SMALL_MAP, protocol)
     records = list(fhir_patients(as_fhir(), fhir_map, as_of=as_of))
     assert_agree(protocol, records, fhir_layout(as_fhir(), fhir_map, as_of=as_of))
+
+
+# ------------------------------------------------------------------ codes from clinical data
+
+CODED_RULES = """\
+protocol CODED
+fact conditions: set of code "Every condition recorded up to as_of"
+fact condition_events: series of code "Conditions with their start dates"
+codes pregnancy = {OMOP#4217975 "Normal pregnancy"}
+codes sinusitis = {OMOP#40481087, OMOP#257012*}
+inclusion I1 "Sinusitis ever": conditions contains any of sinusitis
+exclusion E1 "Pregnancy in the last 9 months": any(condition_events over last 9 months) in pregnancy
+"""
+
+CODED_MAP = """\
+data_map = 1
+model = "omop"
+[facts.conditions]
+from = "condition_occurrence"
+codes = [40481087, 257012, 4217975, 4112343]
+[facts.condition_events]
+from = "condition_occurrence"
+codes = [4217975]
+"""
+
+
+def test_codes_from_omop_conditions(tmp_path: Path) -> None:
+    """Sets and series of codes from CONDITION_OCCURRENCE; `*` through CONCEPT_ANCESTOR."""
+    cdm = tmp_path / "cdm"
+    shutil.copytree(SMALL, cdm)
+    (cdm / "CONCEPT_ANCESTOR.csv").write_text(
+        "ancestor_concept_id,descendant_concept_id,min_levels_of_separation,"
+        "max_levels_of_separation\n257012,257012,0,0\n257012,4283893,1,1\n"
+    )
+    terminology = omop_terminology(cdm)
+    assert list(terminology.descendants("OMOP#257012") or ()) == ["OMOP#4283893"]
+    protocol = parse_protocol(CODED_RULES, terminology=terminology)
+    data_map = parse_data_map(CODED_MAP, protocol)
+    as_of = "2019-12-01"
+    records = {r["id"]: r for r in omop_patients(cdm, data_map, as_of=as_of)}
+    assert records["18"]["condition_events"][-1] == {
+        "value": "OMOP#4217975",
+        "at": "2019-06-17T00:00:00Z",
+    }
+    assert all(c.startswith("OMOP#") for c in records["1"]["conditions"])
+    statuses = {pid: protocol.evaluate(r).status.value for pid, r in records.items()}
+    assert statuses["18"] == "ineligible"  # pregnancy 2019-06-17
+    assert set(statuses.values()) >= {"eligible", "ineligible"}
+    assert_agree(protocol, list(records.values()), omop_layout(cdm, data_map, as_of=as_of))
+
+
+def test_fhir_ndjson_export(nct: Any, tmp_path: Path) -> None:
+    bundle = json.loads(BUNDLE.read_text())
+    export = tmp_path / "export.ndjson"
+    export.write_text("\n".join(json.dumps(e["resource"]) for e in bundle["entry"]) + "\n")
+    data_map = load_data_map(FHIR_MAP, nct)
+    as_of = "2026-03-01T00:00:00Z"
+    from_bundle = list(fhir_patients(BUNDLE, data_map, as_of=as_of))
+    # in the export, p2's Condition references urn:uuid:p2, a fullUrl only the Bundle has
+    problems: list[Any] = []
+    from_export = list(fhir_patients(export, data_map, as_of=as_of, problems=problems))
+    assert [r for r in from_export if r["id"] != "p2"] == [
+        r for r in from_bundle if r["id"] != "p2"
+    ]
+    assert ("PR856", "export.ndjson:9 (Condition/cond-1)") in {(d.code, d.path) for d in problems}
