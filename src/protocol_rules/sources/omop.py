@@ -16,6 +16,9 @@ DuckDB give the same records.
   they are looked up in CONCEPT (vocabulary and concept code) — a code this CDM does not know
   is reported (PR812) and selects nothing.
 - Times are the ``*_datetime`` column, else the ``*_date`` column, read as UTC.
+
+`omop_patients` gives one record (a dict) per person; `omop_layout` the same patients in the
+columnar layout, built with whole-column operations, for screening large CDMs.
 """
 
 from __future__ import annotations
