@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Keep the suite's unit and parser cache out of the user's cache folder (subprocesses inherit it).
+os.environ.setdefault("PROTOCOL_RULES_CACHE_DIR", tempfile.mkdtemp(prefix="protocol-rules-cache-"))
 
 import protocol_rules
 
@@ -41,3 +45,34 @@ def load_patient(name: str) -> dict:
 
 def expected() -> dict:
     return json.loads((PATIENTS / "expected.json").read_text(encoding="utf-8"))
+
+
+# Tests that take seconds each (subprocesses, the docs build, long property runs). A contributor
+# runs the rest in well under a minute with `pytest -m "not slow"`; CI runs everything. A test
+# named here (without its parameters) is slow in every parametrization.
+SLOW = {
+    "tests/test_docs_examples.py::test_python_block",
+    "tests/test_lexer.py::test_docs_build_highlights_rules_blocks",
+    "tests/test_format.py::test_programs_from_the_grammar",
+    "tests/test_format.py::test_generated_protocols_in_any_layout",
+    "tests/test_format.py::test_formatting_does_not_depend_on_the_layout",
+    "tests/test_cli.py::test_console_script_runs_outside_the_checkout",
+    "tests/test_properties.py::test_conditions_without_is_known_are_monotone",
+    "tests/test_properties.py::test_same_input_same_result_and_json_round_trips",
+    "tests/test_properties.py::test_learning_a_missing_fact_never_changes_a_decided_outcome",
+    "tests/test_properties.py::test_reloading_the_protocol_changes_nothing",
+    "tests/test_properties.py::test_order_of_keys_and_observations_does_not_matter",
+    "tests/test_robustness.py::test_expressions_from_the_grammar_load_or_are_refused",
+    "tests/test_robustness.py::test_generated_protocols_load_and_evaluate_their_patients",
+    "tests/test_robustness.py::test_edits_of_a_valid_file_load_or_are_refused",
+    "tests/test_robustness.py::test_programs_from_the_grammar_load_or_are_refused",
+    "tests/test_units.py::test_the_cache_file_is_json_written_whole",
+    "tests/test_cold_start.py::test_check_of_a_known_protocol_builds_no_unit_registry",
+    "tests/test_packaging.py::test_the_wheel_ships_the_grammar_the_types_marker_and_the_license",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SLOW:
+            item.add_marker(pytest.mark.slow)

@@ -267,3 +267,40 @@ def test_the_nct04194671_protocol_is_clean(nct):
     assert check_text(PROTOCOL_FILE.read_text(encoding="utf-8")) == []
     assert len([c for c in nct.criteria if c.kind.value == "inclusion"]) == 4
     assert [c.id for c in nct.criteria][-1] == "E20"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["x > 1e300 * 1e300", "x > 1e200 / 1e-200", "q > 1e300 'Mg'", "q > 2 * 1e300 'Mg'"],
+)
+def test_a_constant_that_overflows_is_refused(expr):
+    text = f"protocol T\nfact x: number\nfact q: quantity 'ug'\ninclusion I1 \"x\": {expr}\n"
+    d = only_error(text)
+    assert d.code == "PR314"
+    assert "overflows" in d.message
+
+
+def test_a_quantity_fact_without_a_range_is_a_warning():
+    text = (
+        "protocol T\nfact platelets: quantity '/uL'\nfact doses: series of quantity 'mg/d'\n"
+        "fact age: quantity 'a' range 0 to 130\nfact score: number\n"
+        "inclusion I1 \"x\": platelets > 1 '/uL' and exists(doses over last 2 days)"
+        " and age > 1 'a' and score > 1\n"
+    )
+    found = [d for d in check_text(text, "t.rules") if d.code == "PR313"]
+    assert [(d.severity.value, d.span.line, d.span.text) for d in found] == [
+        ("warning", 2, "platelets"),
+        ("warning", 3, "doses"),
+    ]
+    assert "range 0 to" in found[0].help
+    pr_protocol = pytest.importorskip("protocol_rules").parse_protocol(text)
+    assert {d.code for d in pr_protocol.warnings} == {"PR313"}
+
+
+def test_every_quantity_of_the_shipped_protocol_has_a_range(nct):
+    from protocol_rules.check.types import QtyT, SeriesT
+
+    for fact in nct.facts:
+        element = fact.type.element if isinstance(fact.type, SeriesT) else fact.type
+        if isinstance(element, QtyT):
+            assert fact.low is not None and fact.low <= 0 < fact.high, fact.name

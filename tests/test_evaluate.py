@@ -1049,3 +1049,146 @@ def test_criterion_results_carry_the_protocol_text_and_note(nct):
     )
     with pytest.raises(KeyError):
         result.criterion("E99")
+
+
+# --------------------------------------------------------------------------- windows in defines
+
+DEFINED_WINDOW = """protocol T
+fact age: quantity 'a' range 0 to 130
+fact weight: quantity 'kg' range 0 to 500
+fact insulin_dose: series of quantity '[IU]/d' range 0 to 1000
+define doses = insulin_dose
+define recent_insulin = doses over last 8 weeks
+define insulin_per_kg = mean(recent_insulin) / weight
+inclusion I4 "mean insulin dose of ≥ 0.2 IU/kg/day AND ≥ 15 IU/body/day":
+  insulin_per_kg >= 0.2 '[IU]/kg/d' and mean(recent_insulin) >= 15 '[IU]/d'
+exclusion E1 "any dose above 100 IU/d": any(recent_insulin) > 100 '[IU]/d'
+"""
+
+
+@pytest.mark.parametrize("doses", [[], obs((20, "2025-01-01T00:00:00Z"))], ids=["empty", "old"])
+def test_an_empty_window_held_in_a_define_names_the_series_as_missing(doses):
+    """docs/language/defines.md's own example, with no dose in the window (was AssertionError)."""
+    result = pr.parse_protocol(DEFINED_WINDOW).evaluate(
+        {"insulin_dose": doses, "weight": 70}, as_of=AS_OF
+    )
+    assert result.status is Status.INDETERMINATE
+    (missing,) = result.missing_facts
+    assert (missing.name, missing.reason) == ("insulin_dose", "no observation in the window")
+    assert "no observation in `recent_insulin`" in result.explain()
+
+
+# --------------------------------------------------------------------------- the calendar's ends
+
+
+@pytest.mark.parametrize(
+    "expr, patient",
+    [
+        ("d - 1 days < @2026-01-01", {"d": "0001-01-01"}),
+        ("d + 1e300 days > @2026-01-01", {"d": "2026-01-01"}),
+        ("t + 1e15 'h' > @2026-01-01T00:00", {"t": "2026-01-01T00:00:00Z"}),
+        ("t - 1e15 'h' < @2026-01-01T00:00", {"t": "2026-01-01T00:00:00Z"}),
+    ],
+    ids=["before-year-1", "1e300-days", "1e15-hours", "minus-1e15-hours"],
+)
+def test_date_arithmetic_outside_the_calendar_is_unknown_and_says_why(expr, patient):
+    result = evaluate(expr, patient)
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    shift = result.criterion("I1").trace.children[0]
+    assert (shift.kind, shift.known) == ("date arithmetic", False)
+    assert shift.why == "the date falls outside the years 1 to 9999"
+    assert "outside the years 1 to 9999" in result.explain()
+    result.to_json()
+    result.to_markdown()
+
+
+def test_date_arithmetic_at_the_calendar_edges_is_still_a_date():
+    assert outcome("d - 1 days = @0001-01-01", {"d": "0001-01-02"}) == MET
+    assert outcome("d + 1 days = @9999-12-31", {"d": "9999-12-30"}) == MET
+
+
+def test_formatting_an_instant_never_fails():
+    from protocol_rules.facts import format_instant
+
+    assert format_instant(-1e300) == "before 0001-01-01"
+    assert format_instant(1e300) == "after 9999-12-31"
+    assert format_instant(0.0, has_time=False) == "1970-01-01"
+
+
+# --------------------------------------------------------------------------- overflow
+
+
+@pytest.mark.parametrize(
+    "expr, patient, why",
+    [
+        ("n * 1e300 * 1e300 > 1", {"n": 2}, "too large (beyond 1e300)"),
+        ("n / 1e-300 / 1e-300 > 1", {"n": 2}, "too large (beyond 1e300)"),
+        ("n / (k - k) > 1", {"n": 2, "k": 1}, "division by zero"),
+        (
+            "sum(s over last 2 days) > 1 'mg/dL'",
+            {"s": obs((1e308, "2026-03-03T00:00:00Z"), (1e308, "2026-03-03T01:00:00Z"))},
+            "the sum is too large to compute",
+        ),
+        (
+            "mean(s over last 2 days) > 1 'mg/dL'",
+            {"s": obs((1e308, "2026-03-03T00:00:00Z"), (1e308, "2026-03-03T01:00:00Z"))},
+            "the sum is too large to compute",
+        ),
+    ],
+    ids=["product", "quotient", "zero", "sum", "mean"],
+)
+def test_arithmetic_that_overflows_is_unknown_never_infinity(expr, patient, why):
+    result = evaluate(expr, patient)
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    computed = result.criterion("I1").trace.children[0]
+    assert (computed.known, computed.value, computed.why) == (False, None, why)
+    text = result.to_json()
+    assert "Infinity" not in text and "NaN" not in text
+
+
+def test_a_runtime_conversion_that_overflows_is_unknown():
+    protocol = pr.parse_protocol(
+        "protocol T\nfact a: quantity 'ug'\nfact b: quantity 'kg'\ninclusion I1 \"x\": a < 2 * b\n"
+    )
+    result = protocol.evaluate({"a": 1, "b": 1e299})
+    assert result.criterion("I1").outcome is Outcome.UNKNOWN
+    converted = result.criterion("I1").trace.children[1]
+    assert converted.why == "the value is too large to convert to `ug`"
+    assert "Infinity" not in result.to_json()
+
+
+def test_huge_and_tiny_numbers_print_compactly():
+    result = evaluate("n > 1 and n * 1e-300 > 0", {"n": 1e250})
+    text = result.explain()
+    assert "n = 1e250" in text and "1e-50" in text
+    assert max(len(line) for line in text.splitlines()) < 200
+
+
+# --------------------------------------------------------------------------- results kept
+
+
+def test_a_kept_result_holds_few_objects_for_the_garbage_collector(nct):
+    """Reading `.outcomes` built and kept 24 CriterionResults (and as many partials) per
+    result: with 10,000+ results kept, the collector took 40-50% of the time."""
+    import gc
+
+    patients = [load_patient(name) for name in EXAMPLES] * 20
+    for patient in patients[:5]:
+        nct.evaluate(patient).outcomes  # noqa: B018 - warm the caches
+    gc.collect()
+    before = len(gc.get_objects())
+    kept = []
+    for patient in patients:
+        result = nct.evaluate(patient)
+        assert result.outcomes == {c.id: c.outcome for c in result.criteria}
+        kept.append(result)
+    gc.collect()
+    per_result = (len(gc.get_objects()) - before) / len(kept)
+    assert per_result < 15, per_result
+
+
+def test_outcomes_match_the_criteria_for_every_status(nct):
+    for name in EXAMPLES:
+        result = nct.evaluate(load_patient(name))
+        assert list(result.outcomes) == [c.id for c in result.criteria]
+        assert list(result.outcomes.values()) == [c.outcome for c in result.criteria]

@@ -8,6 +8,7 @@ every `.rules` file of the repository and every whole-file ```rules block of the
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_formatting_does_not_depend_on_the_layout(text):
 def assert_faithful_or_refused(text: str, where: str = "x.rules") -> None:
     """A text that parses formats faithfully; one that does not raises the parser's errors."""
     syntax, diagnostics = parse(Source(where, text))
-    if syntax is not None:
+    if syntax is not None and not any(d.is_error for d in diagnostics):
         assert_faithful(text)
         return
     with pytest.raises(ProtocolError) as caught:
@@ -300,8 +301,70 @@ def test_comments_stay_with_the_code_they_annotate():
         "  a or b\n"
         "\n"
         'exclusion E1 "x":\n'
-        "  a or b  # after a\n"
+        "  a  # after a\n"
+        "  or b\n"
         "# the end\n"
+    )
+
+
+def test_each_comment_stays_on_its_own_line_inside_an_expression():
+    text = (
+        "protocol T\n"
+        "fact a: boolean\nfact b: boolean\nfact c: boolean\n"
+        'inclusion I1 "x":\n'
+        "  a  # a\n"
+        "  and b  # b\n"
+        "  # before c\n"
+        "  and c\n"
+        'exclusion E1 "y": (a or  # inside\n b) and not (b and  # deeper\n c)\n'
+    )
+    assert assert_faithful(text) == (
+        "protocol T\n\n"
+        "fact a: boolean\nfact b: boolean\nfact c: boolean\n\n"
+        'inclusion I1 "x":\n'
+        "  a  # a\n"
+        "  and b  # b\n"
+        "  # before c\n"
+        "  and c\n\n"
+        'exclusion E1 "y":\n'
+        "  (\n"
+        "    a  # inside\n"
+        "    or b\n"
+        "  )\n"
+        "  and not (\n"
+        "    b  # deeper\n"
+        "    and c\n"
+        "  )\n"
+    )
+
+
+def test_a_comment_after_the_last_operand_does_not_break_the_line():
+    text = 'protocol T\nfact a: boolean\ninclusion I1 "x": (a and a  # end\n)\n'
+    assert assert_faithful(text).endswith('inclusion I1 "x":\n  a and a  # end\n')
+
+
+def test_a_comment_inside_an_operand_that_cannot_be_broken_ends_its_line():
+    text = 'protocol T\nfact age: integer\ninclusion I1 "x": (true)and(age is # a note\nknown)\n'
+    assert assert_faithful(text).endswith('inclusion I1 "x":\n  true and age is known  # a note\n')
+
+
+@pytest.mark.parametrize(
+    ("written", "formatted"),
+    [
+        ("a and not # c\n b", "  a and not b  # c\n"),
+        ("not ( # c\n a or b)", "  not (a or b)  # c\n"),
+        ("not (a or # c\n b)", "  not (\n    a  # c\n    or b\n  )\n"),
+    ],
+)
+def test_a_comment_after_not_stays_on_its_line(written, formatted):
+    text = f'protocol T\nfact a: boolean\nfact b: boolean\ninclusion I1 "x": {written}\n'
+    assert assert_faithful(text).endswith('inclusion I1 "x":\n' + formatted)
+
+
+def test_comments_between_the_conditions_of_a_count_keep_their_lines():
+    text = 'protocol T\ninclusion I1 "x": at least 1 of ( # c\n a, b # d\n, c # e\n)\n'
+    assert assert_faithful(text).endswith(
+        'inclusion I1 "x":\n  at least 1 of (  # c\n    a,\n    b,  # d\n    c  # e\n  )\n'
     )
 
 
@@ -352,6 +415,50 @@ def test_fmt_rewrites_files_in_place(tmp_path):
     assert result.exit_code == 0
     assert messy.read_text() == format_text('protocol T fact a: boolean inclusion I1 "x": a')
     assert CliRunner().invoke(cli, ["fmt", "--check", str(messy)]).exit_code == 0
+
+
+def test_fmt_replaces_the_file_whole_and_keeps_its_mode(tmp_path, monkeypatch):
+    messy = tmp_path / "messy.rules"
+    messy.write_text('protocol T fact a: boolean inclusion I1 "x": a\n', encoding="utf-8")
+    messy.chmod(0o640)
+    inode = messy.stat().st_ino
+    written = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append((a, b)), real_replace(a, b)))
+    assert CliRunner().invoke(cli, ["fmt", str(messy)]).exit_code == 0
+    ((temporary, target),) = written
+    assert os.path.dirname(temporary) == str(tmp_path) and target == str(messy)
+    assert messy.stat().st_ino != inode  # a new file renamed over it, not truncated in place
+    assert messy.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["messy.rules"]
+
+
+def test_fmt_interrupted_while_writing_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    original = 'protocol T fact a: boolean inclusion I1 "x": a\n'
+    messy = tmp_path / "messy.rules"
+    messy.write_text(original, encoding="utf-8")
+
+    def crash(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    result = CliRunner().invoke(cli, ["fmt", str(messy)])
+    assert result.exit_code == 1 and "PR001" in result.output
+    assert messy.read_text(encoding="utf-8") == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["messy.rules"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_fmt_follows_a_symlink_and_keeps_it(tmp_path):
+    real = tmp_path / "real.rules"
+    real.write_text('protocol T fact a: boolean inclusion I1 "x": a\n', encoding="utf-8")
+    link = tmp_path / "link.rules"
+    link.symlink_to(real)
+    assert CliRunner().invoke(cli, ["fmt", str(link)]).exit_code == 0
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text(encoding="utf-8") == format_text(
+        'protocol T fact a: boolean inclusion I1 "x": a'
+    )
 
 
 def test_fmt_reads_standard_input():

@@ -163,6 +163,41 @@ def test_nan_and_infinity_are_refused(rules, text, path):
     assert (d.code, d.path) == ("PR404", path)
 
 
+UNRANGED = """protocol U
+fact platelet_count: quantity '/uL'
+fact doses: series of quantity 'mg/d'
+exclusion E18 "Platelet count <25,000/uL": platelet_count < 25000 '/uL'
+exclusion E17 "Dose > 15 mg/d": any(doses over last 30 days) > 15 'mg/d'
+"""
+
+
+@pytest.mark.parametrize(
+    "patient, path",
+    [
+        ({"platelet_count": {"value": 1e308, "unit": "10*9/L"}}, "$.platelet_count"),
+        ({"doses": [{"value": 1e308, "unit": "g/d", "at": AS_OF}]}, "$.doses[0].value"),
+    ],
+    ids=["quantity", "observation"],
+)
+def test_a_value_that_overflows_when_converted_is_refused(patient, path):
+    """1e308 10*9/L is infinity in /uL: it was accepted, and made the patient eligible."""
+    d = only(refuse(pr.parse_protocol(UNRANGED), patient))
+    assert (d.code, d.path) == ("PR404", path)
+    assert "overflows" in d.message
+
+
+def test_the_unit_conversions_a_fact_remembers_are_bounded():
+    """A stream of unique unit spellings must not grow memory without end."""
+    from protocol_rules.check.types import QtyT
+    from protocol_rules.facts import CONVERSIONS_PER_FACT, _in_unit
+
+    fact = pr.parse_protocol(UNRANGED).fact("platelet_count")
+    in_unit = _in_unit(fact, QtyT("/uL"))
+    for n in range(CONVERSIONS_PER_FACT + 20):
+        assert in_unit(1, f"10*9{{n{n}}}/L") == 1000  # an annotation makes each spelling new
+    assert len(in_unit.cache) == CONVERSIONS_PER_FACT
+
+
 # --------------------------------------------------------------------------- PR405
 
 
@@ -430,3 +465,19 @@ def test_a_valid_example_patient_is_accepted_after_a_bad_one(nct):
         nct.evaluate(bad)
     assert info.value.fact == "platelet_count"
     assert nct.evaluate(load_patient("eligible.json")).status is Status.ELIGIBLE
+
+
+def test_date_and_datetime_objects_are_read_like_their_iso_strings():
+    from datetime import date
+
+    protocol = pr.parse_protocol(
+        'protocol D\nfact onset: date\nfact seen: datetime\ninclusion I1 "x": '
+        "onset = @2026-01-01 and seen > @2026-01-01T00:00\n"
+    )
+    result = protocol.evaluate(
+        {"onset": date(2026, 1, 1), "seen": datetime(2026, 1, 2, 10, tzinfo=UTC)}
+    )
+    assert result.criterion("I1").outcome is Outcome.MET
+    string = refuse(protocol, {"onset": "2026-01-01T10:00:00Z"})
+    objects = refuse(protocol, {"onset": datetime(2026, 1, 1, 10, tzinfo=UTC)})
+    assert [d.code for d in string.diagnostics] == [d.code for d in objects.diagnostics]

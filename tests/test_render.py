@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 import protocol_rules as pr
 from protocol_rules import Status
+from protocol_rules.render.safe import markdown_text
 
 from .conftest import PATIENTS, load_patient
 
@@ -200,22 +201,84 @@ def test_explain_shows_given_units_and_unknowns(nct):
 
 
 def test_explain_trace_lines_stay_inside_their_criterion(nct):
-    # below the header every line is a heading, a criterion, a missing fact, or indented
-    # under its criterion, even for expressions written over several lines (E1, E17)
+    # below the summary every line is a heading, a criterion (wrapped text aligned under its
+    # text), or indented under its criterion, even for expressions written over several lines
     headings = {
         "",
-        "Inclusion criteria",
-        "Exclusion criteria",
-        "Missing facts that could decide it",
+        "Inclusion criteria (each must be met)",
+        "Exclusion criteria (each must be not met)",
     }
     for name in EXAMPLES:
-        for line in nct.evaluate(load_patient(name)).explain().splitlines()[3:]:
+        text = nct.evaluate(load_patient(name)).explain()
+        details = text.split("\nInclusion criteria")[1].split("\nnot evaluated:")[0]
+        for line in ("Inclusion criteria" + details).splitlines():
             assert (
                 line in headings
-                or re.match(r"[✓✗?] [IE]\d+ ", line)
-                or line.startswith("  - ")
+                or re.match(r"  [IE]\d+ +(met|not met|unknown) ", line)
                 or line.startswith("       ")
             ), line
+
+
+def test_explain_puts_the_verdict_and_what_decides_it_first(nct):
+    text = nct.evaluate(load_patient("indeterminate.json")).explain()
+    summary = text.split("\nInclusion criteria")[0]
+    assert summary.splitlines()[2:4] == [
+        "status: INDETERMINATE  (as of 2026-03-02T08:00:00Z)",
+        "still open: I3, E11, E20",
+    ]
+    assert "  E20  exclusion unknown: Participate in other clinical trials" in summary
+    assert "Missing facts that could decide it" in summary
+    ineligible = nct.evaluate(load_patient("ineligible-platelets.json")).explain()
+    assert "  E18  exclusion met: Platelet count <25,000/uL" in ineligible.split("\n\n")[0]
+
+
+def test_explain_writes_outcomes_as_words_without_marks(nct):
+    text = nct.evaluate(load_patient("ineligible-platelets.json")).explain()
+    assert "  E1   not met  AKI due to" in text
+    assert "← excludes the patient" in text
+    assert not set("✓✗") & set(text)
+
+
+def test_explain_says_once_what_not_evaluated_means(nct):
+    text = nct.evaluate(load_patient("indeterminate.json")).explain()
+    assert text.count("not evaluated:") == 1
+    assert " ".join(text.split()).endswith("the other operand already decided the result.")
+    eligible = nct.evaluate(load_patient("eligible-oliguria.json")).explain(brief=True)
+    assert "not evaluated:" not in eligible
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 140])
+def test_explain_wraps_to_the_width(nct, width):
+    for name in GOLDEN_CASES:
+        result = nct.evaluate(load_patient(name))
+        text = result.explain(width=width)
+        for line in text.splitlines():
+            content = re.sub(r"^[ │├└─•·]*", "", line)
+            # longer only for a word too long to cut (`→ value` stays together)
+            assert len(line) <= width or len(content.split()) <= 2, (width, line)
+        assert ANSI.sub("", result.explain(color=True, width=width)) == text
+        unwrapped = result.explain(width=10_000)
+        assert _words(text) == _words(unwrapped)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.split() if w not in ("│", "├─", "└─")]
+
+
+def test_the_command_line_wraps_to_columns(monkeypatch):
+    from click.testing import CliRunner
+
+    from protocol_rules.cli import cli
+
+    from .conftest import PROTOCOL_FILE
+
+    for columns in ("60", "120"):
+        done = CliRunner(env={"COLUMNS": columns, "NO_COLOR": "1"}).invoke(
+            cli, ["eval", str(PROTOCOL_FILE), str(PATIENTS / "indeterminate.json")]
+        )
+        assert done.exit_code == 0
+        widest = max(len(line) for line in done.output.splitlines())
+        assert int(columns) - 15 <= widest <= int(columns)
 
 
 def test_explain_in_color_only_with_color_true(nct):
@@ -244,7 +307,7 @@ def test_markdown_has_the_criteria_table_and_each_criterion(nct, name):
     for c in result.criteria:
         assert re.search(rf"^\| {c.id} \| {c.kind} \| ", md, re.MULTILINE), c.id
         assert f"### {c.id} ({c.kind})" in md
-        assert f"> {c.text}" in md
+        assert f"> {markdown_text(c.text)}" in md
         section = md.split(f"### {c.id} (")[1].split("### ")[0]
         for node in c.trace.walk():
             if node.kind == "fact" and node.evaluated:
@@ -325,3 +388,210 @@ def test_a_rendered_result_does_not_change_when_the_record_is_mutated(nct):
     )
     patient["baseline_creatinine"]["value"] = 1
     assert result.to_json() == before
+
+
+# --------------------------------------------------------------------------- converted operands
+
+CONVERTED = [
+    ("fact a: quantity 'mg/L'\nfact b: quantity 'mg/dL'", "a > 2 * b", {"a": 30, "b": 1}),
+    ("fact u: quantity 'mL/d'", "u < 500 'mL' / 24 hours", {"u": 300}),
+    ("fact u: quantity 'mL'", "u < 100 'mL/(6.h)' * 6 hours", {"u": 30}),
+    (
+        "fact s: series of number\nfact x: date",
+        "count(s over last time_since(x)) > 0",
+        {"s": [{"value": 1, "at": "2026-02-01"}], "x": "2026-01-01"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "facts, expr, patient", CONVERTED, ids=["fact-x2", "per-day", "per-6h", "window"]
+)
+def test_a_result_with_a_runtime_unit_conversion_renders_in_every_format(
+    validator, facts, expr, patient
+):
+    protocol = pr.parse_protocol(f'protocol T\n{facts}\ninclusion I1 "x": {expr}\n')
+    result = protocol.evaluate(patient, as_of="2026-03-01T00:00:00Z")
+    assert result.status is Status.ELIGIBLE
+    _render_all(result)
+    assert_valid(validator, result.to_dict())
+
+
+def test_a_converted_operand_shows_its_value_in_the_unit_it_is_compared_in():
+    facts, expr, patient = CONVERTED[0]
+    protocol = pr.parse_protocol(f'protocol T\n{facts}\ninclusion I1 "x": {expr}\n')
+    text = protocol.evaluate(patient).explain()
+    assert "2 * b  → 20 mg/L" in text
+    assert "b = 1 mg/dL" in text
+
+
+def test_every_node_of_the_checked_form_has_a_trace_kind():
+    import typing
+
+    from protocol_rules.check import ir
+    from protocol_rules.trace import _KINDS
+
+    assert set(typing.get_args(ir.Node)) <= set(_KINDS)
+
+
+# ------------------------------------------------------------------- inputs that are not JSON
+
+
+def test_mappings_tuples_and_date_objects_evaluate_and_render(nct, validator):
+    """`evaluate` accepts any Mapping, tuples and `date`/`datetime` objects; so does every
+    renderer: the record is snapshotted as JSON data (was TypeError in `to_json`)."""
+    import types
+    from collections import UserDict
+    from datetime import UTC, date, datetime
+
+    inner = {"value": 180, "unit": "10*9/L"}
+    patient = UserDict(
+        {
+            "age": types.MappingProxyType({"value": 40, "unit": "a"}),
+            "platelet_count": types.MappingProxyType(inner),
+            "immunosuppression_last_change": date(2025, 1, 1),
+            "on_systemic_immunosuppression": True,
+            "serum_creatinine": (
+                types.MappingProxyType(
+                    {"value": 2.1, "unit": "mg/dL", "at": datetime(2026, 3, 1, 8, tzinfo=UTC)}
+                ),
+            ),
+        }
+    )
+    result = nct.evaluate(patient, as_of=datetime(2026, 3, 2, 8, tzinfo=UTC))
+    text = result.to_json()
+    data = json.loads(text)
+    assert_valid(validator, data)
+    reads = {
+        node["fact"]: node["given"]
+        for c in data["criteria"]
+        for node in _walk(c["trace"])
+        if node["kind"] == "fact" and node["evaluated"]
+    }
+    assert reads["platelet_count"] == {"value": 180, "unit": "10*9/L"}
+    assert reads["immunosuppression_last_change"] == "2025-01-01"
+    assert reads["serum_creatinine"] == [
+        {"value": 2.1, "unit": "mg/dL", "at": "2026-03-01T08:00:00Z"}
+    ]
+    inner["value"] = 10  # the caller changes the mapping behind the proxy
+    assert result.to_json() == text
+    result.explain()
+    result.to_markdown()
+
+
+def _walk(trace: dict):
+    yield trace
+    for child in trace.get("children", ()):
+        yield from _walk(child)
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_observations_after_as_of_are_listed_in_every_format(nct, validator):
+    patient = load_patient("eligible-umol.json")
+    late = {"value": 9.9, "unit": "mg/dL", "at": "2026-03-06T00:00:00Z"}
+    patient["serum_creatinine"] = [*patient["serum_creatinine"], late, late]
+    result = nct.evaluate(patient)
+    (warning,) = result.warnings
+    assert (warning.code, warning.path, warning.severity.value) == (
+        "PR414",
+        "$.serum_creatinine",
+        "warning",
+    )
+    assert "2 observations after `as_of`" in warning.message
+    assert "2026-03-06T00:00:00Z" in warning.help
+    data = result.to_dict()
+    assert_valid(validator, data)
+    assert [w["code"] for w in data["warnings"]] == ["PR414"]
+    summary = result.explain().split("\nInclusion criteria")[0]
+    assert "Warnings" in summary and "fact `serum_creatinine`: 2 observations" in summary
+    assert "## Warnings" in result.to_markdown()
+
+
+def test_no_warning_without_late_observations(nct):
+    for name in EXAMPLES:
+        result = nct.evaluate(load_patient(name))
+        assert result.warnings == () or [w.code for w in result.warnings] == ["PR414"]
+    assert nct.evaluate(load_patient("eligible.json")).to_dict()["warnings"] == []
+
+
+# --------------------------------------------------------------------------- output safety
+
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07\u202eevil\x85\u2066"
+UNSAFE_OUT = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
+
+
+def _hostile_result() -> pr.Result:
+    text = (
+        f'protocol "P{HOSTILE}"\n  title "T{HOSTILE}"\n'
+        f'fact label: text "described {HOSTILE}"\nfact flag: boolean\n'
+        f'inclusion I1 "crit {HOSTILE} <img src=x onerror=alert(1)>"\n'
+        f'  note "note {HOSTILE} <script>x</script>":\n'
+        f'  label = "{HOSTILE}" or flag\n'
+        f'exclusion E1 "```\\n# heading <b>bold</b>": label is unknown\n'
+    )
+    protocol = pr.parse_protocol(text)
+    return protocol.evaluate({"label": f"given {HOSTILE}"})
+
+
+def test_explanations_escape_control_and_bidi_characters():
+    result = _hostile_result()
+    for text in (result.explain(), result.explain(brief=True), result.to_markdown()):
+        assert not UNSAFE_OUT.search(text), repr(UNSAFE_OUT.search(text))
+        assert "\\u202e" in text
+    colored = result.explain(color=True)
+    assert not UNSAFE_OUT.search(ANSI.sub("", colored))
+
+
+def test_markdown_escapes_raw_html_and_cannot_close_its_code_blocks():
+    md = _hostile_result().to_markdown()
+    assert "<img" not in md and "<script>" not in md and "<b>" not in md
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md
+    fences = [line for line in md.splitlines() if line.startswith("```")]
+    assert len(fences) % 2 == 0
+
+
+def test_json_is_strict_and_safe_to_print():
+    result = _hostile_result()
+    text = result.to_json()
+    assert not UNSAFE_OUT.search(text)
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data == result.to_dict()  # the escapes read back as the same strings
+    assert HOSTILE in data["criteria"][0]["text"]
+
+
+def test_patient_keys_echoed_in_diagnostics_are_escaped(nct):
+    with pytest.raises(pr.PatientDataError) as caught:
+        nct.evaluate({f"age{HOSTILE}": 1, "aki_cause": f"x{HOSTILE}"})
+    for d in caught.value.diagnostics:
+        assert not UNSAFE_OUT.search(d.message + (d.path or "") + (d.help or ""))
+
+
+# --------------------------------------------------------------------------- JSON text
+
+
+def test_to_json_is_compact_by_default_and_indented_on_request(nct):
+    result = nct.evaluate(load_patient("indeterminate.json"))
+    assert "\n" not in result.to_json()
+    assert result.to_json(indent=2).startswith('{\n  "schema_version"')
+    assert json.loads(result.to_json()) == json.loads(result.to_json(indent=2))
+
+
+def test_the_command_line_prints_indented_json():
+    from click.testing import CliRunner
+
+    from protocol_rules.cli import cli
+
+    from .conftest import PROTOCOL_FILE
+
+    done = CliRunner().invoke(
+        cli, ["eval", str(PROTOCOL_FILE), str(PATIENTS / "indeterminate.json"), "--format", "json"]
+    )
+    assert done.output.startswith('{\n  "schema_version": "1.1"'), done.output[:200]

@@ -23,6 +23,7 @@ from protocol_rules import (
     ProtocolError,
     Result,
     RulesError,
+    check_text,
     load_protocol,
     parse_protocol,
 )
@@ -176,6 +177,29 @@ def test_generated_protocols_load_and_evaluate_their_patients(text, data):
         assert evaluate_or_refuse(protocol, data.draw(patients(protocol, as_of=AS_OF))) is not None
 
 
+@settings(max_examples=60)
+@given(protocols())
+def test_generated_protocols_draw_runtime_unit_conversions_on_purpose(text):
+    """Operands the checker converts at run time (`a > 2 * b`, `u < 5 'mL/min' * 24 hours`,
+    `over last time_since(d)`) once broke every renderer: every generated protocol that has a
+    quantity to compare draws one."""
+    from protocol_rules.check import ir
+    from protocol_rules.check.types import QtyT, SeriesT, TimeT
+
+    protocol = parse_protocol(text)
+    quantities = [
+        f
+        for f in protocol.facts
+        if (isinstance(f.type, TimeT) and not f.type.has_time)
+        or (
+            isinstance(f.type.element if isinstance(f.type, SeriesT) else f.type, QtyT)
+            and f.unit != "%"
+        )
+    ]
+    if quantities:
+        assert any(isinstance(node, ir.Convert) for node in protocol._program.nodes)
+
+
 # --------------------------------------------------------------------------- patients
 
 _leaf = st.one_of(
@@ -282,6 +306,73 @@ def test_a_long_arithmetic_chain_is_refused_not_a_crash(operator):
         with pytest.raises(ProtocolError) as caught:
             load(text)
         assert [d.code for d in caught.value.diagnostics] == ["PR107"]
+
+
+def _define_chain(links: int, nots: int = 0, reverse: bool = False, cycle: bool = False) -> str:
+    """`define d0 = not … b`, `define d1 = not … d0`, …: nesting that adds up through defines."""
+    body = [f"define d{i} = " + "not " * nots + (f"d{i - 1}" if i else "b") for i in range(links)]
+    if cycle:
+        body[0] = f"define d0 = d{links - 1}"
+    if reverse:
+        body.reverse()
+    criterion = f'inclusion I1 "deep": d{links - 1}'
+    return "\n".join(["protocol T", "fact b: boolean", *body, criterion]) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        (_define_chain(5, nots=100), "PR213"),
+        (_define_chain(10, nots=100), "PR213"),
+        (_define_chain(1_000), "PR213"),
+        (_define_chain(1_000, reverse=True), "PR213"),
+        (_define_chain(3_000), "PR213"),
+        (_define_chain(1_000, cycle=True), "PR204"),
+        (_define_chain(1_000, cycle=True, reverse=True), "PR204"),
+    ],
+    ids=["5x100-not", "10x100-not", "1000-chain", "1000-reversed", "3000-chain", "cycle", "rcycle"],
+)
+def test_nesting_through_chains_of_defines_is_refused_not_a_crash(text, code):
+    with pytest.raises(ProtocolError) as caught:
+        parse_protocol(text)
+    assert [d.code for d in caught.value.diagnostics] == [code]
+    assert [d.code for d in check_text(text)] == [code]
+    format_text(text)  # the formatter works one item at a time: nothing to refuse
+
+
+def _nested(frames: int, fn):  # type: ignore[no-untyped-def]
+    """Call `fn` with `frames` frames already on the stack, as deep inside an application."""
+    return fn() if frames == 0 else _nested(frames - 1, fn)
+
+
+def test_the_deepest_chain_of_defines_accepted_runs_everywhere_deep_in_a_stack():
+    nots = next(n for n in range(120, 0, -1) if load_or_refuse(_define_chain(2, n)) is not None)
+    assert nots >= 90
+    protocol = parse_protocol(_define_chain(2, nots))
+    for patient in ({"b": True}, {}):
+        result = _nested(400, lambda patient=patient: protocol.evaluate(patient))
+        _nested(400, lambda result=result: _render_everything(result))
+
+
+def _render_everything(result: Result) -> None:
+    result.explain()
+    result.explain(color=True)
+    result.to_markdown()
+    json.loads(result.to_json())
+    json.dumps(result.to_dict())
+
+
+def test_a_define_used_twice_is_explained_once_per_criterion():
+    """Each link uses the previous define twice: a tree would have 2**40 nodes."""
+    links = [f"define d{i} = d{i - 1} or not d{i - 1}" for i in range(1, 40)]
+    text = "\n".join(["protocol T", "fact b: boolean", "define d0 = b", *links])
+    protocol = parse_protocol(text + '\ninclusion I1 "x": d39 and d38\n')
+    result = protocol.evaluate({})
+    nodes = sum(1 for _ in result.criteria[0].trace.walk())
+    assert nodes < 40 * 6
+    reads = [n for c in result.criteria for n in c.trace.walk() if n.kind == "fact"]
+    assert len(reads) == 1  # `b`, below the one expansion of `d0`
+    _render_everything(result)
 
 
 # --------------------------------------------------------------------------- known crashes

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 from typing import TypeAlias
 
-from attrs import field, frozen
+from attrs import field
 
+from ._frozen import frozen
 from .source import Span
 
 # --------------------------------------------------------------------------- operators

@@ -1,8 +1,9 @@
 """The command line: a thin shell over the API.
 
 Exit codes: `check` 0 clean (warnings allowed), 1 errors found; `eval` 0 when it produced a
-verdict (whatever the verdict), 1 on a rules or patient-data error; every command 2 on a usage
-error or an internal error (so a crash is never mistaken for a finding).
+verdict (whatever the verdict), 1 on a rules or patient-data error; every command 1 when a file
+cannot be read (PR001), 2 on a usage error or an internal error (so a crash is never mistaken
+for a finding).
 """
 
 from __future__ import annotations
@@ -10,31 +11,34 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .diagnostics import RulesError, error
-from .protocol import Protocol, check_text, load_protocol
-from .render.diagnostics import diagnostics_json, render_diagnostics, use_color
+from ._version import __version__
+from .diagnostics import RulesError, file_error
+from .render.diagnostics import diagnostics_json, render_diagnostics, summary, use_color
+from .render.safe import printable
+from .source import normalise, read_text, replace_file
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
+
+# The pipeline (parser, checker, evaluator) is imported by the commands that use it, so that
+# `--help` and `--version` answer at once.
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 
-def _read_text(path: str, code: str) -> str:
-    """A file's text (or standard input for `-`), or a `RulesError` saying why not."""
+def _read_text(path: str) -> str:
+    """A file's text (or standard input for `-`), or a `RulesError` (PR001) saying why not."""
     try:
         if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read()
+            return normalise(sys.stdin.read())
+        return read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise RulesError(
-            [error(code, f"cannot read `{path}`: {reason}", None, path=path)]
-        ) from None
+        raise RulesError([file_error(path, exc)]) from None
 
 
 def _print_errors(exc: RulesError) -> None:
@@ -42,6 +46,8 @@ def _print_errors(exc: RulesError) -> None:
 
 
 def _load(path: str) -> Protocol:
+    from .protocol import load_protocol
+
     try:
         return load_protocol(path)
     except RulesError as exc:
@@ -56,7 +62,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--format",
     "fmt",
@@ -73,14 +79,16 @@ def cli() -> None:
 )
 def check(files: Sequence[str], fmt: str, data_map: str | None) -> None:
     """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
+    from .protocol import check_text, read_source
+
     results = []
     for name in files:
         try:
-            text = _read_text(name, "PR101")
+            source = read_source(name)
         except RulesError as exc:
             results.append((name, list(exc.diagnostics)))
             continue
-        results.append((name, check_text(text, name)))
+        results.append((name, check_text(source.text, name)))
     if data_map is not None:
         results.append((data_map, _check_map(files, results, data_map)))
     failed = any(d.is_error for _, diags in results for d in diags)
@@ -88,17 +96,26 @@ def check(files: Sequence[str], fmt: str, data_map: str | None) -> None:
         click.echo(diagnostics_json(results))
     else:
         color = use_color(sys.stdout)
+        several = len(results) > 1
         for name, diags in results:
             if diags:
-                click.echo(render_diagnostics(diags, color=color))
+                click.echo(render_diagnostics(diags, color=color, name=name if several else None))
+                if several:
+                    click.echo()
             else:
-                click.echo(f"{name}: ok")
+                click.echo(f"{printable(name, newlines=False)}: ok")
+        if several:
+            errors = sum(d.is_error for _, diags in results for d in diags)
+            warnings = sum(not d.is_error for _, diags in results for d in diags)
+            click.echo(f"{len(results)} files checked: {summary(errors, warnings)}")
     raise SystemExit(EXIT_FINDINGS if failed else 0)
 
 
 def _check_map(files: Sequence[str], results: list[Any], data_map: str) -> list[Any]:
     """The diagnostics of a data map checked against the one protocol of `files`."""
     from .datamap import load_data_map
+    from .diagnostics import error
+    from .protocol import load_protocol
 
     if len(files) != 1 or any(d.is_error for d in results[0][1]):
         return [
@@ -121,6 +138,7 @@ def _clinical_patient(
 ) -> Any:
     """The record of one person of clinical data read through a data map."""
     from .cli_screen import _clinical
+    from .diagnostics import error
 
     records = _clinical(rules, data, data_map, as_of)
     if patient_id is None and len(records) == 1:
@@ -146,26 +164,22 @@ def _clinical_patient(
 
 
 def _read_patient(path: str) -> Any:
-    text = _read_text(path, "PR401")
+    from .patient_json import read_patient_json
+
+    if path == "-":
+        return read_patient_json(_read_text(path), path)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"{path}:{exc.lineno}:{exc.colno}"
-        raise RulesError(
-            [
-                error(
-                    "PR401",
-                    f"the patient file is not valid JSON: {exc.msg}",
-                    None,
-                    path=where,
-                    help='a patient is a JSON object such as {"age": 54}',
-                )
-            ]
-        ) from None
+        text = read_text(path)
+    except UnicodeDecodeError:  # bad patient data (PR401), not a file that cannot be read
+        with open(path, "rb") as handle:
+            return read_patient_json(handle.read(), path)
+    except OSError as exc:
+        raise RulesError([file_error(path, exc)]) from None
+    return read_patient_json(text, path)
 
 
 @cli.command(name="eval")
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.argument("patient", type=click.Path(allow_dash=True))
 @click.option(
     "--as-of", "as_of", metavar="ISO", help='Evaluation time (default: the patient\'s "as_of").'
@@ -176,8 +190,13 @@ def _read_patient(path: str) -> Any:
     type=click.Choice(["text", "markdown", "json"]),
     default="text",
     show_default=True,
+    help="text for people, markdown for reports, json for programs (also for errors).",
 )
-@click.option("--brief", is_flag=True, help="Show traces only for the deciding criteria.")
+@click.option(
+    "--brief",
+    is_flag=True,
+    help="Traces only for the deciding criteria (text, markdown); none at all (json).",
+)
 @click.option("--ignore-unknown", is_flag=True, help="Accept keys the protocol does not declare.")
 @click.option(
     "--map",
@@ -200,28 +219,38 @@ def eval_(
 
     With --map, PATIENT is an OMOP CDM or FHIR R4 input and --id picks the person.
     """
-    rules = _load(protocol)
+    from .protocol import load_protocol
+
+    where = protocol
     try:
+        rules = load_protocol(protocol)
+        where = patient
         if data_map is not None:
             record = _clinical_patient(rules, patient, data_map, as_of, patient_id)
         else:
             record = _read_patient(patient)
         result = rules.evaluate(record, as_of=as_of, ignore_unknown=ignore_unknown)
     except RulesError as exc:
-        _print_errors(exc)
+        if fmt == "json":  # machine output stays machine-readable, on stdout
+            click.echo(diagnostics_json([(where, exc.diagnostics)]))
+        else:
+            _print_errors(exc)
         raise SystemExit(EXIT_FINDINGS) from None
     if fmt == "json":
-        click.echo(result.to_json())
+        click.echo(result.to_json(indent=2, traces=not brief))
     elif fmt == "markdown":
-        click.echo(result.to_markdown())
-    else:
-        from .render.text import explain
+        from .render.markdown import to_markdown
 
-        click.echo(explain(result, color=use_color(sys.stdout), brief=brief))
+        click.echo(to_markdown(result, brief=brief))
+    else:
+        from .render.text import explain, terminal_width
+
+        width = terminal_width(sys.stdout)
+        click.echo(explain(result, color=use_color(sys.stdout), brief=brief, width=width))
 
 
 @cli.command()
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.option(
     "--format",
     "fmt",
@@ -241,7 +270,7 @@ def facts(protocol: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option(
     "--check",
     "check_only",
@@ -249,18 +278,17 @@ def facts(protocol: str, fmt: str) -> None:
     help="Change nothing; exit 1 if a file would change, naming it.",
 )
 def fmt(files: Sequence[str], check_only: bool) -> None:
-    """Rewrite rules FILES in the canonical layout (- reads standard input, writes stdout)."""
+    """Rewrite rules FILES in the canonical layout (- reads standard input, writes stdout).
+
+    A file is replaced whole (written beside it, then renamed over it), never truncated in
+    place; a symbolic link is followed and the file it points to is rewritten.
+    """
     from .format import format_text
 
     changed, failed = [], False
     for name in files:
         try:
-            text = _read_text(name, "PR101")
-        except RulesError as exc:
-            _print_errors(exc)
-            failed = True
-            continue
-        try:
+            text = sys.stdin.read() if name == "-" else _read_as_written(name)
             formatted = format_text(text, name)
         except RulesError as exc:
             _print_errors(exc)
@@ -275,16 +303,28 @@ def fmt(files: Sequence[str], check_only: bool) -> None:
         if formatted == text:
             continue
         changed.append(name)
+        shown = printable(name, newlines=False)
         if check_only:
-            click.echo(f"would reformat {name}")
-        else:
-            with open(name, "w", encoding="utf-8", newline="") as handle:
-                handle.write(formatted)
-            click.echo(f"reformatted {name}", err=True)
+            click.echo(f"would reformat {shown}")
+            continue
+        try:
+            replace_file(name, formatted)
+        except OSError as exc:
+            _print_errors(RulesError([file_error(name, exc, writing=True)]))
+            failed = True
+            continue
+        click.echo(f"reformatted {shown}", err=True)
     if check_only and changed:
         noun = "file" if len(changed) == 1 else "files"
         click.echo(f"{len(changed)} {noun} would be reformatted", err=True)
     raise SystemExit(EXIT_FINDINGS if failed or (check_only and changed) else 0)
+
+
+def _read_as_written(path: str) -> str:
+    try:
+        return read_text(path, as_written=True)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([file_error(path, exc)]) from None
 
 
 from . import cli_screen  # noqa: E402, F401  (registers `screen` and `convert`)

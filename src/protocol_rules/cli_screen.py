@@ -24,7 +24,7 @@ JSON_VERSION = "1.0"
 
 
 @cli.command()
-@click.argument("protocol", type=click.Path(dir_okay=False))
+@click.argument("protocol", type=click.Path())
 @click.argument("data", type=click.Path())
 @click.option("--as-of", "as_of", metavar="ISO", help="Evaluation time for every patient.")
 @click.option("--out", metavar="FILE", help="Write the results: .parquet, .csv, .json, .jsonl.")
@@ -239,7 +239,7 @@ class _progress:
 
 
 @cli.command()
-@click.argument("data", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument("data", type=click.Path(allow_dash=False))
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option(
     "--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True

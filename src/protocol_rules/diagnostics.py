@@ -26,6 +26,8 @@ class Severity(enum.StrEnum):
 
 #: Every diagnostic code with a one-line summary; the docs page explains each with an example.
 CODES: dict[str, str] = {
+    # files
+    "PR001": "cannot read a file",
     # syntax
     "PR101": "syntax error: unexpected token",
     "PR102": "syntax error: unexpected character",
@@ -36,6 +38,7 @@ CODES: dict[str, str] = {
     "PR107": "expression nested too deeply",
     "PR108": "malformed literal (number, date or unit)",
     "PR109": "missing protocol header",
+    "PR110": "misspelt duration word",
     # syntax of calculation
     "PR130": "`**` instead of `^`",
     "PR131": "`if` without `then` or `else`",
@@ -55,6 +58,7 @@ CODES: dict[str, str] = {
     "PR209": "fact declared but never used",
     "PR210": "define never used",
     "PR211": "protocol without criteria",
+    "PR213": "expression nested too deeply through defines",
     # functions and libraries
     "PR230": "recursive function",
     "PR231": "unknown library",
@@ -88,6 +92,9 @@ CODES: dict[str, str] = {
     "PR310": "option does not apply to this type",
     "PR311": "value outside the declared range",
     "PR312": "mixed or empty set",
+    "PR313": "quantity fact without a range",
+    "PR314": "constant too large: it overflows",
+    "PR315": "unit of a calculation out of bounds",
     # calculation
     "PR330": "bad power: quantity exponent, or non-integer power of a quantity",
     "PR331": "branches of `if` (or operands of `first_known`) of different types",
@@ -122,6 +129,9 @@ CODES: dict[str, str] = {
     "PR409": "choice not declared",
     "PR410": "missing `as_of`",
     "PR411": "malformed observation or quantity object",
+    "PR412": "key given twice in a patient JSON object",
+    "PR413": "patient JSON nested too deeply",
+    "PR414": "observations after `as_of` not used",
     # patient data: time, second edition
     "PR420": "`never` for a date that is not declared `or never`",
     "PR421": "date of a `past` fact after `as_of`",
@@ -171,11 +181,31 @@ CODES: dict[str, str] = {
 
 
 @attrs.frozen
+class Related:
+    """Another place a diagnostic is about, such as the first of two duplicates."""
+
+    span: Span
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        span = self.span
+        return {
+            "message": self.message,
+            "file": span.source.name,
+            "line": span.line,
+            "column": span.column,
+            "end_line": span.end_line,
+            "end_column": span.end_column,
+        }
+
+
+@attrs.frozen
 class Diagnostic:
     """One finding: a stable code, a severity, a message, where, and what to do about it.
 
     The message is one lowercase line with user input in backticks; `help` says what to
-    write instead; `label` is the short text under the underlined span.
+    write instead; `label` is the short text under the underlined span; `related` lists other
+    places it is about (the first occurrence of a duplicate), each shown with its own line.
     """
 
     code: str
@@ -186,6 +216,7 @@ class Diagnostic:
     label: str | None = None
     path: str | None = None  # JSON path, for patient-data diagnostics
     notes: tuple[str, ...] = ()
+    related: tuple[Related, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -215,6 +246,7 @@ class Diagnostic:
             "path": self.path,
             "help": self.help,
             "label": self.label,
+            "related": [r.to_dict() for r in self.related],
         }
 
 
@@ -230,12 +262,35 @@ def warning(code: str, message: str, span: Span | None, **kw: object) -> Diagnos
     return Diagnostic(code, Severity.WARNING, message, span, **kw)  # type: ignore[arg-type]
 
 
+def file_error(path: str, exc: Exception, *, writing: bool = False) -> Diagnostic:
+    """PR001 for a file that cannot be read (or written): missing, a directory, not UTF-8…"""
+    if isinstance(exc, UnicodeDecodeError):
+        reason = f"it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        help_ = "save the file as UTF-8"
+    elif isinstance(exc, IsADirectoryError):
+        reason, help_ = "it is a directory", "name a file, e.g. `protocols/nct04194671.rules`"
+    elif isinstance(exc, FileNotFoundError):
+        reason, help_ = "no such file", "check the path and the current directory"
+    elif isinstance(exc, PermissionError):
+        reason, help_ = "permission denied", "check the file's permissions"
+    else:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        help_ = None
+    verb = "write" if writing else "read"
+    return error("PR001", f"cannot {verb} `{path}`: {reason}", None, path=path, help=help_)
+
+
 def sort_key(d: Diagnostic) -> tuple[str, int, str]:
     return (d.span.source.name if d.span else "", d.span.start if d.span else 0, d.code)
 
 
 class RulesError(Exception):
-    """The one base class of every error a user can cause. Carries its diagnostics."""
+    """The one base class of every error a user can cause. Carries its diagnostics.
+
+    ``str(error)`` shows every diagnostic as ``protocol-rules check`` prints it (source line,
+    underline, label, help), so a traceback in an embedding application shows the fix, as
+    Python's own `SyntaxError` does; ``error.summary`` is the first one on one line.
+    """
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
@@ -244,7 +299,15 @@ class RulesError(Exception):
         summary = str(first) if first else "rules error"
         if more > 0:
             summary += f" (and {more} more error{'s' if more > 1 else ''})"
+        self.summary = summary
         super().__init__(summary)
+
+    def __str__(self) -> str:
+        if not self.diagnostics:
+            return self.summary
+        from .render.diagnostics import render_diagnostics
+
+        return f"{self.summary}\n\n{render_diagnostics(self.diagnostics)}"
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:

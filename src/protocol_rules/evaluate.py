@@ -10,6 +10,7 @@ tree is built from ``V`` only when someone asks for it (see `trace`).
 from __future__ import annotations
 
 import operator
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -21,10 +22,12 @@ from . import evaluate_time as time
 from .calculate import CalcCompiler
 from .check import CheckedProtocol, ir
 from .check.types import SeriesT, TimeT
-from .diagnostics import PatientDataError, error
-from .facts import UNKNOWN, Invalid, PatientReader, parse_instant
+from .diagnostics import Diagnostic, PatientDataError, error, warning
+from .facts import UNKNOWN, Invalid, PatientReader, format_instant, parse_instant
 from .numeric import LIMIT
+from .render.safe import printable
 from .result import CriterionResult, MissingFact, Outcome, Result, Status
+from .snapshot import snapshot
 
 U = UNKNOWN
 Fn = Callable[[list[Any], list[Any]], Any]
@@ -38,6 +41,7 @@ class _NotRun:
 
 
 NOTRUN: Any = _NotRun()
+_CODE_OF = {True: "m", False: "n", UNKNOWN: "u"}  # a criterion's value -> `OUTCOME_CODES`
 MET, NOT_MET, OPEN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 _COMPARE = {
@@ -79,6 +83,7 @@ class Program:
         # The value that makes a criterion exclude: false for an inclusion, true for an exclusion.
         self.excluding = tuple(not inclusion for inclusion in self.inclusion)
         self.facts_by_name = {f.name: f for f in checked.facts}
+        self.series_slots = [(f.index, f.name) for f in checked.facts if _is_series(f.type)]
         self.criterion_rows = [
             (index, c.id, c.kind.value, c.text, c.note, excluding)
             for (index, _), c, excluding in zip(
@@ -86,7 +91,9 @@ class Program:
             )
         ]
         self.title = dict(checked.metadata).get("title")
+        self.criterion_ids = tuple(c.id for c in checked.criteria)
         self.past_facts = [(f.index, f.name, f.type.has_time) for f in checked.facts if f.past]
+        self.define_bodies = {d.name: d.body for d in checked.defines}
 
     # ------------------------------------------------------------------ running
 
@@ -107,11 +114,47 @@ class Program:
         status = self._status(values)
         missing = self._missing(values, V) if status is Status.INDETERMINATE else ()
         as_of_dt = None if as_of_seconds is U else datetime.fromtimestamp(as_of_seconds, UTC)
+        warnings = () if as_of_seconds is U else self._after_as_of(F, as_of_seconds)
         # A partial of the plain function keeps few objects alive per result (GC pressure
-        # when callers keep many results); each criterion's value is in V at its root.
-        given = {k: _snapshot(v) for k, v in patient.items()}  # later edits by the caller
+        # when callers keep many results); each criterion's value is in V at its root, and
+        # the outcomes are one string.
+        slots = self.reader.slots  # the record's facts as given, safe from later edits
+        given = {k: snapshot(v) for k, v in patient.items() if k in slots}
         make_criteria = partial(Program._criteria, self, status, F, V, given)
-        return Result(self.checked.id, self.title, status, make_criteria, missing, as_of_dt)
+        codes = "".join(map(_CODE_OF.__getitem__, values))
+        return Result(
+            self.checked.id,
+            self.title,
+            status,
+            make_criteria,
+            missing,
+            as_of_dt,
+            warnings,
+            (self.criterion_ids, codes),
+        )
+
+    def _after_as_of(self, F: list[Any], as_of: float) -> tuple[Diagnostic, ...]:
+        """PR414 for each series with observations after `as_of`: no window reads them."""
+        found = []
+        for slot, name in self.series_slots:
+            series = F[slot]
+            if series is U or not series[0] or series[0][-1] <= as_of:
+                continue
+            times = series[0]
+            late = len(times) - bisect_right(times, as_of)
+            when = format_instant(as_of)
+            found.append(
+                warning(
+                    "PR414",
+                    f"fact `{name}`: {_observations(late)} after `as_of` ({when}) "
+                    f"{'was' if late == 1 else 'were'} not used",
+                    None,
+                    path=f"$.{name}",
+                    help="windows end at `as_of`; the latest observation is at "
+                    f"{format_instant(times[-1])}: evaluate with a later `as_of` to use it",
+                )
+            )
+        return tuple(found)
 
     def _as_of(self, given: Any, raw: Any, problems: list[Any]) -> Any:
         value = given if given is not None else raw
@@ -132,9 +175,8 @@ class Program:
         try:
             return parse_instant(value, "a datetime")
         except Invalid as exc:
-            problems.append(
-                error("PR407", f"`as_of`: {exc.message}", None, path=path, help=exc.hint)
-            )
+            message = printable(f"`as_of`: {exc.message}", newlines=False)
+            problems.append(error("PR407", message, None, path=path, help=exc.hint))
             return U
 
     def _status(self, values: list[Any]) -> Status:
@@ -152,7 +194,7 @@ class Program:
         from .near_miss import for_result
         from .trace import TraceBuilder
 
-        build = TraceBuilder(self, F, V, patient).build
+        build = TraceBuilder(self, V, patient).criterion
         ineligible = status is Status.INELIGIBLE
         open_ = status is Status.INDETERMINATE
         results = []
@@ -223,30 +265,37 @@ class Program:
                 window_index = self.children[i][0]
                 window = V[window_index]
                 if window is not U and window is not NOTRUN and not window[0]:
-                    name = _series_name(self.nodes[window_index])
-                    out.append((name, "no observation in the window"))
+                    out.append((self._series_name(window_index), "no observation in the window"))
                     continue
             for child in self.children[i]:
                 if V[child] is U:
                     stack.append(child)
         return out
 
+    def _series_name(self, index: int) -> str:
+        """The fact a window reads, through filters and the defines that hold it."""
+        node = self.nodes[index]
+        for _ in range(len(self.nodes)):  # a define chain is bounded by the checker
+            match node:
+                case ir.FactRef(name=name):
+                    return name
+                case ir.DefineRef(name=name) if name in self.define_bodies:
+                    node = self.define_bodies[name]
+                case ir.Filter(window=window):
+                    node = window
+                case ir.Window(series=series):
+                    node = series
+                case _:
+                    break
+        return node.source.span.text  # pragma: no cover - a window reads a fact
 
-def _series_name(window: ir.Node) -> str:
-    while isinstance(window, ir.Filter):
-        window = window.window
-    series = window.series if isinstance(window, ir.Window) else window
-    return series.name if isinstance(series, ir.FactRef) else series.source.span.text
+
+def _is_series(type_: Any) -> bool:
+    return isinstance(type_, SeriesT)
 
 
-def _snapshot(value: Any) -> Any:
-    """A copy of a record's value as given, so a result never changes after it was made."""
-    kind = type(value)
-    if kind is list:  # a series or a set: copy its observations too
-        return [dict(o) if type(o) is dict else o for o in value]
-    if kind is dict:  # a quantity object
-        return dict(value)
-    return value
+def _observations(n: int) -> str:
+    return "1 observation" if n == 1 else f"{n} observations"
 
 
 def compile_protocol(checked: CheckedProtocol) -> Program:
@@ -371,7 +420,10 @@ class _Compiler(CalcCompiler):
 
                 def convert(F, V):
                     x = a(F, V)
-                    V[i] = r = U if x is U else conversion(x)
+                    r = U if x is U else conversion(x)
+                    if r is not U and r - r != 0:  # overflowed to infinity: not a value
+                        r = U
+                    V[i] = r
                     return r
 
                 return convert
@@ -687,8 +739,8 @@ def _aggregate(i: int, window: Fn, function: str) -> Fn:
     reduce: Callable[[tuple[Any, ...]], Any] = {
         "max": max,
         "min": min,
-        "sum": sum,
-        "mean": lambda xs: sum(xs) / len(xs),
+        "sum": _finite_sum,
+        "mean": _mean,
         "latest": lambda xs: xs[-1],
         "earliest": lambda xs: xs[0],
     }[function]
@@ -699,6 +751,17 @@ def _aggregate(i: int, window: Fn, function: str) -> Fn:
         return r
 
     return aggregate
+
+
+def _finite_sum(values: tuple[Any, ...]) -> Any:
+    """The sum, or unknown when it overflows to infinity (each value is finite)."""
+    total = sum(values)
+    return total if total - total == 0 else U
+
+
+def _mean(values: tuple[Any, ...]) -> Any:
+    total = _finite_sum(values)
+    return U if total is U else total / len(values)
 
 
 def _count(i: int, fns: list[Fn], at_least: bool, n: int) -> Fn:

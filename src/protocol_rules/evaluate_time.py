@@ -21,7 +21,7 @@ from .calendar import DAY, NEVER, day_of, days_since, shift
 from .check import ir
 from .check.types import TimeT
 from .diagnostics import Diagnostic, error
-from .facts import UNKNOWN, format_instant
+from .facts import FIRST_INSTANT, LAST_INSTANT, UNKNOWN, format_instant
 
 if TYPE_CHECKING:
     from .evaluate import _Compiler
@@ -126,6 +126,18 @@ def time_since(i: int, fns: list[Fn], node: ir.TimeSince, now: int) -> Fn:
     return time_since_
 
 
+def in_calendar(instant: float) -> Any:
+    """`instant`, or unknown when date arithmetic left the calendar (years 1 to 9999)."""
+    return instant if FIRST_INSTANT <= instant <= LAST_INSTANT else U
+
+
+def _calendar_shift(instant: float, duration: Any, sign: int) -> Any:
+    try:
+        return in_calendar(shift(instant, duration, sign))
+    except (OverflowError, ValueError):  # a month count that leaves the calendar
+        return U
+
+
 def calendar_shift(i: int, fns: list[Fn], node: ir.CalendarShift) -> Fn:
     instant, _amount = fns
     duration, sign = node.duration, node.sign
@@ -134,14 +146,14 @@ def calendar_shift(i: int, fns: list[Fn], node: ir.CalendarShift) -> Fn:
 
         def shift_seconds(F, V):
             x = instant(F, V)
-            V[i] = r = x if x is U or x is NEVER else x + seconds
+            V[i] = r = x if x is U or x is NEVER else in_calendar(x + seconds)
             return r
 
         return shift_seconds
 
     def shift_calendar(F, V):
         x = instant(F, V)
-        V[i] = r = x if x is U or x is NEVER else shift(x, duration, sign)
+        V[i] = r = x if x is U or x is NEVER else _calendar_shift(x, duration, sign)
         return r
 
     return shift_calendar
@@ -155,7 +167,7 @@ def date_shift(i: int, fns: list[Fn], sign: int) -> Fn:
         if x is U or s is U:
             r: Any = U
         else:
-            r = x if x is NEVER else x + sign * s
+            r = x if x is NEVER else in_calendar(x + sign * s)
         V[i] = r
         return r
 

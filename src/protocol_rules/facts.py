@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from . import units
 from .calendar import NEVER
 from .check import FactInfo
 from .check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
-from .check.unit_names import ucum_spelling
+from .check.unit_names import shown, substance, ucum_spelling
 from .diagnostics import Diagnostic, error
+from .render.safe import printable
 from .suggestions import did_you_mean
 
 #: The value of a fact, or of an expression, that is not known.
@@ -96,14 +97,31 @@ def _date(value: Any) -> float:
             f"`{value}` has a time of day, but this fact is a date",
             hint=f'send the day only, e.g. "{value[:10]}", or declare the fact as `datetime`',
         )
+    if isinstance(value, datetime) and value.time() != datetime.min.time():
+        raise Invalid(  # as for the same value sent as a string
+            "PR407",
+            f"`{value.isoformat()}` has a time of day, but this fact is a date",
+            hint="send a `date`, or declare the fact as `datetime`",
+        )
     return parse_instant(value, "a date")
 
 
+#: The first and last instants of the calendar Python's dates can hold (years 1 to 9999), in
+#: seconds since the epoch. Date arithmetic that leaves them gives unknown (see `evaluate`).
+FIRST_INSTANT = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def format_instant(seconds: float, has_time: bool = True) -> str:
-    """ISO text of an instant, as shown in traces ("never" for `NEVER`)."""
+    """ISO text of an instant, as shown in traces ("never" for `NEVER`); never fails, even
+    outside the calendar."""
     if seconds is NEVER:
         return "never"
-    moment = datetime.fromtimestamp(seconds, UTC)
+    try:
+        moment = _EPOCH + timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # evaluation never makes one; say so if it does
+        return "before 0001-01-01" if seconds < 0 else "after 9999-12-31"
     if not has_time and moment.hour == moment.minute == moment.second == 0:
         return moment.date().isoformat()
     return moment.isoformat().replace("+00:00", "Z")
@@ -190,20 +208,36 @@ def _in_unit(fact: FactInfo, element: QtyT) -> Callable[[Any, Any], float]:
         if unit is not None and unit != target:
             convert = known.get(unit) if type(unit) is str else None
             if convert is None:
-                convert = known[unit] = _conversion(unit, target, molar_mass).__call__
+                convert = _conversion(unit, target, molar_mass, fact).__call__
+                if len(known) < CONVERSIONS_PER_FACT:  # a stream of odd spellings: stop caching
+                    known[unit] = convert
             number = convert(number)
+            if number - number != 0:
+                raise Invalid(
+                    "PR404",
+                    f"`{value:g} {unit}` is too large: it overflows in `{target}`",
+                    hint="check the value and its unit",
+                )
         return number if in_range is None else in_range(number)
 
+    in_unit.cache = known  # type: ignore[attr-defined]  # for tests: it stays bounded
     return in_unit
 
 
-def _conversion(unit: Any, target: str, molar_mass: float | None) -> units.Conversion:
+#: Unit spellings whose conversion each quantity fact remembers. Records use a handful; a
+#: stream of unique spellings (a fuzzer, a broken exporter) must not grow memory without end.
+CONVERSIONS_PER_FACT = 32
+
+
+def _conversion(
+    unit: Any, target: str, molar_mass: float | None, fact: FactInfo | None = None
+) -> units.Conversion:
     if not isinstance(unit, str):
         raise Invalid("PR406", f"a unit is a UCUM string, got {_kind(unit)}")
     try:
         return units.conversion(unit, target, molar_mass)
     except units.UnitError:
-        raise _unit_problem(unit, target, molar_mass) from None
+        raise _unit_problem(unit, target, molar_mass, fact) from None
 
 
 _QUANTITY_KEYS = frozenset(("value", "unit", "at"))
@@ -227,25 +261,28 @@ def _quantity(in_unit: Callable[[Any, Any], float], target: str) -> Normaliser:
     return normalise
 
 
-def _unit_problem(unit: str, target: str, molar_mass: float | None) -> Invalid:
+def _unit_problem(
+    unit: str, target: str, molar_mass: float | None, fact: FactInfo | None = None
+) -> Invalid:
     try:
         units.check_unit(unit)
     except units.UnitError:
         fix = ucum_spelling(unit)
         return Invalid(
             "PR406",
-            f"`{unit}` is not a valid UCUM unit",
+            f"`{shown(unit)}` is not a valid UCUM unit",
             ".unit",
             f"did you mean `{fix}`? units are UCUM codes"
             if fix
             else f"use a UCUM code such as `{target}`",
         )
     if molar_mass is None and units.needs_molar_mass(unit, target):
+        what, clause = substance(unit, target, *((fact.name, fact.description) if fact else ()))
         return Invalid(
             "PR406",
-            f"`{unit}` cannot be converted to `{target}` without a molar mass",
+            f"`{unit}` cannot be converted to `{target}` without the molar mass of {what}",
             ".unit",
-            f"send the value in `{target}`, or declare `molar_mass` on the fact",
+            f"send the value in `{target}`, or declare `{clause or 'molar_mass'}` on the fact",
         )
     return Invalid(
         "PR406",
@@ -509,14 +546,14 @@ class PatientReader:
     def _not_an_object(self, patient: Any) -> Diagnostic:
         return error(
             "PR401",
-            f"a patient record is a JSON object, got {_kind(patient)}",
+            f"a patient record is a JSON object, got {printable(_kind(patient), newlines=False)}",
             None,
             path="$",
             help='write {"age": 54, …}',
         )
 
     def _undeclared(self, name: Any) -> Diagnostic:
-        text = str(name)
+        text = printable(str(name), newlines=False)  # a key is echoed: escape what it hides
         return error(
             "PR402",
             f"`{text}` is not a fact this protocol declares",
@@ -528,10 +565,11 @@ class PatientReader:
 
 
 def _problem(name: str, exc: Invalid) -> Diagnostic:
+    """The diagnostic of one bad fact; values echoed from the record are made printable."""
     return error(
         exc.code,
-        f"fact `{name}`: {exc.message}",
+        f"fact `{name}`: {printable(exc.message, newlines=False)}",
         None,
         path=f"$.{name}{exc.path}",
-        help=exc.hint,
+        help=printable(exc.hint, newlines=False) if exc.hint else None,
     )

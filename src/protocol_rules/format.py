@@ -25,6 +25,7 @@ aside).
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -36,8 +37,8 @@ from attrs import define, field
 from . import ast
 from ._grammar import grammar_text
 from .diagnostics import ProtocolError
-from .parser import parse
-from .source import Source, Span
+from .parser import has_errors, parse
+from .source import Source, Span, normalise
 
 __all__ = ["WIDTH", "format_text"]
 
@@ -52,12 +53,12 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 
 def format_text(text: str, filename: str = "<string>") -> str:
     """The canonical layout of rules text. Raises `ProtocolError` if the text does not parse."""
-    source = Source(filename, text)
+    source = Source(filename, normalise(text))
     tree, diagnostics = parse(source)
-    if tree is None:
+    if tree is None or has_errors(diagnostics):
         raise ProtocolError(diagnostics)
-    blocks = _Printer(source).blocks(tree)
-    comments = list(_comments(text))
+    comments = list(_comments(source.text))
+    blocks = _Printer(source, [c.start for c in comments]).blocks(tree)
     return _Assembler(source, blocks, comments).render()
 
 
@@ -265,14 +266,44 @@ def _operand_need(parent: ast.Logic, operand: ast.Expr) -> int:
 class _Printer:
     """Syntax tree -> blocks of lines (comments are placed afterwards)."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, comments: list[int] | None = None) -> None:
         self.source = source
         self.text = source.text
         self._groups = 0
+        self._comments = sorted(comments or [])
+
+    def _holds_comment(self, node: ast.Expr) -> bool:
+        """Whether `node` must be broken into lines to keep a comment written inside it.
+
+        That is a comment between two operands of an `and`/`or` chain or of `at least … of`
+        (or after its `(`), or one held so by such an operand (of a `not` too). A comment
+        before the first operand or after the last, even inside parentheses the layout may
+        drop, stays beside that operand in every layout; one inside an operand that cannot be
+        broken (`age is # … known`) ends that operand's line.
+        """
+        match node:
+            case ast.Logic(operands=parts) | ast.Count(conditions=parts):
+                points = [x for part in parts for x in (_core_start(part), _core_end(part))]
+                if isinstance(node, ast.Count):  # from its `(`, which every layout keeps
+                    points = [node.span.start, *points[:-1]]
+                else:
+                    points = points[1:-1]
+                gaps = list(zip(points[::2], points[1::2], strict=True))
+            case ast.Not(operand=operand):
+                parts, gaps = (operand,), []
+            case _:
+                return False
+        return any(self._comment_between(a, b) for a, b in gaps) or any(
+            self._holds_comment(part) for part in parts
+        )
 
     def _group(self) -> int:
         self._groups += 1
         return self._groups
+
+    def _comment_between(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._comments, start)
+        return i < len(self._comments) and self._comments[i] < end
 
     # ---- items
 
@@ -442,10 +473,16 @@ class _Printer:
         suffix: list[_Frag] | None = None,
         need: int = 0,
     ) -> list[_Line]:
-        """`node` on one line if it fits, else broken at its `and`/`or` operands."""
+        """`node` on one line if it fits, else broken at its `and`/`or` operands.
+
+        A node with a comment inside is broken too, so that each comment stays on the line of
+        the code it was written beside.
+        """
         prefix, suffix = prefix or [], suffix or []
         flat = [*prefix, *self.flat(node, need), *suffix]
-        if indent + _width(flat) <= WIDTH:
+        if indent + _width(flat) <= WIDTH and not (
+            isinstance(node, ast.Logic | ast.Count | ast.Not) and self._holds_comment(node)
+        ):
             return [_Line(indent, flat)]
         match node:
             case ast.Logic():
@@ -686,6 +723,24 @@ class _Printer:
             text = _set_item(item)
             out.append(_Frag(text, item.span.start, item.span.end, group=group))
         return [*out, _Frag("}")]
+
+
+def _core_start(node: ast.Expr) -> int:
+    """Where the first token of `node` starts, not counting parentheses around its first operand."""
+    match node:
+        case ast.Logic(operands=operands):
+            return _core_start(operands[0])
+    return node.span.start
+
+
+def _core_end(node: ast.Expr) -> int:
+    """Where the last token of `node` ends, not counting parentheses around its last operand."""
+    match node:
+        case ast.Logic(operands=operands):
+            return _core_end(operands[-1])
+        case ast.Not(operand=operand):
+            return _core_end(operand)
+    return node.span.end
 
 
 def _set_item(item: ast.Expr) -> str:

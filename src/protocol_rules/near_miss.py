@@ -84,8 +84,13 @@ Skeleton = tuple[Any, ...]
 
 
 def skeleton(body: ir.Node, defines: Mapping[str, ir.Node]) -> tuple[Skeleton, list[Leaf]]:
-    """The connective skeleton of a criterion's body, and its comparison leaves."""
+    """The connective skeleton of a criterion's body, and its comparison leaves.
+
+    A define is opened once: used again in the same criterion it is a plain value, so that
+    defines that each use the previous one twice do not double the skeleton at every link.
+    """
     leaves: list[Leaf] = []
+    opened: set[str] = set()
 
     def walk(node: ir.Node) -> Skeleton:
         match node:
@@ -93,7 +98,8 @@ def skeleton(body: ir.Node, defines: Mapping[str, ir.Node]) -> tuple[Skeleton, l
                 return (op.value, tuple(walk(o) for o in operands))
             case ir.Not(operand=operand):
                 return ("not", walk(operand))
-            case ir.DefineRef(name=name) if name in defines:
+            case ir.DefineRef(name=name) if name in defines and name not in opened:
+                opened.add(name)
                 return walk(defines[name])
         leaf = _leaf(node)
         if leaf is None:
@@ -207,15 +213,18 @@ def near_misses_of(
         x = value(leaf.operand)
         if x is UNKNOWN or value(leaf.node) is UNKNOWN:
             continue
+        shown, distance = leaf.shown(x), leaf.distance(x)
+        if shown - shown != 0 or distance - distance != 0:  # overflowed: not a number to show
+            continue
         if skeleton_value(shape, value, index) is (not excluding):
             found.append(
                 NearMiss(
                     criterion,
                     leaf.text,
-                    leaf.shown(x),
+                    shown,
                     leaf.threshold_text,
                     leaf.unit,
-                    leaf.distance(x),
+                    distance,
                 )
             )
     return tuple(sorted(found, key=lambda m: m.distance))

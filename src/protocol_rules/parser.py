@@ -12,14 +12,14 @@ import math
 import re
 from datetime import datetime
 
+import attrs
 import lark
 from lark import Token, Transformer, Tree, v_args
 
 from . import ast
 from ._grammar import parser as _lark_parser
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic, error, sort_key
 from .source import Source, Span
-from .syntax_errors import describe
 
 #: Deepest nesting of the syntax tree accepted; deeper input is refused with PR107.
 MAX_DEPTH = 120
@@ -32,28 +32,56 @@ _ITEM_START = re.compile(
 
 
 def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
-    """Parse a source into a syntax tree, or return the syntax errors found in it."""
+    """Parse a source into a syntax tree, and the syntax errors found in it.
+
+    Most syntax errors leave no tree (None). A few mistakes are recovered from — a misspelt
+    duration word (`18 yeers`) — so that the checker still runs and reports the file's other
+    errors: then the tree is returned *with* error diagnostics, and a caller must not use it
+    for anything but checking (`has_errors`).
+    """
     text = source.text
-    diagnostics: list[Diagnostic] = []
+    fatal: list[Diagnostic] = []
+    recovered: list[Diagnostic] = []
     tree: Tree | None = None
-    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+    while len(fatal) + len(recovered) < MAX_SYNTAX_ERRORS:
         try:
             tree = _lark_parser().parse(text)
             break
         except lark.UnexpectedInput as exc:
-            diagnostics.append(describe(exc, source))
+            from .syntax_errors import describe, misspelt_duration
+
+            fixed = misspelt_duration(exc, Source(source.name, text))
+            if fixed is not None:
+                recovered.append(fixed[0])
+                text = fixed[1]
+                continue
+            fatal.append(describe(exc, Source(source.name, text)))
             blanked = _skip_item(text, _error_offset(exc, text))
             if blanked == text:
                 break
             text = blanked
-    if diagnostics or tree is None:
-        return None, diagnostics
+    diagnostics = [_on(source, d) for d in fatal + recovered]
+    if fatal or tree is None:
+        return None, sorted(diagnostics, key=sort_key)
     deep = _too_deep(tree, source)
     if deep:
         return None, [deep]
     builder = _Builder(source)
     result = builder.transform(tree)
-    return (None, builder.diagnostics) if builder.diagnostics else (result, [])
+    if builder.diagnostics:
+        return None, sorted(diagnostics + builder.diagnostics, key=sort_key)
+    return result, diagnostics
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def _on(source: Source, d: Diagnostic) -> Diagnostic:
+    """`d` with its span on `source` (errors are found on a patched copy of the text)."""
+    if d.span is None or d.span.source is source:
+        return d
+    return attrs.evolve(d, span=source.span(d.span.start, d.span.end))
 
 
 # --------------------------------------------------------------------------- recovery
@@ -121,6 +149,7 @@ class _Builder(Transformer):
         super().__init__()
         self.source = source
         self.diagnostics: list[Diagnostic] = []
+        self._outer: dict[int, Span] = {}  # id of a parenthesised node -> span with parentheses
 
     def _span(self, meta: object) -> Span:
         return self.source.span(meta.start_pos, meta.end_pos)  # type: ignore[attr-defined]
@@ -367,14 +396,14 @@ class _Builder(Transformer):
 
     def quantified_compare(self, meta, children):
         quantifier, op, right = children
-        cond_span = self.source.span(quantifier[2].start, right.span.end)
+        cond_span = self.source.span(quantifier[2].start, self._outer_span(right).end)
         return self._quantified(
             meta, quantifier, lambda each: ast.Comparison(op, each, right, span=cond_span)
         )
 
     def quantified_between(self, meta, children):
         quantifier, low, high = children
-        cond_span = self.source.span(quantifier[2].start, high.span.end)
+        cond_span = self.source.span(quantifier[2].start, self._outer_span(high).end)
         return self._quantified(
             meta, quantifier, lambda each: ast.Between(each, low, high, span=cond_span)
         )
@@ -407,7 +436,7 @@ class _Builder(Transformer):
         result = children[0]
         for i in range(1, len(children), 2):
             right = children[i + 1]
-            span = result.span.to(right.span)
+            span = self._outer_span(result).to(self._outer_span(right))
             result = ast.Arithmetic(ast.ArithOp(str(children[i])), result, right, span=span)
         return result
 
@@ -506,7 +535,13 @@ class _Builder(Transformer):
         return self._count(meta, children, ast.CountOp.AT_MOST)
 
     def group(self, meta, children):
+        # The node keeps its own span; an operator around it spans its parentheses too.
+        self._outer[id(children[0])] = self._span(meta)
         return children[0]
+
+    def _outer_span(self, node: ast.Expr) -> Span:
+        """The span of `node` with the parentheses written around it, if any."""
+        return self._outer.get(id(node), node.span)
 
     # ---- sets
 

@@ -13,16 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .check import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, check
-from .diagnostics import Diagnostic, ProtocolError, RulesError, error, sort_key
-from .parser import parse
-from .result import Result
-from .source import Source
+from .diagnostics import Diagnostic, ProtocolError, RulesError, error, file_error, sort_key
+from .parser import has_errors, parse
+from .source import Source, normalise, read_text
 
 if TYPE_CHECKING:
     from .codes import Terminology
+    from .result import Result
     from .screening import Screening
 
 PathLike = str | os.PathLike[str]
+
+
+def read_source(path: PathLike) -> Source:
+    """Read a rules file (see `source.read_text`). Raises `ProtocolError` (PR001) if it cannot."""
+    name = os.fspath(path)
+    try:
+        return Source(name, read_text(name))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError([file_error(name, exc)]) from None
 
 
 def parse_protocol(
@@ -40,11 +49,13 @@ def parse_protocol(
     whose hierarchy only a terminology knows (SNOMED CT, RxNorm, OMOP concepts): see
     docs/language/codes.md.
     """
-    source = Source(filename, text)
-    syntax, diagnostics = parse(source)
+    source = Source(filename, normalise(text))
+    syntax, found = parse(source)
     if syntax is None:
-        raise ProtocolError(diagnostics)
+        raise ProtocolError(found)
     checked, diagnostics = _check(syntax, filename, folder, terminology)
+    if has_errors(found):  # a mistake the parser recovered from (PR110)
+        checked, diagnostics = None, sorted([*found, *diagnostics], key=sort_key)
     if checked is None:
         if not any(d.is_error for d in diagnostics):  # a library file: nothing to evaluate
             diagnostics = [
@@ -84,16 +95,8 @@ def load_protocol(
 
     `terminology` expands value-set members written with `*` (see `parse_protocol`).
     """
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProtocolError(
-            [error("PR101", f"cannot read `{name}`: {reason}", None, path=name)]
-        ) from None
-    return parse_protocol(text, name, terminology=terminology)
+    source = read_source(path)
+    return parse_protocol(source.text, source.name, terminology=terminology)
 
 
 def check_text(
@@ -107,11 +110,12 @@ def check_text(
 
     A library file (defines and `use`s only, no header) is checked as a library.
     """
-    source = Source(filename, text)
+    source = Source(filename, normalise(text))
     syntax, diagnostics = parse(source)
     if syntax is None:
         return diagnostics
-    return _check(syntax, filename, folder, terminology)[1]
+    checked = _check(syntax, filename, folder, terminology)[1]
+    return sorted([*diagnostics, *checked], key=sort_key)
 
 
 class Protocol:

@@ -14,6 +14,8 @@ from typing import Any
 
 from attrs import frozen
 
+from .diagnostics import Diagnostic
+
 
 class Status(enum.StrEnum):
     """The verdict on a patient for a whole protocol."""
@@ -153,17 +155,30 @@ class CriterionResult:
         return f"<CriterionResult {self.id} {self.outcome.value}>"
 
 
+#: One letter per criterion outcome, as a `Result` keeps them (a string is not tracked by the
+#: garbage collector, a tuple of objects is).
+OUTCOME_CODES = {"m": Outcome.MET, "n": Outcome.NOT_MET, "u": Outcome.UNKNOWN}
+
+
 class Result:
-    """The verdict on one patient: status, criteria, missing facts, and renderers."""
+    """The verdict on one patient: status, criteria, missing facts, and renderers.
+
+    A result stays small while it is kept: the outcomes are one short string, and the
+    per-criterion objects (`criteria`, `deciding`, `criterion`) are built when asked for, not
+    kept, so that holding many thousands of results does not make the garbage collector walk
+    hundreds of thousands of objects.
+    """
 
     __slots__ = (
-        "_criteria",
+        "_codes",
+        "_ids",
         "_make_criteria",
         "as_of",
         "missing_facts",
         "protocol_id",
         "protocol_title",
         "status",
+        "warnings",
     )
 
     def __init__(
@@ -174,21 +189,26 @@ class Result:
         make_criteria: Callable[[], tuple[CriterionResult, ...]],
         missing_facts: tuple[MissingFact, ...],
         as_of: datetime | None,
+        warnings: tuple[Diagnostic, ...] = (),
+        outcomes: tuple[tuple[str, ...], str] | None = None,
     ) -> None:
         self.protocol_id = protocol_id
         self.protocol_title = protocol_title
         self.status = status
         self._make_criteria = make_criteria
-        self._criteria: tuple[CriterionResult, ...] | None = None
+        # (criterion ids, one `OUTCOME_CODES` letter each), or None: read from `criteria`
+        self._ids, self._codes = outcomes if outcomes is not None else ((), None)
         self.missing_facts = missing_facts
         self.as_of = as_of
+        #: What the patient record held that the verdict did not use, such as observations
+        #: after `as_of` (PR414): warnings, not errors, since the verdict stands.
+        self.warnings = warnings
 
     @property
     def criteria(self) -> tuple[CriterionResult, ...]:
-        """Every criterion's result, in file order."""
-        if self._criteria is None:
-            self._criteria = self._make_criteria()
-        return self._criteria
+        """Every criterion's result, in file order; built on each access (keep the tuple to
+        read it often: each criterion's trace is built once per `CriterionResult`)."""
+        return self._make_criteria()
 
     def criterion(self, id: str) -> CriterionResult:
         """The result of the criterion with this id (KeyError if none)."""
@@ -199,8 +219,10 @@ class Result:
 
     @property
     def outcomes(self) -> dict[str, Outcome]:
-        """Criterion id -> outcome."""
-        return {c.id: c.outcome for c in self.criteria}
+        """Criterion id -> outcome (no per-criterion object is built)."""
+        if self._codes is None:
+            return {c.id: c.outcome for c in self.criteria}
+        return dict(zip(self._ids, map(OUTCOME_CODES.__getitem__, self._codes), strict=True))
 
     @property
     def deciding(self) -> tuple[CriterionResult, ...]:
@@ -211,11 +233,13 @@ class Result:
     def eligible(self) -> bool:
         return self.status is Status.ELIGIBLE
 
-    def explain(self, color: bool = False) -> str:
-        """A readable tree for a terminal: every criterion, why, and what is missing."""
+    def explain(self, color: bool = False, brief: bool = False, width: int | None = None) -> str:
+        """Readable text for a terminal: the verdict, what decides it and what is missing, then
+        every criterion with its tree (`brief`: only the deciding criteria's trees), wrapped to
+        `width` columns (100 when None)."""
         from .render.text import explain
 
-        return explain(self, color=color)
+        return explain(self, color=color, brief=brief, width=width)
 
     def to_markdown(self) -> str:
         """A Markdown report of the verdict and each criterion's trace."""
@@ -229,8 +253,8 @@ class Result:
 
         return to_dict(self, traces=traces)
 
-    def to_json(self, indent: int | None = 2, traces: bool = True) -> str:
-        """`to_dict` as JSON text."""
+    def to_json(self, indent: int | None = None, traces: bool = True) -> str:
+        """`to_dict` as strict JSON text: compact by default, indented with `indent=2`."""
         from .render.json import to_json
 
         return to_json(self, indent=indent, traces=traces)

@@ -8,6 +8,7 @@ criterion text`), never terminal names, and recognises the common mistakes (`==`
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import lark
 from lark import Token, Tree
@@ -15,6 +16,7 @@ from lark import Token, Tree
 from ._grammar import parser as _lark_parser
 from .diagnostics import Diagnostic, error
 from .source import Source, Span
+from .suggestions import closest
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -35,6 +37,60 @@ _VALUE_START |= {"AS_OF", "VALUE"}  # time, second edition
 _VALUE_START |= {"CODE"}  # terminology (docs/language/codes.md)
 _EXPRESSION_START = _VALUE_START | {"IF", "UNKNOWN"}  # `if` and `unknown` are reserved words
 _ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION", "USE", "CODES"}
+
+
+#: Abbreviations authors write for the duration words.
+_TIME_ABBREVIATIONS = {
+    "y": "years", "yr": "years", "yrs": "years", "yo": "years",
+    "mon": "months", "mos": "months", "mths": "months",
+    "w": "weeks", "wk": "weeks", "wks": "weeks",
+    "d": "days",
+    "h": "hours", "hr": "hours", "hrs": "hours",
+    "min": "minutes", "mins": "minutes",
+}  # fmt: skip
+_CRITERION_WORDS = ("criterion", "criteria", "include", "exclude", "inclusions", "exclusions")
+
+
+def misspelt_duration(exc: lark.UnexpectedInput, source: Source) -> tuple[Diagnostic, str] | None:
+    """A number followed by a misspelt duration word (`18 yeers`): PR110 with a did-you-mean.
+
+    Returns the diagnostic and the text with the word replaced by a duration word of the same
+    length or less (positions unchanged), so that parsing goes on and the file's other errors,
+    syntax or not, are reported too. None when this is not such a mistake.
+    """
+    if not isinstance(exc, lark.UnexpectedToken) or exc.token.type != "NAME":
+        return None
+    stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+    if "TIME_WORD" not in exc.expected or _last_type(stack) != "NUMBER":
+        return None
+    token = exc.token
+    word = str(token)
+    fix = _TIME_ABBREVIATIONS.get(word.lower()) or closest(word, _TIME_WORD_LIST)
+    if fix is None:
+        return None
+    text = source.text
+    gap = token.start_pos - stack[-1].end_pos  # the spaces between the number and the word
+    room = len(word) + gap
+    stand_in = next((w for w in (fix, "days", "day") if len(w) <= room), None)
+    if stand_in is None:
+        return None
+    start = stack[-1].end_pos
+    patched = text[:start] + stand_in.ljust(room) + text[token.end_pos :]
+    diagnostic = error(
+        "PR110",
+        f"`{word}` is not a duration word",
+        source.span(token.start_pos, token.end_pos),
+        label=f"did you mean `{fix}`?",
+        help="a duration is a number and one of `years`, `months`, `weeks`, `days`, `hours` or "
+        f"`minutes`: `{stack[-1]} {fix}`",
+    )
+    return diagnostic, patched
+
+
+_TIME_WORD_LIST = [
+    "year", "years", "month", "months", "week", "weeks", "day", "days",
+    "hour", "hours", "minute", "minutes",
+]  # fmt: skip
 
 
 def describe(exc: lark.UnexpectedInput, source: Source) -> Diagnostic:
@@ -69,6 +125,8 @@ def _bad_character(exc: lark.UnexpectedCharacters, source: Source) -> Diagnostic
             source.span(pos, _word_end(source.text, pos)),
             help="write a date as `@2026-03-01` or a datetime as `@2026-03-01T08:00`",
         )
+    if not char.isascii() and (char.isalpha() or char == "_"):
+        return _non_ascii_name(source, pos)
     if char == "&" or char == "|":
         word = "and" if char == "&" else "or"
         return error(
@@ -83,6 +141,28 @@ def _bad_character(exc: lark.UnexpectedCharacters, source: Source) -> Diagnostic
         source.span(pos, pos + 1),
         label="not part of the rules language",
         help=_expected_help(exc.allowed) if exc.allowed else None,
+    )
+
+
+def _non_ascii_name(source: Source, pos: int) -> Diagnostic:
+    """`âge`, `café_au_lait`: names are ASCII; suggest the word without its accents."""
+    text = source.text
+    start, end = pos, pos + 1
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    word = text[start:end]
+    ascii_word = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+    ascii_word = re.sub(r"[^A-Za-z0-9_]", "_", ascii_word).strip("_")
+    suggestion = f"write `{ascii_word}`" if _NAME_RE.match(ascii_word) else "rename it"
+    return error(
+        "PR102",
+        f"names are written in ASCII letters, digits and `_`; `{word}` is not",
+        source.span(pos, pos + 1),
+        label="not an ASCII letter",
+        help=f"{suggestion}; the protocol's own wording belongs in the criterion text or the "
+        "fact's description, which may use any character",
     )
 
 
@@ -142,6 +222,15 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
     if never:
         return never
     keyword = token.type not in _VALUE_START | {"ANY", "ALL"}
+    if token.type == "IF" and "NUMBER" in expected:  # `a or if …`: `if` binds loosest of all
+        return error(
+            "PR101",
+            "an `if … then … else …` inside another expression is written in parentheses",
+            span,
+            label="put this `if` in parentheses",
+            help="write e.g. `a or (if b then c else d)`; without parentheses `if` starts a "
+            "criterion's whole condition",
+        )
     if "NAME" in expected and keyword and _NAME_RE.match(str(token)):
         return error(
             "PR106",
@@ -173,17 +262,64 @@ def _bad_token(exc: lark.UnexpectedToken, source: Source) -> Diagnostic:
             help='end the criterion header with `:`, e.g. `inclusion I2 "Age 18-65": …`',
         )
     if token.type == "UNIT" and "UNIT" not in expected:
-        return error(
-            "PR101",
-            f"unexpected unit {found}",
-            span,
-            help="a unit follows a number directly: `25000 '/uL'`",
-        )
+        return _single_quotes(token, expected, span)
+    if token.type == "NAME" and expected >= _ITEM_KEYWORDS and _at_line_start(token, source):
+        return _not_an_item(token, span, expected)
     return error(
         "PR101",
         f"expected {_describe_expected(expected)}, found {found}",
         span,
         help=_expected_help(expected),
+    )
+
+
+def _single_quotes(token: Token, expected: set[str], span: Span) -> Diagnostic:
+    """`title 'y'`, `cause = 'septic'`: single quotes make a unit; text takes double quotes."""
+    body = str(token)[1:-1]
+    if "STRING" in expected or expected & _EXPRESSION_START >= {"NAME", "NUMBER"}:
+        fix = '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return error(
+            "PR101",
+            f"text is written in double quotes, found `{token}` in single quotes",
+            span,
+            label="single quotes make a unit",
+            help=f"write `{fix}`; a unit follows a number directly: `25000 '/uL'`",
+        )
+    return error(
+        "PR101",
+        f"expected {_describe_expected(expected)}, found unit `{token}`",
+        span,
+        help="a unit follows a number directly: `25000 '/uL'`",
+    )
+
+
+def _at_line_start(token: Token, source: Source) -> bool:
+    line_start = source.text.rfind("\n", 0, token.start_pos) + 1
+    return not source.text[line_start : token.start_pos].strip()
+
+
+def _not_an_item(token: Token, span: Span, expected: set[str]) -> Diagnostic:
+    """`criterion I1 …`, `inclusoin I1 …`: a line that does not start with an item keyword."""
+    word = str(token)
+    keywords = ["inclusion", "exclusion", "fact", "define"]
+    if word.lower() in _CRITERION_WORDS:
+        help_ = (
+            'a criterion starts with `inclusion` or `exclusion`: `inclusion I1 "…": …` '
+            'or `exclusion E1 "…": …`'
+        )
+    else:
+        match = closest(word, keywords)
+        help_ = (
+            f"did you mean `{match}`?"
+            if match
+            else "every item starts with `fact`, `define`, `inclusion` or `exclusion`"
+        )
+    return error(
+        "PR101",
+        f"expected {_describe_expected(expected)}, found name `{word}`",
+        span,
+        label="not an item keyword",
+        help=help_,
     )
 
 

@@ -77,8 +77,11 @@ def json_value(value: Any, type_: Type) -> Any:
         return [json_value(v, type_.element) for v in value[1]]
     if isinstance(value, frozenset):
         return sorted(value, key=str)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return int(value)
+    if isinstance(value, float):
+        if value - value != 0:  # evaluation makes none; JSON has no infinity
+            return None
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
     return value
 
 
@@ -104,11 +107,21 @@ def static_info(program: Program) -> list[tuple[str, str, str | None, int, int]]
 class TraceBuilder:
     """Builds `Trace` trees for one evaluated patient."""
 
-    def __init__(self, program: Program, F: list[Any], V: list[Any], patient: Mapping[str, Any]):
+    def __init__(self, program: Program, V: list[Any], patient: Mapping[str, Any]):
         self.program = program
-        self.F = F
         self.V = V
         self.patient = patient
+        self._expanded: dict[str, str | None] = {}  # define name -> why it is unknown
+
+    def criterion(self, i: int) -> Trace:
+        """The trace of the criterion whose root is node `i`.
+
+        A define used twice in one criterion is expanded the first time only: a chain of
+        defines that each use the previous one twice would otherwise double the tree at
+        every link. Each call builds with its own record of expanded defines, so threads can
+        build traces of one result at the same time.
+        """
+        return TraceBuilder(self.program, self.V, self.patient).build(i)
 
     def build(self, i: int) -> Trace:
         program = self.program
@@ -120,7 +133,10 @@ class TraceBuilder:
         expr, kind, unit, line, column = static_info(program)[i]
         value = self.V[i]
         known = value is not UNKNOWN and value is not NOTRUN
-        children = tuple(self.build(c) for c in program.children[i])
+        below = program.children[i]
+        if isinstance(node, ir.DefineRef) and node.name in self._expanded:
+            below = ()  # shown in full where the criterion first uses it
+        children = tuple(self.build(c) for c in below)
         why = fact = given = None
         observations: tuple[Observation, ...] = ()
         match node:
@@ -147,13 +163,19 @@ class TraceBuilder:
                     why = _first_why(children)
             case ir.DefineRef(name=name):
                 if value is UNKNOWN:
-                    why = _first_why(children) or f"define `{name}` is unknown"
+                    why = _first_why(children) or self._expanded.get(name)
+                    why = why or f"define `{name}` is unknown"
+                self._expanded.setdefault(name, why)
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
                 why = "division by zero" if children[1].value == 0 else "too large (beyond 1e300)"
             case ir.InCodes() | ir.ContainsCodes():
                 children = (*children, *self._code_matches(i, node))
                 if value is UNKNOWN:
                     why = _first_why(children)
+            case ir.DateShift() | ir.CalendarShift() if value is UNKNOWN and not _first_why(
+                children
+            ):
+                why = "the date falls outside the years 1 to 9999"
             case ir.Unknown():
                 why = "the rules say `unknown` here"
             case ir.Power() | ir.Math() if value is UNKNOWN:
@@ -211,7 +233,11 @@ class TraceBuilder:
         import attrs
 
         value = self.V[i]
-        return attrs.evolve(inner, value=json_value(value, node.type), unit=unit_of(node.type))
+        unit = unit_of(node.type)
+        if value is UNKNOWN and inner.known:  # the conversion overflowed
+            why = f"the value is too large to convert to `{unit}`"
+            return attrs.evolve(inner, value=None, known=False, unit=unit, why=why)
+        return attrs.evolve(inner, value=json_value(value, node.type), unit=unit)
 
     def _window_observations(self, i: int, node: ir.Window) -> tuple[Observation, ...]:
         series_index = self.program.children[i][0]
@@ -249,6 +275,8 @@ class TraceBuilder:
             elif window is not NOTRUN and not window[1]:
                 window_text = self.program.nodes[window_index].source.span.text
                 why = f"no observation in `{window_text}`"
+            elif isinstance(node, ir.Aggregate) and node.function in ("sum", "mean"):
+                why = "the sum is too large to compute"
             else:
                 why = _first_why(children) or "a value it compares with is unknown"
         return observations, why

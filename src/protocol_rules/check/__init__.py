@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import ast, units
-from ..diagnostics import Diagnostic, error, sort_key, warning
+from ..diagnostics import Diagnostic, Related, error, sort_key, warning
+from ..source import Span
 from . import ir
 from .codes import included_sets, unused_value_sets, value_sets
+from .depth import too_deep
 from .expressions import ExprChecker, _a
 from .functions import (
     check_definitions,
@@ -134,11 +136,17 @@ def check(
         )
     diags += checker.diagnostics
     failed = resolved is not None and resolved.failed
+    if not failed and not any(d.is_error for d in diags):
+        diags += too_deep(
+            ((d.name, d.body, d.decl.name_span) for d in checked_defines.values()),
+            ((c.id, c.body, c.decl.id_span) for c in checked_criteria),
+        )
     if not failed and not any(d.is_error for d in diags):  # else "unused" is often a cascade
         diags += _unused(facts, values, checker)
         diags += unused_functions(own_functions, checker)
         diags += unused_uses(uses, exports, checker)
         diags += unused_value_sets(sets, checker.used_value_sets, included_sets(file))
+        diags += _unbounded(facts)
     if not criteria:
         diags.append(
             warning(
@@ -405,29 +413,35 @@ def _molar_mass(decl: ast.Fact, unit: str | None, diags: list[Diagnostic]) -> fl
 def _duplicates(
     facts: list[FactInfo], defines: list[ast.Define], criteria: list[ast.Criterion]
 ) -> Iterator[Diagnostic]:
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, Span]] = {}
     named = [(f.name, f.decl.name_span, "fact") for f in facts]
     named += [(d.name, d.name_span, "define") for d in defines]
     for name, span, kind in sorted(named, key=lambda t: t[1].start):
         if name in seen:
+            first_kind, first_span = seen[name]
             yield error(
                 "PR203",
-                f"`{name}` is declared twice (first as a {seen[name]})",
+                f"`{name}` is declared twice (first as a {first_kind})",
                 span,
+                label="declared again here",
                 help="give each fact and define its own name",
+                related=(Related(first_span, f"first declared here, as a {first_kind}"),),
             )
         else:
-            seen[name] = kind
-    ids: set[str] = set()
+            seen[name] = (kind, span)
+    ids: dict[str, Span] = {}
     for criterion in criteria:
         if criterion.id in ids:
             yield error(
                 "PR202",
                 f"criterion id `{criterion.id}` is used twice",
                 criterion.id_span,
+                label="used again here",
                 help="number criteria as the protocol does: `I1`, `I2`, … `E1`, `E2`, …",
+                related=(Related(ids[criterion.id], "first used here"),),
             )
-        ids.add(criterion.id)
+        else:
+            ids[criterion.id] = criterion.id_span
 
 
 def _unused(
@@ -448,6 +462,22 @@ def _unused(
                 f"define `{define.name}` is never used",
                 define.name_span,
                 help="use it in a criterion, or remove it",
+            )
+
+
+def _unbounded(facts: list[FactInfo]) -> Iterator[Diagnostic]:
+    """PR313: a quantity without a `range` accepts any value, 1e300 platelets included."""
+    for fact in facts:
+        element = fact.type.element if isinstance(fact.type, SeriesT) else fact.type
+        if isinstance(element, QtyT) and fact.low is None:
+            yield warning(
+                "PR313",
+                f"quantity fact `{fact.name}` has no range, so any value is accepted",
+                fact.decl.name_span,
+                label="no range",
+                help=f"declare the plausible values after the unit, e.g. `quantity "
+                f"'{element.unit}' range 0 to …`: an impossible value (a typo, a unit "
+                "mix-up) is then refused instead of deciding the verdict",
             )
 
 

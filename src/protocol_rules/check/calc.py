@@ -268,9 +268,17 @@ class CalcChecks:
         n = int(exponent.value)
         if n == 0:
             return ir.Power(base, exponent, NUMBER, source=node)
-        return self._fold_calc(
-            ir.Power(base, exponent, QtyT(units.power_unit(bt.unit, n)), source=node)
-        )
+        try:
+            unit = units.power_unit(bt.unit, n)
+        except units.UnitError as exc:  # beyond the bounds every unit is held to
+            self._error(  # type: ignore[attr-defined]
+                "PR315",
+                f"the unit of `{node.span.text}` is out of bounds: {exc.message}",
+                node.span,
+                help="raise to a small power, or make the quantity a plain number first",
+            )
+            return ir.Power(base, exponent, ERROR, source=node)
+        return self._fold_calc(ir.Power(base, exponent, QtyT(unit), source=node))
 
     # ------------------------------------------------------------------ math functions
 

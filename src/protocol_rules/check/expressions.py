@@ -7,6 +7,7 @@ with everything so that one mistake is reported once, not as a cascade.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import assert_never
@@ -40,12 +41,17 @@ from .types import (
     Type,
     WindowT,
 )
-from .unit_names import unit_error
+from .unit_names import substance, unit_error
 
 AGGREGATES = {"max", "min", "mean", "sum", "latest", "earliest", "count", "exists"}
 FUNCTIONS = AGGREGATES | {"time_since"} | TIME_FUNCTIONS
 _ORDERED_AGGREGATES = {"max", "min", "mean", "sum"}
 _EQUALITY = {ast.CompareOp.EQ, ast.CompareOp.NE}
+_NOW_WORDS = {"today", "now", "current_date", "current_time"}
+_NOW_HELP = (
+    "write `as_of`: every time expression is relative to it, the moment the patient is "
+    "evaluated at (`time_since(d)` is the time from `d` to `as_of`)"
+)
 SECONDS = "s"
 
 
@@ -222,7 +228,9 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
             f"unknown name `{name}`",
             node.span,
             label="not a fact, define or choice this protocol declares",
-            help=did_you_mean(name, known) or f"declare it first: `fact {name}: boolean`",
+            help=_NOW_HELP
+            if name.lower() in _NOW_WORDS
+            else did_you_mean(name, known) or f"declare it first: `fact {name}: boolean`",
         )
         return ir.Const(name, ERROR, source=node)
 
@@ -395,7 +403,7 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
         if isinstance(lt, NumT) and isinstance(rt, NumT):
             return left, right
         if isinstance(lt, QtyT) and isinstance(rt, QtyT):
-            return left, self._convert(right, lt)
+            return left, self._convert(right, lt, about=left)
         if isinstance(lt, TimeT) and isinstance(rt, TimeT):
             return self._instants(left, right)
         if (isinstance(lt, QtyT) and isinstance(rt, NumT)) or (
@@ -437,33 +445,46 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
         )
         return left, right
 
-    def _convert(self, node: ir.Node, target: QtyT) -> ir.Node:
-        """Express `node` (a quantity) in `target.unit`; folds constants at load time."""
+    def _convert(self, node: ir.Node, target: QtyT, about: ir.Node | None = None) -> ir.Node:
+        """Express `node` (a quantity) in `target.unit`; folds constants at load time.
+
+        `about` is what `node` is compared with, to name the substance of a failed conversion.
+        """
         assert isinstance(node.type, QtyT)
         source_unit = node.type.unit
         molar_mass = target.molar_mass or node.type.molar_mass
         try:
             conversion = units.conversion(source_unit, target.unit, molar_mass)
         except units.UnitError:
-            self._incompatible(source_unit, target.unit, molar_mass, node)
+            self._incompatible(source_unit, target.unit, molar_mass, node, about)
             return ir.Const(None, ERROR, source=node.source)
         new_type = QtyT(target.unit, molar_mass)
         if conversion.is_identity:
             return _retype(node, new_type)
         if isinstance(node, ir.Const):
-            return ir.Const(conversion(node.value), new_type, source=node.source)
+            return self._finite(conversion(node.value), new_type, node.source, target.unit)
         return ir.Convert(node, conversion, new_type, source=node.source)
 
     def _incompatible(
-        self, source: str, target: str, molar_mass: float | None, node: ir.Node
+        self,
+        source: str,
+        target: str,
+        molar_mass: float | None,
+        node: ir.Node,
+        about: ir.Node | None = None,
     ) -> None:
         if molar_mass is None and units.needs_molar_mass(source, target):
+            facts = _fact_names(about) + _fact_names(node)
+            what, clause = substance(source, target, *facts)
+            example = f"fact {facts[0] if facts else 'x'}: quantity '{target}' "
             self._error(
                 "PR305",
-                f"converting `{source}` to `{target}` needs the molar mass of the substance",
+                f"converting `{source}` to `{target}` needs the molar mass of {what}",
                 node.source.span,
-                help="declare it on the fact, e.g. `fact x: quantity 'mg/dL' molar_mass "
-                "113.12 'g/mol'`",
+                help=f"declare it on the fact, e.g. `{example}{clause}`"
+                if clause
+                else f"declare it on the fact, e.g. `{example}molar_mass 113.12 'g/mol'` "
+                "(creatinine)",
             )
             return
         self._error(
@@ -578,14 +599,23 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
             if same is not None:  # a ratio of like quantities is a plain number
                 right = self._convert(right, lt)
                 return ir.Arith(op, left, right, NUMBER, source=node)
-        combine = units.product_unit if op is ast.ArithOp.MUL else units.quotient_unit
-        unit = self._combined_unit(combine, lt.unit, rt.unit, node)
-        if unit is None:
+        try:
+            # `L/(cm.cm)` is shown as `L/m2`, the value scaled to match.
+            unit, scale = units.simplified_product(
+                lt.unit, "." if op is ast.ArithOp.MUL else "/", rt.unit
+            )
+        except units.UnitError as exc:  # beyond the bounds every unit is held to
+            self._error(
+                "PR315",
+                f"the unit of `{node.span.text}` is out of bounds: {exc.message}",
+                node.span,
+                help="compute with fewer units at once, e.g. in `define`s made plain numbers",
+            )
             return ir.Arith(op, left, right, ERROR, source=node)
         if units.is_dimensionless(unit):
             scale = units.conversion(unit, "1").factor
             return ir.Arith(op, left, right, NUMBER, scale, source=node)
-        return ir.Arith(op, left, right, QtyT(unit), source=node)
+        return ir.Arith(op, left, right, QtyT(unit), scale, source=node)
 
     def _combined_unit(
         self, combine: Callable[[str, str], str], a: str, b: str, node: ast.Arithmetic
@@ -644,9 +674,24 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
                     self._error("PR301", "division by zero", node.source.span)
                     return ir.Const(None, ERROR, source=node.source)
                 value = a / b
-        return ir.Const(
-            units.clean(value) if isinstance(value, float) else value, node.type, source=node.source
+        if isinstance(value, float):
+            return self._finite(units.clean(value), node.type, node.source)
+        return ir.Const(value, node.type, source=node.source)
+
+    def _finite(
+        self, value: float, type_: Type, source: ast.Expr, converted_to: str | None = None
+    ) -> ir.Node:
+        """A constant computed at load time, unless it overflowed to infinity (PR314)."""
+        if math.isfinite(value):
+            return ir.Const(value, type_, source=source)
+        how = f"when converted to `{converted_to}`" if converted_to else "when computed"
+        self._error(
+            "PR314",
+            f"`{source.span.text}` overflows {how}: it is too large a number",
+            source.span,
+            help="check the numbers and their units",
         )
+        return ir.Const(None, ERROR, source=source)
 
     # ------------------------------------------------------------------ helpers
 
@@ -697,6 +742,21 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
 
     def _error(self, code: str, message: str, span: Span | None, **kw: object) -> None:
         self.diagnostics.append(error(code, message, span, **kw))
+
+
+def _fact_names(node: ir.Node | None) -> list[str]:
+    """The facts read by `node` and below it, left to right."""
+    if node is None:
+        return []
+    if isinstance(node, ir.FactRef):
+        return [node.name]
+    names: list[str] = []
+    for field_ in node.__attrs_attrs__:  # type: ignore[union-attr]
+        value = getattr(node, field_.name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if type(child).__module__ == ir.__name__:
+                names += _fact_names(child)
+    return names
 
 
 def _time_word(unit: str) -> str:

@@ -276,25 +276,28 @@ def _order(
     order: list[ast.Define] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
     cyclic: set[str] = set()
-
-    def visit(key: str, path: list[str]) -> None:
-        if state.get(key) == 2:
-            return
-        if state.get(key) == 1:
-            cycle = [*path[path.index(key) :], key]
-            if not cyclic.intersection(cycle):
-                diags.append(_cycle(cycle, by_key))
-            cyclic.update(cycle)
-            return
-        state[key] = 1
-        for dep in deps[key]:
-            visit(dep, [*path, key])
-        state[key] = 2
-        if key not in cyclic:
-            order.append(by_key[key])
-
-    for key in by_key:
-        visit(key, [])
+    for start in by_key:  # depth first, with an explicit stack: chains may be long
+        if state.get(start):
+            continue
+        path, pending = [start], [iter(deps[start])]
+        state[start] = 1
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                key = path.pop()
+                state[key] = 2
+                if key not in cyclic:
+                    order.append(by_key[key])
+            elif state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep]
+                if not cyclic.intersection(cycle):
+                    diags.append(_cycle(cycle, by_key))
+                cyclic.update(cycle)
+            elif state.get(dep) != 2:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(iter(deps[dep]))
     return order, {k.removeprefix("()") for k in cyclic}
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from attrs import field, frozen
+from attrs import field
 
 from .. import ast
+from .._frozen import frozen
 from ..calendar import CalendarDuration
 from ..codes import ValueSet
 from ..units import Conversion

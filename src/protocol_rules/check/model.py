@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from attrs import frozen
-
 from .. import ast
+from .._frozen import frozen
 from ..codes import ValueSet
 from ..source import Source
 from . import ir

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from attrs import field, frozen
+from attrs import field
 
 from .. import units
+from .._frozen import frozen
 
 
 @frozen

@@ -20,7 +20,7 @@ from attrs import frozen
 from .. import ast
 from ..diagnostics import Diagnostic, error
 from ..parser import parse
-from ..source import Source
+from ..source import Source, read_text
 from ..suggestions import did_you_mean
 
 __all__ = ["Library", "Resolved", "resolve", "shipped", "shipped_text"]
@@ -209,7 +209,7 @@ class _Resolver:
             )
             return None
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)  # as every rules file is read: BOM, any line ending
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self._refuse("PR231", f'cannot read "{name}": {reason}', use)
@@ -226,7 +226,7 @@ class _Resolver:
         else:
             syntax, found = parse(source)
             diagnostics = tuple(found)
-        if syntax is None:
+        if syntax is None or any(d.is_error for d in diagnostics):
             self.diagnostics += diagnostics
             return None
         others = _not_library_items(syntax)

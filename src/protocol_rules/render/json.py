@@ -10,8 +10,9 @@ from typing import Any
 
 from ..near_miss import near_miss_dict
 from ..result import Result, Trace
+from .safe import json_text
 
-SCHEMA_VERSION = "1.1"  # 1.1: trace kinds of calculations and function calls
+SCHEMA_VERSION = "1.1"  # 1.1: `warnings`; trace kinds of calculations and function calls
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:
@@ -82,8 +83,21 @@ def to_dict(result: Result, traces: bool = True) -> dict[str, Any]:
             }
             for m in result.missing_facts
         ],
+        "warnings": [
+            {"code": w.code, "message": w.message, "path": w.path, "help": w.help}
+            for w in result.warnings
+        ],
     }
 
 
-def to_json(result: Result, indent: int | None = 2, traces: bool = True) -> str:
-    return json.dumps(to_dict(result, traces=traces), indent=indent, ensure_ascii=False)
+def to_json(result: Result, indent: int | None = None, traces: bool = True) -> str:
+    """`to_dict` as JSON text: compact by default (the fast C encoder), indented on request.
+
+    Strict JSON (never `NaN` or `Infinity`), and safe to print: characters that could hide
+    or rewrite text on a terminal (C1 controls, bidi overrides, lone surrogates) are written as
+    `\\uXXXX` escapes, which JSON readers turn back into the same strings.
+    """
+    text = json.dumps(
+        to_dict(result, traces=traces), indent=indent, ensure_ascii=False, allow_nan=False
+    )
+    return json_text(text)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..protocol import Protocol
+from .text import number
 
 _QUANTITY_OBJECT = "quantity object {value, unit}"
 
@@ -150,7 +151,7 @@ def facts_table(protocol: Protocol) -> str:
     rows = [("fact", "type", "range", "criteria", "description")]
     for fact in protocol.facts:
         used_by = ", ".join(c.id for c in protocol.criteria if fact.name in c.facts)
-        range_ = f"{fact.low:g} to {fact.high:g}" if fact.low is not None else ""
+        range_ = f"{number(fact.low)} to {number(fact.high)}" if fact.low is not None else ""
         kind = type_text(fact.type) + (" past" if fact.past else "")
         if len(kind) > 40:
             kind = kind[:37] + "..."

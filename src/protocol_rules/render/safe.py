@@ -8,13 +8,16 @@ overrides become visible escapes); anything written into Markdown or HTML goes t
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
-# C0 and C1 controls except tab and newline, DEL, and the Unicode bidi controls that can
-# reorder what a reader sees (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C).
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls except tab and newline, DEL, the Unicode bidi controls that can
+# reorder what a reader sees (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), the line
+# and paragraph separators (U+2028, U+2029), and lone surrogates (valid in a JSON string
+# escape, but they cannot be written out as UTF-8).
+_UNSAFE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -40,18 +43,36 @@ def is_printable(text: str) -> bool:
     )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
 
 
 def markdown_text(text: str) -> str:
     """Text for a Markdown document: printable, HTML-escaped, Markdown punctuation escaped.
 
     Raw HTML in a criterion text (``<img onerror=…>``) must not become markup in a report that
-    is rendered as a web page.
+    is rendered as a web page: `<` and `>` become entities, which every Markdown renderer shows
+    as text (a backslash escape is not understood by all of them).
     """
-    return _MD_SPECIAL.sub(r"\\\1", printable(text, newlines=False)).replace("&", "&amp;")
+    escaped = _MD_SPECIAL.sub(r"\\\1", printable(text, newlines=False).replace("&", "&amp;"))
+    return escaped.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def json_text(text: str) -> str:
+    """JSON text with every character `printable` escapes written as a ``\\uXXXX`` escape.
+
+    `json.dumps(..., ensure_ascii=False)` leaves C1 controls, bidi overrides and lone
+    surrogates raw. Outside its strings JSON text is ASCII, so replacing them anywhere is exact:
+    a JSON reader gets the same strings back, and a terminal shows them harmlessly.
+    """
+    return _UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def html_text(text: str) -> str:
     """Text for an HTML document: printable and HTML-escaped (quotes included)."""
+    import html  # only here: a command-line run need not load it
+
     return html.escape(printable(text), quote=True)

@@ -10,7 +10,8 @@ For protocol authors and for the engine's own property tests:
 - `expressions(facts)` and `protocols()` draw random well-typed rules text, and
   `grammar_programs()` any text the grammar accepts (for parsers, formatters, error paths).
 
-Needs Hypothesis (``pip install hypothesis``); the engine itself does not.
+Needs Hypothesis, which the ``testing`` extra installs (``pip install 'protocol-rules[testing]'``);
+the engine itself does not.
 
     from hypothesis import given
     from protocol_rules import load_protocol
@@ -22,6 +23,14 @@ Needs Hypothesis (``pip install hypothesis``); the engine itself does not.
     def test_never_crashes(patient):
         protocol.evaluate(patient)
 """
+
+try:
+    import hypothesis  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised without Hypothesis installed
+    raise ImportError(
+        "protocol_rules.testing needs Hypothesis; install the `testing` extra: "
+        "pip install 'protocol-rules[testing]'"
+    ) from exc
 
 from .boundaries import Boundaries, Linear, boundaries
 from .exact import CANDIDATE_UNITS, compatible_units, exact_in

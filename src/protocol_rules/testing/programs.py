@@ -9,6 +9,7 @@ from datetime import date
 from functools import cache
 from typing import NamedTuple
 
+import lark
 from hypothesis import strategies as st
 
 from .._grammar import grammar_text
@@ -32,6 +33,7 @@ from ..check.types import (
     Type,
 )
 from ..protocol import Protocol, parse_protocol
+from ..units import UnitError, conversion, is_dimensionless
 from .exact import compatible_units
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
@@ -120,8 +122,20 @@ def _duration() -> st.SearchStrategy[str]:
     ).map(lambda p: f"{p[0]} {p[1]}")
 
 
-def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
-    """Numeric terms: names, aggregates of windows, scaled or shifted."""
+def _window_length(vocab: _Vocabulary) -> st.SearchStrategy[str]:
+    """A window's length: a duration literal, or an expression that is converted at run time.
+
+    `time_since(d)` is in days and a window counts seconds, so the checker inserts a runtime
+    conversion: drawn on purpose, because renderers must show converted operands too.
+    """
+    if not vocab.times:
+        return _duration()
+    since = st.sampled_from([n for n, _ in vocab.times]).map(lambda n: f"time_since({n})")
+    return _duration() | since
+
+
+def _terms(vocab: _Vocabulary, counts: bool = True) -> list[st.SearchStrategy[_Expr]]:
+    """Numeric terms: names, aggregates of windows, scaled or shifted (and `count`s)."""
     out: list[st.SearchStrategy[_Expr]] = []
     if vocab.scalars:
         out.append(st.sampled_from(vocab.scalars).map(lambda p: _Expr(p[0], _ATOM, p[1])))
@@ -131,7 +145,7 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
     if numeric_series:
         aggregate = st.sampled_from(("max", "min", "mean", "latest", "earliest"))
         out.append(
-            st.tuples(aggregate, st.sampled_from(numeric_series), _duration()).map(
+            st.tuples(aggregate, st.sampled_from(numeric_series), _window_length(vocab)).map(
                 lambda p: _Expr(
                     f"{p[0]}({p[1][0]} over last {p[2]})",
                     _ATOM,
@@ -139,9 +153,9 @@ def _terms(vocab: _Vocabulary) -> list[st.SearchStrategy[_Expr]]:
                 )
             )
         )
-    if vocab.series:
+    if vocab.series and counts:
         out.append(
-            st.tuples(st.sampled_from(vocab.series), _duration()).map(
+            st.tuples(st.sampled_from(vocab.series), _window_length(vocab)).map(
                 lambda p: _Expr(f"count({p[0][0]} over last {p[1]})", _ATOM, INTEGER)
             )
         )
@@ -189,6 +203,8 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
     if terms:
         out.append(_comparison(_scaled(st.one_of(terms))))
         out.append(_comparison(_calculated(st.one_of(terms), vocab, known)))
+    if _has_quantity_terms(vocab):
+        out.append(_converted(_quantity_terms(vocab), vocab))
     numeric_series = [(n, e) for n, e in vocab.series if isinstance(e, NumT | QtyT)]
     if numeric_series:
         out.append(_enough_values(numeric_series))
@@ -263,6 +279,73 @@ def value_set_lines(draw: st.DrawFn, names: Sequence[str]) -> list[str]:
     return lines
 
 
+def _has_dimension(type_: Type | None) -> bool:
+    """A quantity with a dimension (a `'%'` times a duration per hour is a plain number)."""
+    return isinstance(type_, QtyT) and not is_dimensionless(type_.unit)
+
+
+def _has_quantity_terms(vocab: _Vocabulary) -> bool:
+    return bool(
+        any(_has_dimension(t) for _, t in vocab.scalars)
+        or any(_has_dimension(e) for _, e in vocab.series)
+        or any(not t.has_time for _, t in vocab.times)
+    )
+
+
+def _quantity_terms(vocab: _Vocabulary) -> st.SearchStrategy[_Expr]:
+    """Terms that are quantities with a dimension (no counts, no plain numbers)."""
+    dimensioned = _Vocabulary(
+        (name, t)
+        for name, t in vocab.all
+        if _has_dimension(t.element if isinstance(t, SeriesT) else t)
+        or (isinstance(t, TimeT) and not t.has_time)
+    )
+    return _scaled(st.one_of(_terms(dimensioned, counts=False)))
+
+
+@st.composite
+def _converted(draw: st.DrawFn, terms: st.SearchStrategy[_Expr], vocab: _Vocabulary) -> _Expr:
+    """A quantity compared with an operand the checker must convert at run time.
+
+    `u < 5 'mL/min' * 24 hours` against a fact in `'mL/d'`, or `a > 2 * b` with `b` in a
+    compatible unit: the right side is not a constant, so it gets a runtime conversion, which
+    every renderer must show (the class of bug issue 10 found).
+    """
+    term = draw(terms)
+    assert isinstance(term.type, QtyT)
+    op = draw(st.sampled_from(_OPS))
+    left = _paren(term, _SUM)
+    target, molar_mass = term.type.unit, term.type.molar_mass
+    others = [
+        name
+        for name, t in vocab.scalars
+        if isinstance(t, QtyT)
+        and t.unit in compatible_units(target, molar_mass)
+        and not conversion(t.unit, target, molar_mass).is_identity
+    ]
+    if others and draw(st.booleans()):
+        k = draw(st.sampled_from((1, 2, 0.5)))
+        return _Expr(f"{left} {op} {_num_text(k)} * {draw(st.sampled_from(others))}", _COMPARE)
+    units = [u for u in compatible_units(target, molar_mass) if _converts(u, target)]
+    if units:  # `u < 5 'g/L' * (u / 1 'mg/dL')`: a product of units is simplified at load,
+        # but a quantity times a number the patient decides is converted at run time
+        unit, amount = draw(st.sampled_from(units)), draw(st.sampled_from(_NICE))
+        ratio = f"({_paren(term, _ATOM)} / 1 '{target}')"
+        return _Expr(f"{left} {op} {_num_text(amount)} '{unit}' * {ratio}", _COMPARE)
+    unit = draw(st.sampled_from(compatible_units(target, molar_mass)))
+    per_minute = f"({unit})/min" if "/" in unit or "." in unit else f"{unit}/min"
+    amount, hours = draw(st.sampled_from(_NICE)), draw(st.sampled_from((1, 6, 24)))
+    return _Expr(f"{left} {op} {_num_text(amount)} '{per_minute}' * {hours} hours", _COMPARE)
+
+
+def _converts(unit: str, target: str) -> bool:
+    """Whether a value in `unit` converts to `target` by a factor other than 1 (no substance)."""
+    try:
+        return not conversion(unit, target, None).is_identity
+    except UnitError:  # not convertible without a molar mass
+        return False
+
+
 def _atom(text: str) -> _Expr:
     return _Expr(text, _ATOM, BOOL)
 
@@ -322,7 +405,7 @@ def _contains(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
 @st.composite
 def _quantified(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
     name, element = draw(st.sampled_from(vocab.series))
-    window = f"{name} over last {draw(_duration())}"
+    window = f"{name} over last {draw(_window_length(vocab))}"
     quantifier = draw(st.sampled_from(("any", "all")))
     if isinstance(element, BoolT):
         form = draw(st.sampled_from(("exists", "latest", "any")))
@@ -652,8 +735,12 @@ def protocols(
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
-        body = draw(_boolean(vocab, 3, known))
-        lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body.text}")
+        drawn = draw(_boolean(vocab, 3, known))
+        body = drawn.text
+        if i == 0 and _has_quantity_terms(vocab):  # always at least one runtime conversion
+            converted = draw(_converted(_quantity_terms(vocab), vocab)).text
+            body = f"{converted} or {_paren(drawn, _AND)}"
+        lines.append(f"{kind} {ident} {_quote(draw(_TEXT))}{note}:\n  {body}")
     text = "\n\n".join(lines) + "\n"
     return _scramble(draw, text) if messy else text
 
@@ -714,7 +801,7 @@ _FUNCTIONS = (
 def grammar_programs(
     *, start: str = "start", names: Sequence[str] = (), numbers: Sequence[str] = ()
 ) -> st.SearchStrategy[str]:
-    """Texts the grammar accepts, drawn with `hypothesis.extra.lark.from_lark`.
+    """Texts the grammar accepts, drawn from its rules with a bounded depth.
 
     `start` is a rule of the grammar: ``start`` for whole files, ``expr`` for expressions.
 
@@ -724,11 +811,7 @@ def grammar_programs(
     parse; few check, since names are not declared consistently: for the parser, the
     formatter and the error paths of the checker. `names` and `numbers` extend the pools.
     """
-    from hypothesis.extra.lark import from_lark
-
-    from .._grammar import parser
-
-    lark = parser()
+    lark = _full_grammar()
     gap = st.sampled_from((" ", " ", " ", "\n", "\n  ", "\t", " # note\n"))
     reserved = reserved_words()
     name_pool = ("age", "x", "p", "egfr", "drugs", "cause", "I1", "E2", "NCT1", *_FUNCTIONS)
@@ -764,6 +847,76 @@ def grammar_programs(
         else:  # pragma: no cover - every regular terminal has a pool above
             raise AssertionError(f"no strategy for terminal {terminal.name}")
         explicit[terminal.name] = st.tuples(token, gap).map("".join)
-    for name in lark.ignore_tokens:
-        explicit[name] = st.just("# comment\n" if name == "COMMENT" else " ")
-    return from_lark(lark, start=start, explicit=explicit)
+    return _bounded_programs(start, rules, explicit)
+
+
+@cache
+def _full_grammar() -> lark.Lark:
+    """The grammar with its rules (a parser loaded from the cache keeps its tables only)."""
+    from .._grammar import _OPTIONS
+
+    return lark.Lark(grammar_text(), **_OPTIONS)
+
+
+#: How many rule expansions a drawn text may spend beyond the shortest one. `from_lark` has no
+#: bound: with the second edition's grammar most of its draws ran past Hypothesis's buffer and
+#: were thrown away, and a hundred expressions took minutes.
+_FUEL = 60
+
+
+def _bounded_programs(
+    start: str, rules: Sequence[lark.grammar.Rule], tokens: Mapping[str, st.SearchStrategy[str]]
+) -> st.SearchStrategy[str]:
+    """Texts derived from `start` by `rules`, each terminal drawn from `tokens`.
+
+    Each rule is expanded by one of its alternatives, shortest first (so that Hypothesis
+    shrinks towards short texts). Every expansion spends fuel, drawn per text; once it is
+    spent, only the alternatives that finish soonest are drawn, so every text is finite and
+    most are short, while nesting as deep as the fuel allows stays possible.
+    """
+    alternatives: dict[str, list[tuple[lark.grammar.Symbol, ...]]] = {}
+    for rule in rules:
+        alternatives.setdefault(rule.origin.name, []).append(tuple(rule.expansion))
+    height: dict[str, int] = {}  # the fewest levels a rule needs to reach terminals only
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in alternatives.items():
+            best = min(_alt_height(alt, height) for alt in alts)
+            if best < height.get(name, _NEVER):
+                height[name], changed = best, True
+    choices = {
+        name: sorted(alts, key=lambda alt: (len(alt), _alt_height(alt, height)))
+        for name, alts in alternatives.items()
+    }
+    shortest = {
+        name: [alt for alt in alts if _alt_height(alt, height) == height[name]]
+        for name, alts in choices.items()
+    }
+
+    @st.composite
+    def programs(draw: st.DrawFn) -> str:
+        out: list[str] = []
+        fuel = draw(st.integers(0, _FUEL))
+
+        def expand(symbol: lark.grammar.Symbol) -> None:
+            nonlocal fuel
+            if symbol.is_term:
+                out.append(draw(tokens[symbol.name]))
+                return
+            fuel -= 1
+            alts = choices[symbol.name] if fuel > 0 else shortest[symbol.name]
+            for part in draw(st.sampled_from(alts)):
+                expand(part)
+
+        expand(lark.grammar.NonTerminal(start))
+        return "".join(out)
+
+    return programs()
+
+
+_NEVER = 1 << 30
+
+
+def _alt_height(alt: tuple[lark.grammar.Symbol, ...], height: Mapping[str, int]) -> int:
+    return 1 + max((0 if s.is_term else height.get(s.name, _NEVER) for s in alt), default=0)
