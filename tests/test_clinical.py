@@ -513,7 +513,8 @@ def test_cli_evaluates_one_fhir_patient(capsys: Any) -> None:
     with pytest.raises(SystemExit) as done:
         main(args)  # three patients: which one?
     assert done.value.code == 1
-    assert "PR858" in capsys.readouterr().err
+    captured = capsys.readouterr()  # json: the diagnostics as JSON on standard output
+    assert "PR858" in captured.out + captured.err
 
 
 # ------------------------------------------------------------------ records and layout agree
