@@ -34,9 +34,13 @@ def tree(text: str):
 
 
 def comments(text: str) -> list[str]:
-    """The comments of rules text, skipping `#` inside texts and units."""
+    """The comments of rules text, skipping `#` inside texts, units and codes (`LOINC#2160-0`)."""
     found = []
-    pattern = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[^"\'#]+|.', re.DOTALL)
+    pattern = re.compile(
+        r"[A-Za-z][A-Za-z0-9_]*#[A-Za-z0-9][A-Za-z0-9.\-]*\*?|[A-Za-z0-9_]+"
+        r'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[^"\'#A-Za-z0-9_]+|.',
+        re.DOTALL,
+    )
     for match in pattern.finditer(text):
         if match.group().startswith("#"):
             found.append(match.group().rstrip())

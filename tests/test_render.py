@@ -122,6 +122,8 @@ fact stopped: date or never
 exclusion E3 "time, second edition": stopped is never and as_of > d
   and count(s over last 2 days where value > 1 'mg') > 0
   and consecutive(s from d to as_of where value > 1 'mg') > 1
+fact dx: set of code
+inclusion I6 "codes": dx contains any of {ICD10CM#N17*}
 """
 
 
@@ -151,6 +153,7 @@ def test_edge_results_validate_and_cover_every_trace_kind(validator, patient):
 def test_edge_results_use_every_kind_of_the_schema(validator):
     protocol = pr.parse_protocol(EDGE_RULES)
     patient = {"a": False, "n": 3, "q": 2000, "d": "2026-01-01", "cause": "x", "drugs": ["i"]}
+    patient["dx"] = ["ICD10CM#N17.9"]
     result = protocol.evaluate(patient, as_of="2026-03-01T00:00:00Z")
     kinds = {node.kind for c in result.criteria for node in c.trace.walk()}
     schema_kinds = set(validator.schema["$defs"]["trace"]["properties"]["kind"]["enum"])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .datamap import DataMap, DataMapError, load_data_map
     from .diagnostics import Diagnostic, PatientDataError, ProtocolError, RulesError, Severity
     from .facts import UNKNOWN
     from .patient_json import read_patient_json
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 #: Where each public name lives.
 _HOMES = {
+    "DataMap": "datamap",
+    "DataMapError": "datamap",
+    "load_data_map": "datamap",
     "Diagnostic": "diagnostics",
     "PatientDataError": "diagnostics",
     "ProtocolError": "diagnostics",
@@ -46,6 +50,8 @@ _HOMES = {
 __all__ = [
     "UNKNOWN",
     "CriterionResult",
+    "DataMap",
+    "DataMapError",
     "Diagnostic",
     "MissingFact",
     "Observation",
@@ -60,6 +66,7 @@ __all__ = [
     "Trace",
     "__version__",
     "check_text",
+    "load_data_map",
     "load_protocol",
     "parse_protocol",
     "read_patient_json",

@@ -350,6 +350,32 @@ class Power:
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
+# ---- terminology (docs/language/codes.md)
+
+
+@frozen
+class CodeLit:
+    """`LOINC#2160-0`; in a set or a `codes` declaration also `ICD10CM#N17*` (and descendants).
+
+    `system` and `code` are as written (the checker resolves the system); `display` is the name
+    written after a code in a `codes` declaration (`SNOMED#14669001 "Acute renal failure"`).
+    """
+
+    system: str
+    code: str
+    descendants: bool = False
+    display: str | None = None
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class ValueSetRef:
+    """`aki` in `x in aki`, `dx contains any of aki`: a value set named by a `codes` item."""
+
+    name: str
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
 Expr: TypeAlias = (
     NumberLit
     | QuantityLit
@@ -380,6 +406,8 @@ Expr: TypeAlias = (
     | If
     | UnknownLit
     | Power
+    | CodeLit
+    | ValueSetRef
 )
 
 
@@ -464,6 +492,13 @@ class SetType:
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
+@frozen
+class CodeType:
+    """`code`: a code of a code system (docs/language/codes.md)."""
+
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
 TypeExpr: TypeAlias = (
     BooleanType
     | IntegerType
@@ -475,6 +510,7 @@ TypeExpr: TypeAlias = (
     | ChoiceType
     | SeriesType
     | SetType
+    | CodeType
 )
 
 
@@ -589,7 +625,21 @@ class Use:
     span: Span = field(default=None, eq=False, repr=False, kw_only=True)
 
 
-Item: TypeAlias = Fact | Define | Criterion | Use
+@frozen
+class Codes:
+    """`codes aki = {ICD10CM#N17*, SNOMED#14669001 "Acute renal failure syndrome", ckd}`.
+
+    A named value set: its members are codes (`CodeLit`, maybe with `*` and a display name) and
+    names of other value sets (`Name`), in the order written.
+    """
+
+    name: str
+    members: tuple[CodeLit | Name, ...]
+    span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+    name_span: Span = field(default=None, eq=False, repr=False, kw_only=True)
+
+
+Item: TypeAlias = Fact | Define | Criterion | Use | Codes
 
 
 @frozen
@@ -607,6 +657,8 @@ def children(node: Expr) -> tuple[Expr, ...]:
         case NumberLit() | QuantityLit() | DurationLit() | DateLit() | TextLit() | BoolLit():
             return ()
         case Name() | Each() | ObservationValue() | AsOf():
+            return ()
+        case CodeLit() | ValueSetRef():
             return ()
         case Call(args=args):
             return args

@@ -71,7 +71,13 @@ def cli() -> None:
     show_default=True,
     help="text for people, json for editors and CI.",
 )
-def check(files: Sequence[str], fmt: str) -> None:
+@click.option(
+    "--map",
+    "data_map",
+    metavar="TOML",
+    help="Also check this data map against the (one) protocol; list the facts it leaves unknown.",
+)
+def check(files: Sequence[str], fmt: str, data_map: str | None) -> None:
     """Check rules files: syntax, names, types and units. Exit 1 if any has an error."""
     from .protocol import check_text, read_source
 
@@ -83,6 +89,8 @@ def check(files: Sequence[str], fmt: str) -> None:
             results.append((name, list(exc.diagnostics)))
             continue
         results.append((name, check_text(source.text, name)))
+    if data_map is not None:
+        results.append((data_map, _check_map(files, results, data_map)))
     failed = any(d.is_error for _, diags in results for d in diags)
     if fmt == "json":
         click.echo(diagnostics_json(results))
@@ -101,6 +109,58 @@ def check(files: Sequence[str], fmt: str) -> None:
             warnings = sum(not d.is_error for _, diags in results for d in diags)
             click.echo(f"{len(results)} files checked: {summary(errors, warnings)}")
     raise SystemExit(EXIT_FINDINGS if failed else 0)
+
+
+def _check_map(files: Sequence[str], results: list[Any], data_map: str) -> list[Any]:
+    """The diagnostics of a data map checked against the one protocol of `files`."""
+    from .datamap import load_data_map
+    from .diagnostics import error
+    from .protocol import load_protocol
+
+    if len(files) != 1 or any(d.is_error for d in results[0][1]):
+        return [
+            error(
+                "PR803",
+                "`--map` checks a data map against one protocol that loads",
+                None,
+                path=data_map,
+                help="protocol-rules check PROTOCOL.rules --map PROTOCOL.omop.toml",
+            )
+        ]
+    try:
+        return list(load_data_map(data_map, load_protocol(files[0])).warnings)
+    except RulesError as exc:
+        return list(exc.diagnostics)
+
+
+def _clinical_patient(
+    rules: Protocol, data: str, data_map: str, as_of: str | None, patient_id: str | None
+) -> Any:
+    """The record of one person of clinical data read through a data map."""
+    from .cli_screen import _clinical
+    from .diagnostics import error
+
+    records = _clinical(rules, data, data_map, as_of)
+    if patient_id is None and len(records) == 1:
+        return records[0]
+    found = [r for r in records if r["id"] == patient_id]
+    if patient_id is None or not found:
+        ids = ", ".join(str(r["id"]) for r in records[:10])
+        raise RulesError(
+            [
+                error(
+                    "PR858",
+                    "pick a patient with --id"
+                    if patient_id is None
+                    else f"no person `{patient_id}` in `{data}`",
+                    None,
+                    path=data,
+                    help=f"the data holds {len(records)} persons: {ids}"
+                    + (", …" if len(records) > 10 else ""),
+                )
+            ]
+        )
+    return found[0]
 
 
 def _read_patient(path: str) -> Any:
@@ -138,17 +198,37 @@ def _read_patient(path: str) -> Any:
     help="Traces only for the deciding criteria (text, markdown); none at all (json).",
 )
 @click.option("--ignore-unknown", is_flag=True, help="Accept keys the protocol does not declare.")
+@click.option(
+    "--map",
+    "data_map",
+    metavar="TOML",
+    help="PATIENT is clinical data (OMOP CDM or FHIR R4) read through this data map.",
+)
+@click.option("--id", "patient_id", metavar="ID", help="With --map: the person or Patient id.")
 def eval_(
-    protocol: str, patient: str, as_of: str | None, fmt: str, brief: bool, ignore_unknown: bool
+    protocol: str,
+    patient: str,
+    as_of: str | None,
+    fmt: str,
+    brief: bool,
+    ignore_unknown: bool,
+    data_map: str | None,
+    patient_id: str | None,
 ) -> None:
-    """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL."""
+    """Evaluate PATIENT (a JSON file, or - for standard input) against PROTOCOL.
+
+    With --map, PATIENT is an OMOP CDM or FHIR R4 input and --id picks the person.
+    """
     from .protocol import load_protocol
 
     where = protocol
     try:
         rules = load_protocol(protocol)
         where = patient
-        record = _read_patient(patient)
+        if data_map is not None:
+            record = _clinical_patient(rules, patient, data_map, as_of, patient_id)
+        else:
+            record = _read_patient(patient)
         result = rules.evaluate(record, as_of=as_of, ignore_unknown=ignore_unknown)
     except RulesError as exc:
         if fmt == "json":  # machine output stays machine-readable, on stdout

@@ -35,6 +35,12 @@ JSON_VERSION = "1.0"
 )
 @click.option("--engine", default="polars", show_default=True, help="The back end.")
 @click.option("--ignore-unknown", is_flag=True, help="Accept facts the protocol does not declare.")
+@click.option(
+    "--map",
+    "data_map",
+    metavar="TOML",
+    help="DATA is clinical data (an OMOP CDM, or FHIR R4) read through this data map.",
+)
 def screen(
     protocol: str,
     data: str,
@@ -45,10 +51,17 @@ def screen(
     fmt: str,
     engine: str,
     ignore_unknown: bool,
+    data_map: str | None,
 ) -> None:
-    """Screen a population DATA (JSON Lines, or the columnar layout) against PROTOCOL."""
+    """Screen a population DATA (JSON Lines, or the columnar layout) against PROTOCOL.
+
+    With --map, DATA is an OMOP CDM (a folder of CSV or Parquet tables, a .zip of CSVs, a
+    DuckDB file) or FHIR R4 (a Bundle .json, an .ndjson export, a folder), as the map says.
+    """
     rules = _load(protocol)
     try:
+        if data_map is not None:
+            data = _clinical(rules, data, data_map, as_of, layout=True)
         with _progress() as progress:
             screening = rules.screen(
                 data, as_of=as_of, engine=engine, ignore_unknown=ignore_unknown, progress=progress
@@ -68,6 +81,30 @@ def screen(
     else:
         click.echo(_text(screening, what_if))
     _report_errors(screening)
+
+
+def _clinical(rules: Any, data: str, path: str, as_of: str | None, layout: bool = False) -> Any:
+    """The patient records (or, with `layout`, the columnar layout) of clinical data `data`
+    through the data map at `path`; the map's warnings and the rows it could not use on
+    standard error."""
+    from .cli import render_diagnostics, use_color
+    from .datamap import load_data_map
+    from .sources import fhir_layout, fhir_patients, omop_layout, omop_patients
+
+    data_map = load_data_map(path, rules)
+    problems: list[Any] = list(data_map.warnings)
+    if layout:
+        read: Any = omop_layout if data_map.model == "omop" else fhir_layout
+        records = read(data, data_map, as_of=as_of, problems=problems)
+    else:
+        read = omop_patients if data_map.model == "omop" else fhir_patients
+        records = list(read(data, data_map, as_of=as_of, problems=problems))
+    if problems:
+        shown = problems if len(problems) <= 20 else problems[:20]
+        click.echo(render_diagnostics(shown, color=use_color(sys.stderr)), err=True)
+        if len(problems) > 20:
+            click.echo(f"… and {len(problems) - 20} more", err=True)
+    return records
 
 
 def _json(screening: Any, what_if: Any) -> dict[str, Any]:

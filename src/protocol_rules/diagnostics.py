@@ -2,8 +2,9 @@
 
 Passes return `Diagnostic` values; the API edge raises them together inside a `RulesError`.
 Codes are stable and grouped: ``PR1xx`` syntax, ``PR2xx`` names, ``PR3xx`` types and units,
-``PR4xx`` patient data, ``PR5xx`` screening populations, ``PR6xx`` the authoring tools
-(lint findings, test files). Each code has an entry on the docs
+``PR4xx`` patient data, ``PR5xx`` screening populations and SQL engines, ``PR6xx`` the
+authoring tools (lint findings, test files), ``PR7xx`` the language server, ``PR8xx`` data maps
+and clinical data (OMOP CDM, FHIR). Each code has an entry on the docs
 site (docs/diagnostics.md).
 """
 
@@ -44,6 +45,8 @@ CODES: dict[str, str] = {
     "PR131": "`if` without `then` or `else`",
     # syntax: time, second edition
     "PR120": "`never` compared as a value instead of tested with `is never`",
+    # syntax: terminology (docs/language/codes.md)
+    "PR140": "malformed code (not the syntax or check digit of its system)",
     # names
     "PR201": "unknown name",
     "PR202": "duplicate criterion id",
@@ -70,6 +73,13 @@ CODES: dict[str, str] = {
     "PR239": "library used for nothing",
     # names: time, second edition
     "PR220": "`value` outside a `where` condition",
+    # names: terminology
+    "PR240": "unknown code system",
+    "PR241": "unknown value set",
+    "PR242": "value set name given twice, or to a fact or define too",
+    "PR243": "cycle among value sets",
+    "PR244": "value set never used",
+    "PR245": "code listed twice in a value set",
     # types and units
     "PR301": "type mismatch",
     "PR302": "condition is not a boolean",
@@ -102,6 +112,12 @@ CODES: dict[str, str] = {
     "PR323": "`where` on something that is not a window",
     "PR324": "`consecutive` without a `where` condition",
     "PR325": "duration word in a computed duration counts as a definite length",
+    # types: terminology
+    "PR340": "empty value set",
+    "PR341": "code with `*` where one code is meant",
+    "PR342": "codes mixed with values of another type",
+    "PR343": "`*` on a code of a system without a hierarchy",
+    "PR344": "descendants of a code not expanded (no terminology given)",
     # patient data
     "PR401": "patient record is not a JSON object",
     "PR402": "undeclared fact",
@@ -120,6 +136,11 @@ CODES: dict[str, str] = {
     # patient data: time, second edition
     "PR420": "`never` for a date that is not declared `or never`",
     "PR421": "date of a `past` fact after `as_of`",
+    # patient data: terminology
+    "PR430": "malformed code value",
+    "PR431": "code without a system",
+    "PR432": "unknown code system in patient data",
+    "PR433": "code that does not fit its system's syntax",
     # screening
     "PR501": "screening needs the `[screen]` extra (polars)",
     "PR502": "unknown screening engine",
@@ -160,6 +181,29 @@ CODES: dict[str, str] = {
     "PR640": "`lint` and `diff` need the `[lint]` extra (z3-solver)",
     # editors
     "PR701": "the language server needs the `[lsp]` extra (pygls)",
+    # data maps (docs/clinical-data.md#the-data-map)
+    "PR801": "data map unreadable or not TOML",
+    "PR802": "data map format version missing or not supported",
+    "PR803": "data map entry for a fact the protocol does not declare",
+    "PR804": "unknown data model or source in a data map",
+    "PR805": "unknown key in a data map",
+    "PR806": "unknown `take` or person field in a data map",
+    "PR807": "data map entry that cannot give its fact's type",
+    "PR808": "malformed `within` or `absent` in a data map",
+    "PR809": "data map entry without codes",
+    "PR810": "malformed code in a data map",
+    "PR811": "facts a data map leaves unknown",
+    "PR812": "data map code not in the data's vocabulary",
+    # clinical data: OMOP CDM and FHIR adapters
+    "PR850": "clinical data source cannot be read",
+    "PR851": "OMOP table without a required column",
+    "PR852": "clinical data row without a value",
+    "PR853": "clinical data unit that is not UCUM or does not fit the fact",
+    "PR854": "clinical data row without a time",
+    "PR855": "invalid FHIR resource",
+    "PR856": "FHIR resource without a patient",
+    "PR857": "FHIR input needs the `[fhir]` extra",
+    "PR858": "person not found in the clinical data",
 }
 
 

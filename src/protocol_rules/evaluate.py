@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from . import ast
+from . import evaluate_codes as codes
 from . import evaluate_time as time
 from .calculate import CalcCompiler
 from .check import CheckedProtocol, ir
@@ -455,6 +456,8 @@ class _Compiler(CalcCompiler):
                 return time.date_shift(i, fns, sign)
             case ir.DateDiff():
                 return time.date_diff(i, fns)
+            case ir.InCodes() | ir.ContainsCodes():  # terminology: evaluate_codes.py
+                return codes.build(node, i, fns)
             case _:
                 return self._build_time(node, i, fns)
         raise AssertionError(f"cannot compile {node!r}")  # pragma: no cover

@@ -20,7 +20,7 @@ from typing import Any
 from . import units
 from .calendar import NEVER
 from .check import FactInfo
-from .check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from .check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from .check.unit_names import shown, substance, ucum_spelling
 from .diagnostics import Diagnostic, error
 from .render.safe import printable
@@ -363,7 +363,19 @@ def _element(fact: FactInfo, type_: Type) -> Normaliser:
             return _text
         case ChoiceT(choices=choices):
             return _choice(fact, choices)
+        case CodeT():
+            return _code
     raise AssertionError(type_)  # pragma: no cover
+
+
+def _code(value: Any) -> str:
+    """A code: ``"SYSTEM#code"`` or a FHIR Coding object (docs/patient-data.md#codes)."""
+    from .codes import CodeValueError, read_code
+
+    try:
+        return read_code(value)
+    except CodeValueError as exc:
+        raise Invalid(exc.code, exc.message, hint=exc.hint) from None
 
 
 #: Normalises one observation's value: ``observed(observation, its "value")``.
@@ -484,6 +496,8 @@ def normaliser(fact: FactInfo) -> Normaliser:
     match fact.type:
         case SeriesT(element=QtyT() as element):
             return _series(_observed_quantity(fact, element))
+        case SeriesT(element=CodeT()):  # a Coding object is the value, not a wrapper
+            return _series(lambda item, value: _code(value))
         case SeriesT(element=element):
             return _series(_observed(_element(fact, element)))
         case SetT(element=element):
@@ -518,6 +532,8 @@ class PatientReader:
             if entry is None:
                 if name == "as_of":
                     as_of = raw
+                elif name == "id":
+                    pass  # the record's identifier, as screening reads it (no fact is named id)
                 elif not ignore_unknown:
                     problems.append(self._undeclared(name))
             elif raw is not None:

@@ -47,6 +47,8 @@ WIDTH = 100
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _UNIT = re.compile(r"'[^'\n]*'")
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]*#[A-Za-z0-9][A-Za-z0-9.\-]*\*?")  # `LOINC#2160-0`
+_WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def format_text(text: str, filename: str = "<string>") -> str:
@@ -77,6 +79,9 @@ def _comments(text: str) -> Iterator[_Comment]:
         char = text[i]
         if char == '"' or char == "'":
             match = (_STRING if char == '"' else _UNIT).match(text, i)
+            i = match.end() if match else i + 1
+        elif char.isalnum() or char == "_":  # a word, or a code such as `LOINC#2160-0`
+            match = _CODE.match(text, i) or _WORD.match(text, i)
             i = match.end() if match else i + 1
         elif char == "#":
             end = text.find("\n", i)
@@ -316,6 +321,8 @@ class _Printer:
                     out.append(self.criterion(item))
                 case ast.Use():
                     out.append(self.use(item))
+                case ast.Codes():
+                    out.append(self.codes(item))
         return out
 
     def header(self, header: ast.Header) -> _Block:
@@ -364,6 +371,7 @@ class _Printer:
             ast.DateType: "date",
             ast.DateTimeType: "datetime",
             ast.TextType: "text",
+            ast.CodeType: "code",
         }
         match node:
             case ast.QuantityType(unit=unit):
@@ -408,6 +416,20 @@ class _Printer:
             lines = [*_wrap(_Line(0, head)), _Line(2, [*note, _Frag(" =")])]
         lines += self.lines(item.expr, 2)
         return _Block("define", item.span.start, item.span.end, lines)
+
+    def codes(self, item: ast.Codes) -> _Block:
+        """`codes aki = {ICD10CM#N17*, SNOMED#14669001 "…"}`, wrapped under the first member."""
+        group = self._group()
+        frags = [_kw("codes ", item.span.start), _at(item.name, item.name_span), _Frag(" = {")]
+        for i, member in enumerate(item.members):
+            if i:
+                frags.append(_Frag(", ", group=group, sep=True))
+            text = _set_item(member)
+            if isinstance(member, ast.CodeLit) and member.display is not None:
+                text += " " + _quote(member.display)
+            frags.append(_Frag(text, member.span.start, member.span.end, group=group))
+        frags.append(_Frag("}"))
+        return _Block("codes", item.span.start, item.span.end, _wrap(_Line(0, frags)))
 
     def use(self, item: ast.Use) -> _Block:
         name = _quote(item.name) if item.is_file else item.name
@@ -596,12 +618,14 @@ class _Printer:
             case ast.InSet(operand=operand, items=items, negated=negated):
                 word = " not in " if negated else " in "
                 return [*self.flat(operand, _SUM), _Frag(word), *self.set_(items)]
+            case ast.CodeLit() | ast.ValueSetRef():
+                return [_at(_set_item(node), node.span)]
             case ast.IsKnown(operand=operand, negated=negated):
                 word = " is unknown" if negated else " is known"
                 return [*self.flat(operand, _SUM), _Frag(word)]
             case ast.Contains(collection=collection, mode=mode, items=items):
                 out = [*self.flat(collection, _SUM), _Frag(f" {mode.value} ")]
-                if mode is ast.ContainsMode.ONE:
+                if mode is ast.ContainsMode.ONE or _named_set(items):
                     return [*out, *self.flat(items[0], _SUM)]
                 return [*out, *self.set_(items)]
             case ast.Window(series=series, duration=duration, before=before):
@@ -689,6 +713,8 @@ class _Printer:
         return out
 
     def set_(self, items: tuple[ast.Expr, ...]) -> list[_Frag]:
+        if _named_set(items):  # `in aki`: a value set by name (docs/language/codes.md)
+            return [_at(_set_item(items[0]), items[0].span)]
         group = self._group()
         out = [_Frag("{")]
         for i, item in enumerate(items):
@@ -727,9 +753,15 @@ def _set_item(item: ast.Expr) -> str:
             return f"{_number(v)} {w}"
         case ast.TextLit(value=v):
             return _quote(v)
-        case ast.Name(name=name):
+        case ast.Name(name=name) | ast.ValueSetRef(name=name):
             return name
+        case ast.CodeLit(system=system, code=code, descendants=star):
+            return f"{system}#{code}" + ("*" if star else "")
     raise AssertionError(f"unexpected set item {item!r}")
+
+
+def _named_set(items: tuple[ast.Expr, ...]) -> bool:
+    return len(items) == 1 and isinstance(items[0], ast.ValueSetRef)
 
 
 def _wrap(line: _Line) -> list[_Line]:
@@ -835,7 +867,7 @@ class _Assembler:
         first_start = comments[0].start if comments else next_start
         if prev is None:
             blank = False
-        elif nxt is None or (prev.kind == nxt.kind and prev.kind in ("fact", "use")):
+        elif nxt is None or (prev.kind == nxt.kind and prev.kind in ("fact", "use", "codes")):
             blank = bool(comments) and self._blank_between(prev_end, first_start)
         else:
             blank = True

@@ -28,9 +28,22 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _END = r"(?![A-Za-z0-9_])"
 
 #: Words that start an item or a criterion's note.
-DECLARATIONS = ("protocol", "fact", "define", "inclusion", "exclusion", "note", "use")
+DECLARATIONS = ("protocol", "fact", "define", "inclusion", "exclusion", "note", "use", "codes")
 #: The types of a fact declaration.
-TYPES = ("boolean", "integer", "number", "quantity", "datetime", "date", "text", "series", "set")
+TYPES = (
+    "boolean",
+    "integer",
+    "number",
+    "quantity",
+    "datetime",
+    "date",
+    "text",
+    "series",
+    "set",
+    "code",
+)
+#: A code: `LOINC#2160-0`, `ICD10CM#N17*` (docs/language/codes.md); it outranks a `#` comment.
+CODE = r"([A-Za-z][A-Za-z0-9_]*)(#)([A-Za-z0-9][A-Za-z0-9.\-]*)(\*?)"
 #: Reserved words of expressions and fact options.
 KEYWORDS = (
     "between",
@@ -115,6 +128,7 @@ class RulesLexer(RegexLexer):
             ),
             (rf"(fact)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Variable)),
             (rf"(define)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            (rf"(codes)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Constant)),
             (
                 rf"(use)(\s+)({_NAME}|\"(?:[^\"\\\n]|\\.)*\")",
                 bygroups(Keyword.Namespace, Whitespace, Name.Namespace),
@@ -124,7 +138,7 @@ class RulesLexer(RegexLexer):
         ],
         "header": [
             include("space"),
-            (rf"(?=(?:fact|define|inclusion|exclusion|use){_END})", Whitespace, "#pop"),
+            (rf"(?=(?:fact|define|inclusion|exclusion|use|codes){_END})", Whitespace, "#pop"),
             (
                 rf"({_NAME})(\s+)(\"(?:[^\"\\\n]|\\.)*\")",
                 bygroups(Name.Attribute, Whitespace, String.Double),
@@ -136,6 +150,7 @@ class RulesLexer(RegexLexer):
             (r"#.*?$", Comment.Single),
         ],
         "expression": [
+            (CODE, bygroups(Name.Namespace, Punctuation, String.Symbol, Operator)),
             (r'"(?:[^"\\\n]|\\.)*"', String.Double),
             (r"'[^'\n]*'", String.Other),  # a UCUM unit
             (

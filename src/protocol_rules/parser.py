@@ -26,7 +26,9 @@ MAX_DEPTH = 120
 #: Syntax errors reported for one file before giving up.
 MAX_SYNTAX_ERRORS = 20
 
-_ITEM_START = re.compile(r"^[ \t]*(protocol|fact|define|inclusion|exclusion|use)\b", re.MULTILINE)
+_ITEM_START = re.compile(
+    r"^[ \t]*(protocol|fact|define|inclusion|exclusion|use|codes)\b", re.MULTILINE
+)
 
 
 def parse(source: Source) -> tuple[ast.ProtocolFile | None, list[Diagnostic]]:
@@ -565,3 +567,76 @@ class _Builder(Transformer):
 
     def name_item(self, meta, children):
         return self.name(meta, children)
+
+    # ---- terminology (docs/language/codes.md)
+
+    def _code(self, token: Token, display: str | None = None, span: Span | None = None):
+        system, code, star = _code_parts(str(token))
+        return ast.CodeLit(system, code, star, display, span=span or self._tok(token))
+
+    def code(self, meta, children):
+        return self._code(children[0])
+
+    def code_item(self, meta, children):
+        return self._code(children[0])
+
+    def code_type(self, meta, children):
+        return ast.CodeType(span=self._span(meta))
+
+    def codes(self, meta, children):
+        name, _eq, *members = children
+        return ast.Codes(
+            str(name),
+            tuple(m for m in members if m is not None),
+            span=self._span(meta),
+            name_span=self._tok(name),
+        )
+
+    def code_member(self, meta, children):
+        token, display = children
+        return self._code(token, _unquote(display) if display else None, self._span(meta))
+
+    def value_set_member(self, meta, children):
+        return ast.Name(str(children[0]), span=self._span(meta))
+
+    def _value_set(self, token: Token):
+        return (ast.ValueSetRef(str(token), span=self._tok(token)),)
+
+    def in_value_set(self, meta, children):
+        operand, name = children
+        return ast.InSet(operand, self._value_set(name), False, span=self._span(meta))
+
+    def not_in_value_set(self, meta, children):
+        operand, _not, name = children
+        return ast.InSet(operand, self._value_set(name), True, span=self._span(meta))
+
+    def contains_any_value_set(self, meta, children):
+        collection, _any, name = children
+        items = self._value_set(name)
+        return ast.Contains(collection, ast.ContainsMode.ANY, items, span=self._span(meta))
+
+    def contains_all_value_set(self, meta, children):
+        collection, _all, name = children
+        items = self._value_set(name)
+        return ast.Contains(collection, ast.ContainsMode.ALL, items, span=self._span(meta))
+
+    def quantified_in_value_set(self, meta, children):
+        quantifier, name = children
+        items = self._value_set(name)
+        return self._quantified(
+            meta, quantifier, lambda each: ast.InSet(each, items, False, span=self._span(meta))
+        )
+
+    def quantified_not_in_value_set(self, meta, children):
+        quantifier, _not, name = children
+        items = self._value_set(name)
+        return self._quantified(
+            meta, quantifier, lambda each: ast.InSet(each, items, True, span=self._span(meta))
+        )
+
+
+def _code_parts(text: str) -> tuple[str, str, bool]:
+    """(system, code, descendants) of a CODE token: `ICD10CM#N17*`."""
+    system, _, code = text.partition("#")
+    star = code.endswith("*")
+    return system, code[:-1] if star else code, star

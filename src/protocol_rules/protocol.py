@@ -18,6 +18,7 @@ from .parser import has_errors, parse
 from .source import Source, normalise, read_text
 
 if TYPE_CHECKING:
+    from .codes import Terminology
     from .result import Result
     from .screening import Screening
 
@@ -34,19 +35,25 @@ def read_source(path: PathLike) -> Source:
 
 
 def parse_protocol(
-    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+    text: str,
+    filename: str = "<string>",
+    *,
+    folder: PathLike | None = None,
+    terminology: Terminology | None = None,
 ) -> Protocol:
     """Parse and check rules text. Raises `ProtocolError` carrying every diagnostic.
 
     `folder` is where `use "file.rules"` finds library files (by default the folder of
     `filename` when it names a file; a protocol given as text alone can use only the shipped
-    libraries).
+    libraries). `terminology` gives the descendants of value-set members written with `*`
+    whose hierarchy only a terminology knows (SNOMED CT, RxNorm, OMOP concepts): see
+    docs/language/codes.md.
     """
     source = Source(filename, normalise(text))
     syntax, found = parse(source)
     if syntax is None:
         raise ProtocolError(found)
-    checked, diagnostics = _check(syntax, filename, folder)
+    checked, diagnostics = _check(syntax, filename, folder, terminology)
     if has_errors(found):  # a mistake the parser recovered from (PR110)
         checked, diagnostics = None, sorted([*found, *diagnostics], key=sort_key)
     if checked is None:
@@ -66,7 +73,7 @@ def parse_protocol(
 
 
 def _check(
-    syntax: Any, filename: str, folder: PathLike | None
+    syntax: Any, filename: str, folder: PathLike | None, terminology: Terminology | None = None
 ) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
     """Resolve the libraries the file uses, then check it (diagnostics of both, in order)."""
     from .library import resolve
@@ -75,20 +82,29 @@ def _check(
     is_file = folder is None and filename not in ("", "-") and path.is_file()
     where = Path(folder) if folder is not None else (path.parent if is_file else None)
     resolved, found = resolve(syntax, where, path if is_file else None)
-    checked, diagnostics = check(syntax, resolved)
+    checked, diagnostics = check(syntax, resolved, terminology)
     if any(d.is_error for d in found):
         checked = None
     return checked, sorted([*found, *diagnostics], key=sort_key)
 
 
-def load_protocol(path: str | os.PathLike[str]) -> Protocol:
-    """Load a ``.rules`` file. Raises `ProtocolError` for a missing, unreadable or bad file."""
+def load_protocol(
+    path: str | os.PathLike[str], *, terminology: Terminology | None = None
+) -> Protocol:
+    """Load a ``.rules`` file. Raises `ProtocolError` for a missing, unreadable or bad file.
+
+    `terminology` expands value-set members written with `*` (see `parse_protocol`).
+    """
     source = read_source(path)
-    return parse_protocol(source.text, source.name)
+    return parse_protocol(source.text, source.name, terminology=terminology)
 
 
 def check_text(
-    text: str, filename: str = "<string>", *, folder: PathLike | None = None
+    text: str,
+    filename: str = "<string>",
+    *,
+    folder: PathLike | None = None,
+    terminology: Terminology | None = None,
 ) -> list[Diagnostic]:
     """Every diagnostic of rules text (errors and warnings), without raising.
 
@@ -98,7 +114,8 @@ def check_text(
     syntax, diagnostics = parse(source)
     if syntax is None:
         return diagnostics
-    return sorted([*diagnostics, *_check(syntax, filename, folder)[1]], key=sort_key)
+    checked = _check(syntax, filename, folder, terminology)[1]
+    return sorted([*diagnostics, *checked], key=sort_key)
 
 
 class Protocol:

@@ -27,14 +27,16 @@ _REGEX_TERMINALS = {
     "UNIT": "a unit in single quotes such as `'mg/dL'`",
     "DATE": "a date such as `@2026-03-01`",
     "TIME_WORD": "a time unit such as `days`",
+    "CODE": "a code such as `LOINC#2160-0`",
     "$END": "the end of the file",
 }
 _COMPARISONS = {"LT", "LE", "GT", "GE", "EQ", "NE", "BETWEEN", "IN", "IS", "CONTAINS", "OVER"}
 _ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH"}
 _VALUE_START = {"NAME", "NUMBER", "LPAR", "NOT", "TRUE", "FALSE", "STRING", "DATE", "AT"}
 _VALUE_START |= {"AS_OF", "VALUE"}  # time, second edition
+_VALUE_START |= {"CODE"}  # terminology (docs/language/codes.md)
 _EXPRESSION_START = _VALUE_START | {"IF", "UNKNOWN"}  # `if` and `unknown` are reserved words
-_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION", "USE"}
+_ITEM_KEYWORDS = {"FACT", "DEFINE", "INCLUSION", "EXCLUSION", "USE", "CODES"}
 
 
 #: Abbreviations authors write for the duration words.

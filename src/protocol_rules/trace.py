@@ -60,6 +60,8 @@ _KINDS = {
     ir.Filter: "filter",
     ir.Consecutive: "consecutive",
     ir.ObservationValue: "observation",
+    ir.InCodes: "in",  # terminology: trace_codes.py lists the matches below
+    ir.ContainsCodes: "contains",
 }
 
 
@@ -166,6 +168,10 @@ class TraceBuilder:
                 self._expanded.setdefault(name, why)
             case ir.Arith() if value is UNKNOWN and not _first_why(children):
                 why = "division by zero" if children[1].value == 0 else "too large (beyond 1e300)"
+            case ir.InCodes() | ir.ContainsCodes():
+                children = (*children, *self._code_matches(i, node))
+                if value is UNKNOWN:
+                    why = _first_why(children)
             case ir.DateShift() | ir.CalendarShift() if value is UNKNOWN and not _first_why(
                 children
             ):
@@ -196,6 +202,15 @@ class TraceBuilder:
             line,
             column,
         )
+
+    def _code_matches(self, i: int, node: ir.InCodes | ir.ContainsCodes) -> tuple[Trace, ...]:
+        """Which codes matched which members (trace_codes.py)."""
+        from . import trace_codes
+
+        names = self.__dict__.get("_displays")
+        if names is None:
+            names = self.__dict__["_displays"] = trace_codes.displays(self.patient)
+        return trace_codes.matches(node, self.V[self.program.children[i][0]], names)
 
     def _body(self, i: int, node: ir.FunctionCall, body: Trace) -> Trace:
         """The body of a called function, under one node of kind `body` (shown on demand)."""

@@ -15,6 +15,7 @@ from .. import ast, units
 from ..diagnostics import Diagnostic, Related, error, sort_key, warning
 from ..source import Span
 from . import ir
+from .codes import included_sets, unused_value_sets, value_sets
 from .depth import too_deep
 from .expressions import ExprChecker, _a
 from .functions import (
@@ -27,11 +28,13 @@ from .functions import (
 from .model import CheckedProtocol, CriterionInfo, DefineInfo, FactInfo, FunctionInfo
 from .types import (
     BOOL,
+    CODE,
     ERROR,
     INTEGER,
     NUMBER,
     TEXT,
     ChoiceT,
+    CodeT,
     QtyT,
     SeriesT,
     SetT,
@@ -41,6 +44,7 @@ from .types import (
 from .unit_names import unit_error
 
 if TYPE_CHECKING:
+    from ..codes import Terminology
     from ..library import Resolved
 
 __all__ = [
@@ -57,13 +61,16 @@ _LOWER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 def check(
-    file: ast.ProtocolFile, resolved: Resolved | None = None
+    file: ast.ProtocolFile,
+    resolved: Resolved | None = None,
+    terminology: Terminology | None = None,
 ) -> tuple[CheckedProtocol | None, list[Diagnostic]]:
     """Check a parsed file. Returns the checked protocol (None if any error) and diagnostics.
 
     `resolved` holds the libraries the file uses (`library.resolve`); a file without a header
     that holds only defines and `use`s is itself a library: it is checked as one, and the
-    result is None with the diagnostics.
+    result is None with the diagnostics. `terminology` expands the value-set members written
+    with `*` whose descendants only a terminology knows (docs/language/codes.md).
     """
     if is_library_file(file):
         return None, _check_library_file(file, resolved)
@@ -90,6 +97,11 @@ def check(
     define_names = {d.name for d in values}
     ranges = {f.name: (f.low, f.high) for f in facts if f.low is not None}
     checker = ExprChecker(fact_table, define_types.get, define_names, ranges)
+    # terminology (docs/language/codes.md): value sets first, for the expressions that read them
+    taken = {f.name: "fact" for f in facts} | {d.name: "define" for d in defines}
+    expansions: dict[str, tuple[str, ...] | None] = {}
+    sets = value_sets(file, taken, terminology, diags, expansions)
+    checker.init_codes({n: vs for n, (vs, _) in sets.items()}, terminology, expansions)
 
     # Libraries first (each in its own scope), then the file's own defines and functions.
     exports, library_values, library_functions = {}, [], []
@@ -133,6 +145,7 @@ def check(
         diags += _unused(facts, values, checker)
         diags += unused_functions(own_functions, checker)
         diags += unused_uses(uses, exports, checker)
+        diags += unused_value_sets(sets, checker.used_value_sets, included_sets(file))
         diags += _unbounded(facts)
     if not criteria:
         diags.append(
@@ -165,6 +178,7 @@ def check(
         syntax=file,
         functions=(*library_functions, *own_functions),
         libraries=tuple(use.name for use, _ in uses),
+        value_sets=tuple(vs for vs, _ in sets.values()),
     )
     return protocol, diags
 
@@ -290,6 +304,8 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
                     )
                 seen.add(name)
             return ChoiceT(tuple(dict.fromkeys(choices)), owner)
+        case ast.CodeType():
+            return CODE
         case ast.SeriesType(element=element):
             inner = _declared_type(element, owner, diags)
             if isinstance(inner, SeriesT | SetT | TimeT) or inner == TEXT:
@@ -305,13 +321,13 @@ def _declared_type(node: ast.TypeExpr, owner: str, diags: list[Diagnostic]) -> T
             return SeriesT(inner)
         case ast.SetType(element=element):
             inner = _declared_type(element, owner, diags)
-            if not (isinstance(inner, ChoiceT) or inner == TEXT or inner is ERROR):
+            if not (isinstance(inner, ChoiceT | CodeT) or inner == TEXT or inner is ERROR):
                 diags.append(
                     error(
                         "PR310",
                         f"a set cannot hold {_a(inner)}",
                         node.span,
-                        help="a set holds choices (`set of one of a, b`) or `text`",
+                        help="a set holds choices (`set of one of a, b`), `text` or `code`",
                     )
                 )
                 return ERROR

@@ -19,6 +19,7 @@ from ..suggestions import did_you_mean
 from . import ir
 from .calc import CalcChecks
 from .calls import CallChecks
+from .codes import CodeChecks
 from .time import TIME_FUNCTIONS, TimeChecks
 from .types import (
     BOOL,
@@ -29,6 +30,7 @@ from .types import (
     TEXT,
     BoolT,
     ChoiceT,
+    CodeT,
     ErrorT,
     NumT,
     QtyT,
@@ -61,13 +63,13 @@ def to_epoch(iso: str) -> float:
     return moment.timestamp()
 
 
-class ExprChecker(CalcChecks, CallChecks, TimeChecks):
+class ExprChecker(CalcChecks, CallChecks, TimeChecks, CodeChecks):
     """Types the expressions of one protocol against its facts and already-checked defines.
 
     The calculation constructs (`if`, `unknown`, `^`, math functions) are checked by the
     `CalcChecks` mixin (check/calc.py), names in functions and calls by `CallChecks`
     (check/calls.py), the time expressions of the second edition by `TimeChecks`
-    (check/time.py).
+    (check/time.py), codes and value sets by `CodeChecks` (check/codes.py).
     """
 
     def __init__(
@@ -176,6 +178,8 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks):
                 return ir.Negate(operand, operand.type, source=node)
             case ast.If() | ast.UnknownLit() | ast.Power():
                 return self._calculation(node, expected)
+            case ast.CodeLit() | ast.ValueSetRef():
+                return self._code_expr(node)
         assert_never(node)
 
     # ------------------------------------------------------------------ names
@@ -214,6 +218,8 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks):
                 help=f"write `{owners[0].owner} = {name}`",
             )
             return ir.Const(name, ERROR, source=node)
+        if name in self.value_sets:
+            return self._value_set_as_value(node)
         known = [*self.facts, *self.define_names, *self._choices]
         if self._value_types:
             known.append("value")
@@ -368,6 +374,8 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks):
 
     def _in_set(self, node: ast.InSet) -> ir.Node:
         operand = self.check(node.operand)
+        if self.is_code_test(operand, node.items):
+            return self._in_codes(node, operand)
         items = tuple(self._set_item(operand, item) for item in node.items)
         if not items:
             self._error("PR312", "the set is empty", node.span, help="list at least one value")
@@ -413,7 +421,7 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks):
                 else f"write a duration, e.g. `{number.source.span.text} {_time_word(qty.unit)}`",
             )
             return left, right
-        if type(lt) is type(rt) and isinstance(lt, ChoiceT | BoolT | TextT):
+        if type(lt) is type(rt) and isinstance(lt, ChoiceT | BoolT | TextT | CodeT):
             if isinstance(lt, ChoiceT) and lt != rt:
                 self._error(
                     "PR301",
@@ -491,6 +499,8 @@ class ExprChecker(CalcChecks, CallChecks, TimeChecks):
     def _contains(self, node: ast.Contains) -> ir.Node:
         collection = self.check(node.collection)
         ctype = collection.type
+        if self.is_code_test(collection, node.items):
+            return self._contains_codes(node, collection)
         if isinstance(ctype, ErrorT):
             return ir.Contains(collection, node.mode, (), BOOL, source=node)
         if not isinstance(ctype, SetT):

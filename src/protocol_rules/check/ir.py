@@ -21,6 +21,7 @@ from attrs import field
 from .. import ast
 from .._frozen import frozen
 from ..calendar import CalendarDuration
+from ..codes import ValueSet
 from ..units import Conversion
 from .types import Type
 
@@ -463,6 +464,51 @@ class FunctionCall:
     source: ast.Expr = field(eq=False, repr=False, kw_only=True)
 
 
+# --------------------------------------------------------------------------- terminology
+# docs/language/codes.md. A code value is its canonical text ``SYSTEM#code`` (a string), so
+# `Const`, `FactRef`, `Compare` (`=`, `!=`: exact equality) carry codes unchanged; membership
+# in a value set, which knows descendants, is one of the two nodes below.
+
+
+@frozen
+class InCodes:
+    """`x in aki`, `x not in {ICD10CM#N17*, SNOMED#14669001}`, `value in aki`: a code tested
+    against a value set.
+
+    True when `operand` (a code) matches a member of `codes` (`codes.ValueSet`): it equals the
+    member's code, or the member has `*` and the code is below it — it starts with the member's
+    code for a ``prefix`` system (ICD-10-CM, ICD-10, ICD-9-CM, ICD-10-PCS, ATC), or a
+    terminology listed it (`ValueSet.expanded`); otherwise false. `negated` (`not in`) negates a
+    known result. Unknown when the operand is unknown. ``codes.matcher().match(x)`` is the
+    reference. SQL: ``x IN (<exact codes>) OR x LIKE '<prefix>%' OR …`` (NULL when x is NULL).
+    """
+
+    operand: Node
+    codes: ValueSet
+    negated: bool
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
+@frozen
+class ContainsCodes:
+    """`dx contains any of aki`, `dx contains all of {…}`, `dx contains ICD10CM#N17*`: a set of
+    codes (a `set of code` fact) tested against the members of a value set.
+
+    With mode `ONE` (a single member) or `ANY`: true when some code of the set matches some
+    member (as `InCodes` matches), false otherwise (an empty set included). With `ALL`: true when
+    every member is matched by some code of the set (`ValueSet.member_matchers`), false
+    otherwise. Unknown when `collection` is unknown; a known set holds only known codes.
+    SQL: ``EXISTS (SELECT … WHERE <InCodes test>)``, one per member for `ALL`.
+    """
+
+    collection: Node
+    mode: ast.ContainsMode
+    codes: ValueSet
+    type: Type
+    source: ast.Expr = field(eq=False, repr=False, kw_only=True)
+
+
 Node: TypeAlias = (
     Const
     | FactRef
@@ -500,6 +546,8 @@ Node: TypeAlias = (
     | Math
     | Param
     | FunctionCall
+    | InCodes
+    | ContainsCodes
 )
 
 
@@ -544,6 +592,8 @@ def children(node: Node) -> tuple[Node, ...]:
             return (a, b)
         case FunctionCall(args=args, body=body):
             return (*args, body)
+        case InCodes(operand=o) | ContainsCodes(collection=o):
+            return (o,)
         case If(condition=a, then=b, otherwise=c):
             return (a, b, c)
         case FirstKnown(operands=ops) | Math(args=ops):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ast
 from .._frozen import frozen
+from ..codes import ValueSet
 from ..source import Source
 from . import ir
 from .types import TimeT, Type
@@ -84,3 +85,4 @@ class CheckedProtocol:
     syntax: ast.ProtocolFile
     functions: tuple[FunctionInfo, ...] = ()  # the protocol's own and its libraries'
     libraries: tuple[str, ...] = ()  # the libraries it uses, as written (`kidney`, …)
+    value_sets: tuple[ValueSet, ...] = ()  # its `codes` declarations, checked (codes.md)

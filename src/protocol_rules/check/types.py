@@ -70,6 +70,14 @@ class ChoiceT:
 
 
 @frozen
+class CodeT:
+    """A code of a code system; values are canonical texts ``SYSTEM#code`` (`codes.py`)."""
+
+    def __str__(self) -> str:
+        return "code"
+
+
+@frozen
 class SetT:
     element: Type
 
@@ -110,7 +118,9 @@ class UnknownT:
         return "`unknown`"
 
 
-Type = BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT | UnknownT
+Type = (
+    BoolT | NumT | QtyT | TimeT | TextT | ChoiceT | SetT | SeriesT | WindowT | ErrorT | UnknownT
+) | CodeT
 
 BOOL = BoolT()
 NUMBER = NumT()
@@ -119,3 +129,4 @@ TEXT = TextT()
 ERROR = ErrorT()
 UNKNOWN_TYPE = UnknownT()
 DAYS = QtyT("d")
+CODE = CodeT()

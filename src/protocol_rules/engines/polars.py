@@ -36,6 +36,7 @@ from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, Time
 from ..numeric import LIMIT
 from ..sources.population import AS_OF, ROW, VALUE, Population, convert
 from .polars_calc import CALC_HANDLERS, CalcHandlers, undecided_sources
+from .polars_codes import CODE_HANDLERS, CodeHandlers
 from .polars_shared import (
     DAY,
     NULL_BOOL,
@@ -174,7 +175,7 @@ def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:
 # --------------------------------------------------------------------------- the compiler
 
 
-class _Compiler(CalcHandlers, WindowHandlers):
+class _Compiler(CalcHandlers, WindowHandlers, CodeHandlers):
     """IR -> polars expressions, one method per node (see `HANDLERS`); the calculation nodes
     are compiled by `CalcHandlers` (engines/polars_calc.py), windows and what reads them by
     `WindowHandlers` (engines/polars_windows.py)."""
@@ -212,6 +213,7 @@ class _Compiler(CalcHandlers, WindowHandlers):
         ir.Filter: "_filter",
         ir.Consecutive: "_consecutive",
         ir.ObservationValue: "_observation_value",
+        **CODE_HANDLERS,  # terminology (engines/polars_codes.py); extends `Const` to codes
     }
 
     def __init__(self, checked: CheckedProtocol) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from ..check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..protocol import Protocol
 from .text import number
 
@@ -51,7 +51,34 @@ def _scalar_schema(type_: Type, low: float | None, high: float | None) -> dict[s
             return {"type": "string"}
         case ChoiceT(choices=choices):
             return {"enum": list(choices)}
+        case CodeT():
+            return CODE_SCHEMA
     raise AssertionError(type_)  # pragma: no cover
+
+
+#: A code in a patient record (docs/patient-data.md#codes): ``"SYSTEM#code"`` or a FHIR Coding.
+CODE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "string",
+            "pattern": "^[A-Za-z][A-Za-z0-9_ -]*#.+$",
+            "description": "SYSTEM#code, e.g. LOINC#2160-0 or ICD10CM#N17.9",
+        },
+        {
+            "type": "object",
+            "description": "a FHIR Coding; system is a URI (http://loinc.org) or a name (LOINC)",
+            "required": ["system", "code"],
+            "additionalProperties": False,
+            "properties": {
+                "system": {"type": "string"},
+                "code": {"type": "string"},
+                "display": {"type": "string"},
+                "version": {"type": "string"},
+                "userSelected": {"type": "boolean"},
+            },
+        },
+    ]
+}
 
 
 def fact_schema(type_: Type, low: float | None, high: float | None) -> dict[str, Any]:

@@ -151,6 +151,8 @@ def trace_lines(trace: Trace, paint: _Painter | None = None, width: int | None =
 
 
 def _headline(trace: Trace, paint: _Painter) -> str:
+    if trace.kind == "code":  # terminology: a code that matched a member of a value set
+        return code_line(trace)
     arrow = f"  → {_paint_value(trace, paint)}"
     if trace.kind == "comparison":
         return _compact(trace, arrow)
@@ -159,6 +161,14 @@ def _headline(trace: Trace, paint: _Painter) -> str:
             return f"{_safe(trace.expr)}  → {_paint_value(trace, paint)}"
         return describe(trace)
     return f"{_safe(trace.expr)}{arrow}"
+
+
+def code_line(trace: Trace) -> str:
+    """`ICD10CM#N17.0 "Acute kidney failure with tubular necrosis" matches ICD10CM#N17*`."""
+    if not trace.known:
+        return f"{trace.expr}: no match" + (f" ({trace.why})" if trace.why else "")
+    display = f' "{trace.given}"' if trace.given else ""
+    return f"{trace.value}{display} matches {trace.expr}"
 
 
 def _compact(trace: Trace, arrow: str) -> str:

@@ -5,7 +5,9 @@
 - the columnar layout (scalar facts wide, series and sets long): a folder or a pair of Parquet
   or CSV files, polars DataFrames, or a `layout.Layout`: `layout`.
 
-`convert` turns JSON Lines into the layout on disk.
+`convert` turns JSON Lines into the layout on disk. Clinical data goes through a data map
+(`protocol_rules.load_data_map`): `omop_patients` reads an OMOP CDM, `fhir_patients` FHIR R4
+resources, each into patient records (docs/clinical-data.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 from ..diagnostics import error
 from ..engines import ScreeningError
 from .convert import to_layout
+from .fhir import fhir_layout, fhir_patients
 from .layout import Layout, from_layout, read_layout, write_layout
+from .omop import omop_layout, omop_patients, omop_terminology
 from .population import Population
 from .records import from_records, read_jsonl
 
@@ -107,8 +111,13 @@ def _counted(
 __all__ = [
     "Layout",
     "Population",
+    "fhir_layout",
+    "fhir_patients",
     "from_layout",
     "from_records",
+    "omop_layout",
+    "omop_patients",
+    "omop_terminology",
     "read",
     "to_layout",
     "write_layout",

@@ -89,9 +89,11 @@ def _long_rows(long: dict[str, list[Any]], pid: Any, fact: str, items: list[Any]
         _append(long, pid, fact, None, None, None)
         return
     for item in items:
-        if isinstance(item, Mapping):
+        if isinstance(item, Mapping) and "code" in item and "value" not in item:
+            _append(long, pid, fact, None, item, None)  # a code as a FHIR Coding (codes.md)
+        elif isinstance(item, Mapping):
             value, unit = item.get("value"), item.get("unit")
-            if unit is None and isinstance(value, Mapping):
+            if unit is None and isinstance(value, Mapping) and "code" not in value:
                 value, unit = value.get("value"), value.get("unit")
             _append(long, pid, fact, item.get("at"), value, unit)
         else:

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from .. import units
-from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
+from ..check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, TextT, TimeT
 from ..diagnostics import Diagnostic, error
 from ..engines import ScreeningError
 from ..facts import UNKNOWN
@@ -610,6 +610,8 @@ def _typed(fact: Any, value: Any) -> Any:
     if not isinstance(value, str) or fact is None:
         return value
     text = _unquoted(value)
+    if isinstance(element(fact.type), CodeT):
+        return _coding(value if text is None else text)
     if text is not None:
         return text
     if isinstance(element(fact.type), TextT | ChoiceT):
@@ -695,6 +697,31 @@ def _time_map(column: Any, has_time: bool, never: bool = False) -> tuple[Any, An
     return texts, seconds
 
 
+def _code_map(column: Any) -> dict[str, str | None]:
+    """The canonical code of each distinct text of a column (None: not a code)."""
+    from ..codes import CodeValueError, read_code
+
+    seen: dict[str, str | None] = {}
+    for text in column.drop_nulls().unique().to_list():
+        try:
+            seen[text] = read_code(_coding(text))
+        except CodeValueError:
+            seen[text] = None
+    return seen
+
+
+def _coding(text: str) -> Any:
+    """A code cell: ``SYSTEM#code``, or a FHIR Coding as JSON text (as `convert` writes it)."""
+    if text.startswith("{"):
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
 def _exprs(
     fact: Any, type_: Any, name: str, kind: Any, unit: str | None, frame: Any
 ) -> tuple[Any, Any, Any]:
@@ -756,6 +783,14 @@ def _exprs(
                 )
             else:
                 values = nothing
+        case CodeT():  # each distinct text read once: canonical code, or null (a suspect)
+            seen = _code_map(_column(frame, name)) if kind == pl.String else {}
+            values = (
+                raw.replace_strict(list(seen), list(seen.values()), default=None,
+                                   return_dtype=pl.String)
+                if seen
+                else nothing
+            )  # fmt: skip
         case _:  # pragma: no cover - every element type is listed
             raise AssertionError(type_)
     values = values.cast(dtype(type_))

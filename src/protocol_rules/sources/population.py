@@ -28,7 +28,7 @@ import attrs
 
 from .. import units
 from ..check import FactInfo
-from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from ..check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..diagnostics import Diagnostic
 
 #: Internal column names; a colon cannot appear in a fact name, so these never collide.
@@ -83,7 +83,7 @@ def dtype(type_: Type) -> Any:
             return pl.Boolean
         case NumT() | QtyT() | TimeT():
             return pl.Float64
-        case TextT() | ChoiceT():
+        case TextT() | ChoiceT() | CodeT():
             return pl.String
     raise AssertionError(type_)  # pragma: no cover
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from .. import units as _units
 from ..calendar import day_of, days_since, shift
 from ..check import FactInfo
-from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
+from ..check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TextT, TimeT, Type
 from ..protocol import Protocol
 from .boundaries import DAY, Boundaries, Edge, boundaries, element_type, near
 from .exact import compatible_units, exact_in
@@ -167,6 +167,9 @@ def _value(
         element = type_.element
         if isinstance(element, ChoiceT):
             return draw(st.lists(st.sampled_from(element.choices), unique=True, max_size=4))
+        if isinstance(element, CodeT):
+            codes = draw(st.lists(st.sampled_from(CODE_POOL), unique=True, max_size=4))
+            return [_code_as_sent(draw, c) for c in codes]
         texts = plan.bounds.texts.get(fact.name, ())
         pool = st.sampled_from(texts) | st.text(max_size=8) if texts else st.text(max_size=8)
         return draw(st.lists(pool, unique=True, max_size=4))
@@ -188,7 +191,40 @@ def _plain(draw: st.DrawFn, plan: _Plan, fact: FactInfo, type_: Type) -> Any:
         case TextT():
             texts = plan.bounds.texts.get(fact.name, ())
             return draw(st.sampled_from(texts) | st.text(max_size=8) if texts else st.text())
+        case CodeT():
+            return _code_as_sent(draw, draw(st.sampled_from(CODE_POOL)))
     raise AssertionError(type_)  # pragma: no cover - every declared type is handled
+
+
+#: The codes `patients` draws for `code` facts: the codes of `programs.CODE_MEMBERS` and codes
+#: just beside them (below an ICD prefix, another code of the same system).
+CODE_POOL = (
+    "ICD10CM#N17",
+    "ICD10CM#N17.0",
+    "ICD10CM#N17.9",
+    "ICD10CM#N18.6",
+    "ICD10CM#N19",
+    "ICD10CM#I10",
+    "SNOMED#14669001",
+    "SNOMED#72892002",
+    "LOINC#2160-0",
+    "OMOP#3016723",
+    "RXNORM#241834",
+)
+
+
+def _code_as_sent(draw: st.DrawFn, code: str) -> Any:
+    """A canonical code as a record may send it: the text, or a FHIR Coding (maybe without the
+    dot of an ICD code)."""
+    if draw(st.booleans()):
+        return code
+    from ..codes import SYSTEMS, split
+
+    system, value = split(code)
+    uri = SYSTEMS[system].uri or system
+    if system == "ICD10CM" and draw(st.booleans()):
+        value = value.replace(".", "")
+    return {"system": uri, "code": value}
 
 
 def _magnitude(draw: st.DrawFn, plan: _Plan, fact: FactInfo, element: Type) -> float:

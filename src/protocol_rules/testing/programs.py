@@ -17,11 +17,13 @@ from ..ast import TIME_WORDS
 from ..check import FactInfo
 from ..check.types import (
     BOOL,
+    CODE,
     INTEGER,
     NUMBER,
     TEXT,
     BoolT,
     ChoiceT,
+    CodeT,
     NumT,
     QtyT,
     SeriesT,
@@ -75,7 +77,10 @@ class _Vocabulary:
     """Names usable in expressions, by type; `calls` are ready-made calls of functions."""
 
     def __init__(
-        self, named: Iterable[tuple[str, Type]], calls: Iterable[tuple[str, Type]] = ()
+        self,
+        named: Iterable[tuple[str, Type]],
+        calls: Iterable[tuple[str, Type]] = (),
+        value_sets: Iterable[str] = (),
     ) -> None:
         self.all: list[tuple[str, Type]] = list(named)
         self.calls: list[tuple[str, Type]] = list(calls)
@@ -87,6 +92,8 @@ class _Vocabulary:
         self.times = [(n, t) for n, t in self.all if isinstance(t, TimeT)]
         self.nevers = [n for n, t in self.times if t.never]
         self.texts = [n for n, t in self.all if isinstance(t, TextT)]
+        self.codes = [n for n, t in self.all if isinstance(t, CodeT)]
+        self.value_sets = list(value_sets)
 
 
 def _literal(type_: Type) -> st.SearchStrategy[str]:
@@ -220,7 +227,56 @@ def _conditions(vocab: _Vocabulary, known: bool = True) -> list[st.SearchStrateg
                 lambda p: _Expr(f"{p[0]} = {_quote(p[1])}", _COMPARE)
             )
         )
+    if vocab.codes:
+        out.append(_code_test(vocab))
     return out
+
+
+# --------------------------------------------------------------------------- terminology
+# docs/language/codes.md: code literals, value sets, `in` and `contains` on codes.
+
+#: Members of value sets: codes, and codes with descendants by prefix (ICD-10-CM).
+CODE_MEMBERS = (
+    "ICD10CM#N17*",
+    "ICD10CM#N17.9",
+    "ICD10CM#N18*",
+    "ICD10CM#N18.6",
+    "SNOMED#14669001",
+    "SNOMED#72892002",
+    "LOINC#2160-0",
+    "OMOP#3016723",
+    "RXNORM#241834",
+)
+
+
+@st.composite
+def _code_items(draw: st.DrawFn, vocab: _Vocabulary) -> str:
+    """What `in` and `contains any of` read: a value set by name, or a set written in place."""
+    if vocab.value_sets and draw(st.booleans()):
+        return draw(st.sampled_from(vocab.value_sets))
+    members = draw(st.lists(st.sampled_from(CODE_MEMBERS), min_size=1, max_size=3, unique=True))
+    return "{" + ", ".join(members) + "}"
+
+
+@st.composite
+def _code_test(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
+    name = draw(st.sampled_from(vocab.codes))
+    form = draw(st.sampled_from(("=", "!=", "in", "not in")))
+    if form in ("=", "!="):
+        code = draw(st.sampled_from([m for m in CODE_MEMBERS if not m.endswith("*")]))
+        return _Expr(f"{name} {form} {code}", _COMPARE)
+    return _Expr(f"{name} {form} {draw(_code_items(vocab))}", _COMPARE)
+
+
+def value_set_lines(draw: st.DrawFn, names: Sequence[str]) -> list[str]:
+    """`codes NAME = {…}` declarations, one per name (the first may list the others)."""
+    lines = []
+    for i, name in enumerate(names):
+        members = draw(st.lists(st.sampled_from(CODE_MEMBERS), min_size=1, max_size=4, unique=True))
+        if i and draw(st.booleans()):
+            members.append(names[0])
+        lines.append(f"codes {name} = {{{', '.join(members)}}}")
+    return lines
 
 
 def _has_dimension(type_: Type | None) -> bool:
@@ -332,6 +388,11 @@ def _choice(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
 @st.composite
 def _contains(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
     name, element = draw(st.sampled_from(vocab.sets))
+    if isinstance(element, CodeT):
+        form = draw(st.sampled_from(("contains", "contains any of", "contains all of")))
+        if form == "contains":
+            return _Expr(f"{name} contains {draw(st.sampled_from(CODE_MEMBERS))}", _COMPARE)
+        return _Expr(f"{name} {form} {draw(_code_items(vocab))}", _COMPARE)
     choices = isinstance(element, ChoiceT)
     pool = st.sampled_from(element.choices) if choices else _TEXT.map(_quote)
     items = draw(st.lists(pool, min_size=1, max_size=3, unique=True))
@@ -355,6 +416,11 @@ def _quantified(draw: st.DrawFn, vocab: _Vocabulary) -> _Expr:
         items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
         word = draw(st.sampled_from(("in", "not in")))
         return _Expr(f"{quantifier}({window}) {word} {{{', '.join(items)}}}", _COMPARE)
+    if isinstance(element, CodeT):
+        if draw(st.booleans()):
+            return _atom(f"exists({window})")
+        word = draw(st.sampled_from(("in", "not in")))
+        return _Expr(f"{quantifier}({window}) {word} {draw(_code_items(vocab))}", _COMPARE)
     if draw(st.booleans()):
         return _atom(f"exists({window})")
     op = draw(st.sampled_from(_OPS))
@@ -433,6 +499,8 @@ def _observation_test(draw: st.DrawFn, vocab: _Vocabulary, element: Type) -> str
     elif isinstance(element, ChoiceT):
         items = draw(st.lists(st.sampled_from(element.choices), min_size=1, max_size=2))
         test = f"value in {{{', '.join(items)}}}"
+    elif isinstance(element, CodeT):
+        test = f"value in {draw(_code_items(vocab))}"
     else:
         test = f"value = {draw(st.sampled_from(('true', 'false')))}"
     if vocab.bools and draw(st.integers(0, 3)) == 0:
@@ -649,6 +717,9 @@ _FACT_TYPES: tuple[tuple[str, Type], ...] = (
     ("series of number", SeriesT(NUMBER)),
     ("series of boolean", SeriesT(BOOL)),
     ("set of text", SetT(TEXT)),
+    ("code", CODE),
+    ("set of code", SetT(CODE)),
+    ("series of code", SeriesT(CODE)),
 )
 
 
@@ -698,11 +769,15 @@ def protocols(
         declared = dict(facts)
     functions, calls = _functions(draw, named, declared, set(names))
     lines += functions
+    sets: list[str] = []
+    if any(isinstance(t.element if isinstance(t, SeriesT | SetT) else t, CodeT) for _, t in named):
+        sets = [f"codes_{i}" for i in range(draw(st.integers(0, 2)))]
+        lines += value_set_lines(draw, sets)
     for name in names[split:] if facts is None else names[:2]:
-        body = draw(_boolean(_Vocabulary(named, calls), 2, known))
+        body = draw(_boolean(_Vocabulary(named, calls, sets), 2, known))
         lines.append(f"define {name} =\n  {body.text}")
         named.append((name, BOOL))
-    vocab = _Vocabulary(named, calls)
+    vocab = _Vocabulary(named, calls, sets)
     for i in range(draw(st.integers(1, max_criteria))):
         kind, ident = ("inclusion", f"I{i + 1}") if i % 2 == 0 else ("exclusion", f"E{i + 1}")
         note = f"\n  note {_quote(draw(_TEXT))}" if draw(st.booleans()) else ""
@@ -739,7 +814,8 @@ def _header(draw: st.DrawFn) -> str:
 
 
 _TOKEN = re.compile(
-    r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|@[0-9T:.+\-Z]+|[A-Za-z_][A-Za-z0-9_]*'
+    r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|@[0-9T:.+\-Z]+'
+    r"|[A-Za-z][A-Za-z0-9_]*#[A-Za-z0-9][A-Za-z0-9.\-]*\*?|[A-Za-z_][A-Za-z0-9_]*"
     r"|[0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|<=|>=|!=|\S"
 )
 _TIGHT = set("(){},:")
@@ -801,6 +877,7 @@ def grammar_programs(
         "STRING": texts,
         "DATE": st.sampled_from((*_DATES, "@2026-02-30", "@2026-03-01T25:00")),
         "TIME_WORD": st.sampled_from(tuple(TIME_WORDS)),
+        "CODE": st.sampled_from((*CODE_MEMBERS, "loinc#2160-0", "XX#1", "ICD10CM#n17", "OMOP#0")),
     }
     terminals, rules, _ = lark.grammar.compile([start], ())
     used = {t.name for t in terminals}
