@@ -112,3 +112,13 @@ def test_malformed_codes_in_data(value: Any, code: str) -> None:
     assert caught.value.diagnostics[0].code == code
     good = {"primary_diagnosis": "ICD10CM#N17.9", "diagnoses": ["ICD10CM#N17.9"]}
     assert_agree(protocol, with_ids([record, good]))
+
+
+def test_the_sql_compiler_refuses_codes_with_pr520() -> None:
+    from protocol_rules.engines import ScreeningError
+    from protocol_rules.engines.sql import compile_sql
+
+    with pytest.raises(ScreeningError) as caught:
+        compile_sql(parse_protocol(CODED).checked, "duckdb")
+    (d,) = caught.value.diagnostics
+    assert d.code == "PR520" and "`primary_diagnosis`" in d.message and "codes" in d.message

@@ -35,7 +35,7 @@ from sqlglot import exp
 
 from .. import ast
 from ..check import CheckedProtocol, ir
-from ..check.types import SeriesT, SetT
+from ..check.types import CodeT, SeriesT, SetT
 from ..diagnostics import error
 from . import ScreeningError
 from .sql_build import (
@@ -63,6 +63,7 @@ from .sql_layout import (
     Problem,
     Reader,
     UnitTable,
+    element,
     first_problem,
     is_collection,
     past_problems,
@@ -97,6 +98,24 @@ def unsupported(node: Any, why: str) -> ScreeningError:
             )
         ]
     )
+
+
+def refuse_codes(checked: CheckedProtocol) -> None:
+    """PR520 for a fact holding codes: terminology (docs/language/codes.md) is screened by the
+    polars engine and `evaluate`; the SQL compiler has no code columns yet."""
+    for fact in checked.facts:
+        if isinstance(element(fact.type), CodeT):
+            raise ScreeningError(
+                [
+                    error(
+                        "PR520",
+                        f"the SQL compiler cannot compile fact `{fact.name}`: it holds codes, "
+                        "which are not compiled to SQL yet",
+                        getattr(fact, "span", None),
+                        help="screen with the polars engine (`--engine polars`) or `evaluate`",
+                    )
+                ]
+            )
 
 
 def unsupported_dialect(dialect: Dialect, what: str, help: str) -> ScreeningError:
@@ -207,6 +226,7 @@ def compile_sql(
     everyone (default: each patient's ``as_of`` column). Raises `ScreeningError` (PR520-PR523)
     for what cannot be compiled.
     """
+    refuse_codes(checked)
     d = dialect_named(dialect) if isinstance(dialect, str) else dialect
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}")

@@ -24,7 +24,7 @@ import polars as pl
 from ..check import CheckedProtocol
 from ..check.types import BoolT, ChoiceT, NumT, QtyT, SeriesT, TextT, TimeT
 from ..sources.population import AS_OF, AT, ROW, SEQ, VALUE, Population, element, is_collection
-from .sql import SqlQuery, compile_sql, unsupported
+from .sql import SqlQuery, compile_sql, refuse_codes, unsupported
 from .sql_layout import BOOLEAN, NUMBER, SECONDS, TEXT, LayoutSchema, UnitTable
 
 PATIENTS, OBSERVATIONS = "patients", "observations"
@@ -51,6 +51,7 @@ def numeric_values(checked: CheckedProtocol) -> bool:
 
 def population_schema(checked: CheckedProtocol) -> LayoutSchema:
     """The `LayoutSchema` of the tables `population_tables` builds."""
+    refuse_codes(checked)
     patients = [("patient_id", TEXT), (ORDER, NUMBER), ("as_of", SECONDS)]
     patients += [(f.name, _kind(f.type)) for f in checked.facts if not is_collection(f)]
     collections = [f for f in checked.facts if is_collection(f)]
