@@ -87,12 +87,12 @@ protocol DEMO
 use kidney
 
 fact age: quantity 'a' range 0 to 130 "Age at screening"
-fact platelet_count: quantity '/uL'
+fact platelet_count: quantity '/uL' range 0 to 5000000
 fact aki_cause: one of prerenal, septic, other
-fact creatinine: quantity 'mg/dL'
+fact creatinine: quantity 'mg/dL' range 0 to 30
 fact female: boolean
 fact last_dialysis: date or never past "Date of the last dialysis, or never"
-fact urine_output: series of quantity 'mL/kg/h'
+fact urine_output: series of quantity 'mL/kg/h' range 0 to 50
 
 define body_mass(weight: quantity 'kg', height: quantity 'm'): quantity 'kg/m2'
   note "WHO, 2000" =
