@@ -263,3 +263,22 @@ def test_a_missing_extra_is_a_diagnostic() -> None:
         require("no_such_module_for_protocol_rules", "sql")
     [diagnostic] = info.value.diagnostics
     assert diagnostic.code == "PR524" and "protocol-rules[sql]" in diagnostic.help
+
+
+def test_a_window_as_long_as_time_since_never_is_unknown_as_in_evaluate() -> None:
+    """Found by the random protocols: `over last time_since(d)` with `d` never overflows in
+    `evaluate` (unknown); DuckDB counted every observation instead."""
+    text = (
+        "protocol NEVER\nfact age: series of one of age_a, age_b\n"
+        'fact score: datetime or never past\ninclusion I1 "x":\n'
+        "  count(age over last time_since(score)) >= 1\n"
+    )
+    protocol = parse_protocol(text)
+    records = [
+        {"as_of": "2020-12-15T00:00:00Z", "score": "never",
+         "age": [{"at": "2020-12-14T18:59:47-05:00", "value": "age_b"}]},
+        {"as_of": "2020-12-15T00:00:00Z", "score": "2020-12-01T00:00:00Z",
+         "age": [{"at": "2020-12-14T18:59:47-05:00", "value": "age_b"}]},
+    ]  # fmt: skip
+    assert protocol.evaluate(records[0]).criterion("I1").outcome.value == "unknown"
+    assert_agree(protocol, with_ids(records))

@@ -279,8 +279,11 @@ class WindowReaders:
         else:
             assert w.length is not None
             length = self.expr(w.length)
+            # a length beyond any calendar (`time_since(never)`) overflows in `evaluate`: unknown
+            endless = or_(compare(">", length, num(1e290)), compare("<", length, num(-1e290)))
             start = case(
-                (or_(is_null(length), is_never(end)), null_double()), default=sub(end, length)
+                (or_(is_null(length), is_never(end), endless), null_double()),
+                default=sub(end, length),
             )
         start = rel.column(start, self.hint("window_start"))
         never = rel.column(
