@@ -80,3 +80,24 @@ def engine(name: str) -> Any:
 
 
 __all__ = ["ENGINES", "ScreeningError", "engine", "require", "require_polars"]
+
+
+def series_read(node: Any, defines: dict[str, Any]) -> list[str]:
+    """The series facts an expression reads, through defines (as `Program._undecided_series`):
+    the missing facts every engine lists for an undecided `if`."""
+    from ..check import ir
+    from ..check.types import SeriesT
+
+    found: dict[str, None] = {}
+    stack = [node]
+    seen: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ir.FactRef) and isinstance(current.type, SeriesT):
+            found[current.name] = None
+        elif isinstance(current, ir.DefineRef) and current.name not in seen:
+            seen.add(current.name)
+            if current.name in defines:
+                stack.append(defines[current.name])
+        stack.extend(ir.children(current))
+    return list(found)

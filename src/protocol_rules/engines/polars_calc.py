@@ -19,8 +19,8 @@ import polars as pl
 
 from .. import numeric
 from ..check import ir
-from ..check.types import SeriesT
 from ..sources.population import clean, dtype
+from . import series_read
 
 _LIMIT = numeric.LIMIT
 
@@ -122,23 +122,6 @@ def _cleaned(x: pl.Expr) -> pl.Expr:
 def _round(values: pl.Series, digits: int) -> pl.Series:
     out = [None if v is None else numeric.round_half_away(v, digits) for v in values.to_list()]
     return pl.Series(values.name, out, dtype=pl.Float64)
-
-
-def series_read(node: ir.Node, defines: dict[str, ir.Node]) -> list[str]:
-    """The series facts an expression reads, through defines (for `Program._undecided_series`)."""
-    found: dict[str, None] = {}
-    stack = [node]
-    seen: set[str] = set()
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ir.FactRef) and isinstance(current.type, SeriesT):
-            found[current.name] = None
-        elif isinstance(current, ir.DefineRef) and current.name not in seen:
-            seen.add(current.name)
-            if current.name in defines:
-                stack.append(defines[current.name])
-        stack.extend(ir.children(current))
-    return list(found)
 
 
 def undecided_sources(

@@ -14,7 +14,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ..check import ir
-from ..check.types import SeriesT, SetT
+from ..check.types import SetT
+from . import series_read
 from .sql_build import Expr, and_, case, col, compare, is_null, not_, num, or_
 from .sql_compile import Scope
 from .sql_windows import Reader
@@ -89,7 +90,7 @@ class MissingFacts:
         if isinstance(otherwise, ir.Unknown):
             waited.append(chose_else)
         if waited:
-            for name in _series_read(condition, self.define_bodies):
+            for name in series_read(condition, self.define_bodies):
                 _merge(out, {name: or_(*waited)}, exp.true())
         return out
 
@@ -152,23 +153,6 @@ class MissingFacts:
             if child is not None:
                 _merge(out, self.sources(child), self.is_unknown(child))
         return out
-
-
-def _series_read(node: ir.Node, defines: dict[str, ir.Node]) -> list[str]:
-    """The series facts an expression reads, through defines (`Program._undecided_series`)."""
-    found: dict[str, None] = {}
-    stack = [node]
-    seen: set[str] = set()
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ir.FactRef) and isinstance(current.type, SeriesT):
-            found[current.name] = None
-        elif isinstance(current, ir.DefineRef) and current.name not in seen:
-            seen.add(current.name)
-            if current.name in defines:
-                stack.append(defines[current.name])
-        stack.extend(ir.children(current))
-    return list(found)
 
 
 del SetT
