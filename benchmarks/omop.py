@@ -42,6 +42,9 @@ def build(archive: Path, copies: int) -> Path:
     partial = target.with_suffix(".partial")
     partial.unlink(missing_ok=True)
     con = duckdb.connect(str(partial))
+    # a shared 2-CPU machine: bounded memory (DuckDB spills to disk past it), no order to keep
+    con.execute("set memory_limit = '6GB'")
+    con.execute("set preserve_insertion_order = false")
     con.execute(f"create table copies as select range as k from range({copies})")
 
     def read(table: str) -> str:

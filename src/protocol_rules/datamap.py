@@ -12,6 +12,10 @@ A data map is a TOML file beside the protocol::
     codes = ["OMOP#3016723", "OMOP#3051825"]
     take = "all"                     # all | latest | first | any
 
+A code may end with ``*``: the code and its descendants, as in a `codes` declaration of the
+language (OMOP concepts through the CDM's CONCEPT_ANCESTOR, ICD-10-CM and other ``prefix``
+systems by prefix; `codes.System.hierarchy`).
+
 `load_data_map` reads and checks it against the protocol; every problem is a `Diagnostic`
 (PR801-PR849) pointing at the file's line and column. The adapters (`sources.omop`,
 `sources.fhir`) turn rows into patient records through the checked `DataMap`.
@@ -27,7 +31,7 @@ from typing import Any
 import attrs
 
 from .check.types import BoolT, ChoiceT, CodeT, NumT, QtyT, SeriesT, SetT, TimeT
-from .codes import CodeValueError, read_code
+from .codes import SYSTEMS, CodeValueError, read_code, split
 from .diagnostics import Diagnostic, RulesError, error, warning
 from .source import Source, Span
 from .suggestions import did_you_mean
@@ -72,7 +76,10 @@ class DataMapError(RulesError):
 class FactMap:
     """Where one fact comes from: a source, the codes that select its rows, how to combine
     them (`take`), a person field, a look-back period (`within`, seconds) and what no row
-    means (`absent`: ``"unknown"`` or ``"false"``)."""
+    means (`absent`: ``"unknown"`` or ``"false"``).
+
+    `descendants` are the codes of `codes` written with ``*``: they select their descendants
+    too (`selects`)."""
 
     fact: str
     source: str
@@ -81,6 +88,12 @@ class FactMap:
     field: str | None = None
     within: float | None = None
     absent: str = "unknown"
+    descendants: tuple[str, ...] = ()
+
+    def prefixes(self) -> tuple[str, ...]:
+        """The codes of `descendants` whose system is hierarchical by prefix (ICD-10-CM, …):
+        a row's code selects when it starts with one of them."""
+        return tuple(c for c in self.descendants if SYSTEMS[split(c)[0]].hierarchy == "prefix")
 
 
 @attrs.frozen
@@ -303,7 +316,7 @@ def _fact_map(
             )
             return None
         return FactMap(name, source, field=field)
-    codes = _codes(name, entry.get("codes"), model, where, diags)
+    codes, descendants = _codes(name, entry.get("codes"), model, where, diags)
     take = entry.get("take", _default_take(type_))
     if take not in TAKES:
         diags.append(
@@ -350,12 +363,13 @@ def _fact_map(
         )
     if len(diags) > before:
         return None
-    return FactMap(name, source, codes, take, None, within, absent)
+    return FactMap(name, source, codes, take, None, within, absent, descendants)
 
 
 def _codes(
     name: str, raw: Any, model: str, where: _Locator, diags: list[Diagnostic]
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The canonical codes of `facts.NAME.codes`, and those of them written with ``*``."""
     span = where.key(name, "codes")
     if not isinstance(raw, list) or not raw:
         diags.append(
@@ -368,13 +382,15 @@ def _codes(
                 else 'list the codes that select the resources: codes = ["LOINC#2160-0"]',
             )
         )
-        return ()
+        return (), ()
     out = []
+    below = []
     for item in raw:
         if isinstance(item, int) and not isinstance(item, bool) and model == "omop":
             item = f"OMOP#{item}"
+        star = isinstance(item, str) and item.endswith("*")
         try:
-            out.append(read_code(item))
+            code = read_code(item[:-1] if star else item)
         except CodeValueError as exc:
             diags.append(
                 _err(
@@ -385,7 +401,38 @@ def _codes(
                     label="bad code",
                 )
             )
-    return tuple(dict.fromkeys(out))
+            continue
+        out.append(code)
+        if star:
+            refusal = _no_descendants(code, model)
+            if refusal is None:
+                below.append(code)
+            else:
+                diags.append(
+                    _err(
+                        "PR813",
+                        f"`{item}` in `facts.{name}`: {refusal}",
+                        span,
+                        help=f'write "{code}" without `*`, or list the codes one by one',
+                        label="no descendants here",
+                    )
+                )
+    return tuple(dict.fromkeys(out)), tuple(dict.fromkeys(below))
+
+
+def _no_descendants(code: str, model: str) -> str | None:
+    """Why ``code*`` cannot select descendants in `model` (None when it can): OMOP finds them
+    through CONCEPT_ANCESTOR (and prefix systems through CONCEPT codes); FHIR resources carry
+    no hierarchy, so there only prefix systems have descendants."""
+    system = SYSTEMS[split(code)[0]]
+    if system.hierarchy == "none":
+        return f"{system.title} codes have no descendants"
+    if system.hierarchy == "terminology" and model == "fhir":
+        return (
+            f"FHIR resources carry no {system.title} hierarchy, so descendants cannot be "
+            "found (only systems hierarchical by prefix, such as ICD-10-CM, can use `*` here)"
+        )
+    return None
 
 
 def _is_time(unit: str) -> bool:

@@ -194,6 +194,7 @@ CODES: dict[str, str] = {
     "PR810": "malformed code in a data map",
     "PR811": "facts a data map leaves unknown",
     "PR812": "data map code not in the data's vocabulary",
+    "PR813": "`*` on a data map code without descendants in its data model",
     # clinical data: OMOP CDM and FHIR adapters
     "PR850": "clinical data source cannot be read",
     "PR851": "OMOP table without a required column",
@@ -204,6 +205,7 @@ CODES: dict[str, str] = {
     "PR856": "FHIR resource without a patient",
     "PR857": "FHIR input needs the `[fhir]` extra",
     "PR858": "person not found in the clinical data",
+    "PR859": "OMOP CDM without CONCEPT_ANCESTOR for a `*` code of the data map",
 }
 
 

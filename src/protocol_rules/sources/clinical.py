@@ -66,7 +66,6 @@ def build_records(
     problems: list[Diagnostic] | None = None,
 ) -> list[dict[str, Any]]:
     """One patient record per person (``"id"``, ``"as_of"`` and the mapped facts)."""
-    import polars as pl
 
     moment = as_of_seconds(as_of)
     problems = problems if problems is not None else []
@@ -81,9 +80,7 @@ def build_records(
                 if value is not None:
                     records[person.id][fm.fact] = value
             continue
-        rows = events.filter(
-            (pl.col("source") == fm.source) & pl.col("code").is_in(list(fm.codes))
-        ).unique(subset=["row"], keep="first", maintain_order=True)
+        rows = events.filter(selects(fm)).unique(subset=["row"], keep="first", maintain_order=True)
         found: dict[str, list[tuple[float | None, Any]]] = {}
         for person, at, value, unit, row, code in rows.select(
             "person", "at", "value", "unit", "row", "code"
@@ -99,6 +96,20 @@ def build_records(
             for person in people:
                 records[person.id].setdefault(fm.fact, False)
     return [records[p.id] for p in people]
+
+
+def selects(fm: FactMap) -> Any:
+    """The events of fact `fm` (a polars expression): its source, and a code of its `codes`,
+    or one below a ``prefix``-system code written with ``*`` (``ICD10CM#N17*`` selects
+    ``ICD10CM#N17.9``). The adapters expand other ``*`` codes into `codes` before (OMOP:
+    `omop._as_concepts`, through CONCEPT_ANCESTOR)."""
+    import polars as pl
+
+    code = pl.col("code")
+    chosen = code.is_in(list(fm.codes))
+    for prefix in fm.prefixes():
+        chosen = chosen | code.str.starts_with(prefix)
+    return (pl.col("source") == fm.source) & chosen
 
 
 def _person_field(field: str, fact: Any, person: Person, moment: float) -> Any:

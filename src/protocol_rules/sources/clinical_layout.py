@@ -16,7 +16,7 @@ from .. import units
 from ..check.types import BoolT, CodeT, NumT, QtyT, SeriesT, SetT, TimeT
 from ..datamap import DataMap
 from ..diagnostics import Diagnostic
-from .clinical import _problem, as_of_seconds, iso
+from .clinical import _problem, as_of_seconds, iso, selects
 from .layout import AT_COLUMN, FACT, PATIENT_ID, UNIT, UNIT_SUFFIX, VALUE_COLUMN, Layout
 
 __all__ = ["build_layout"]
@@ -51,7 +51,7 @@ def build_layout(
             wide = wide.with_columns(*_field(fm.field, type_, people, moment, fm.fact))
             continue
         rows = (
-            events.filter((pl.col("source") == fm.source) & pl.col("code").is_in(list(fm.codes)))
+            events.filter(selects(fm))
             .unique(subset=["row"], keep="first", maintain_order=True)
             .with_row_index("order")
         )

@@ -30,8 +30,8 @@ from typing import Any
 
 import attrs
 
-from ..codes import StaticTerminology, split
-from ..datamap import DataMap
+from ..codes import SYSTEMS, StaticTerminology, split
+from ..datamap import DataMap, FactMap
 from ..diagnostics import Diagnostic, error, warning
 from ..engines import ScreeningError
 from .clinical import Person, build_records, empty_events
@@ -262,6 +262,16 @@ class _Cdm:
             frame = frame.filter(number.is_in(ids))
         return frame
 
+    def is_empty(self, name: str) -> bool:
+        """Whether table `name` has no rows (or is not there)."""
+        if self.connection is not None:
+            try:
+                return not self.connection.sql(f'select 1 from "{name}" limit 1').fetchall()
+            except Exception:  # no such table
+                return True
+        frame = self._read(name, False)
+        return frame is None or frame.height == 0
+
     def _read(
         self,
         name: str,
@@ -453,39 +463,107 @@ def _ucum_units(source: _Cdm) -> dict[str, str]:
 
 
 def _as_concepts(source: _Cdm, data_map: DataMap, problems: list[Diagnostic]) -> DataMap:
-    """`data_map` with every code an ``OMOP#`` concept (other systems looked up in CONCEPT)."""
-    import polars as pl
-
-    foreign = {c for f in data_map.facts for c in f.codes if not c.startswith("OMOP#")}
-    found: dict[str, str] = {}
-    if foreign:
-        concepts = source.table(
-            "concept", ("concept_id", "vocabulary_id", "concept_code"), required=False
-        )
-        if concepts is not None:
-            keys = {(VOCABULARIES.get(split(c)[0]), split(c)[1]): c for c in foreign}
-            rows = concepts.filter(pl.col("vocabulary_id").is_in([k[0] for k in keys]))
-            for cid, vocabulary, code in rows.iter_rows():
-                if (vocabulary, code) in keys:
-                    found[keys[(vocabulary, code)]] = f"OMOP#{cid}"
-    facts = []
+    """`data_map` with every code an ``OMOP#`` concept and every ``*`` expanded: other systems
+    looked up in CONCEPT (vocabulary and concept code; a ``prefix``-system code with ``*``:
+    every concept code of its vocabulary that starts with it), then the descendants of the
+    concepts written with ``*`` added from CONCEPT_ANCESTOR (PR859 when the CDM has none)."""
+    found = _foreign_concepts(source, data_map)
+    facts: list[tuple[FactMap, list[str], set[str]]] = []  # (fact, concepts, those with `*`)
+    roots: dict[str, list[str]] = {}  # concept -> the members that want its descendants
     for fact in data_map.facts:
-        codes = []
+        codes: list[str] = []
+        starred: set[str] = set()
         for code in fact.codes:
-            if code.startswith("OMOP#"):
-                codes.append(code)
-            elif code in found:
-                codes.append(found[code])
-            else:
+            star = code in fact.descendants
+            prefix = star and SYSTEMS[split(code)[0]].hierarchy == "prefix"
+            concepts = [code] if code.startswith("OMOP#") else found.get((code, prefix), [])
+            if not concepts:
                 problems.append(
                     warning(
                         "PR812",
-                        f"`{code}` of `facts.{fact.fact}` is not in the CONCEPT table of this "
-                        "CDM; it selects nothing",
+                        f"`{code}{'*' if star else ''}` of `facts.{fact.fact}` is not in the "
+                        "CONCEPT table of this CDM; it selects nothing",
                         None,
                         path=f"{data_map.path}: facts.{fact.fact}.codes",
                         help="write its OMOP concept id (OMOP#…), or load the vocabulary",
                     )
                 )
-        facts.append(attrs.evolve(fact, codes=tuple(codes)))
-    return attrs.evolve(data_map, facts=tuple(facts))
+            codes.extend(concepts)
+            if star and not prefix:
+                starred.update(concepts)
+                for concept in concepts:
+                    roots.setdefault(concept, []).append(f"`{code}*` (facts.{fact.fact})")
+        facts.append((fact, codes, starred))
+    below = _descendants(source, roots, problems)
+    out = []
+    for fact, codes, starred in facts:
+        for concept in list(codes):
+            if concept in starred:
+                codes.extend(below.get(concept, ()))
+        out.append(attrs.evolve(fact, codes=tuple(dict.fromkeys(codes)), descendants=()))
+    return attrs.evolve(data_map, facts=tuple(out))
+
+
+def _foreign_concepts(source: _Cdm, data_map: DataMap) -> dict[tuple[str, bool], list[str]]:
+    """(code, by prefix) -> its OMOP concepts, for the codes of other systems than OMOP."""
+    import polars as pl
+
+    wanted = {
+        (c, c in f.descendants and SYSTEMS[split(c)[0]].hierarchy == "prefix")
+        for f in data_map.facts
+        for c in f.codes
+        if not c.startswith("OMOP#")
+    }
+    if not wanted:
+        return {}
+    concepts = source.table(
+        "concept", ("concept_id", "vocabulary_id", "concept_code"), required=False
+    )
+    if concepts is None:
+        return {}
+    vocabularies = {VOCABULARIES.get(split(c)[0]) for c, _ in wanted}
+    rows = concepts.filter(pl.col("vocabulary_id").is_in([v for v in vocabularies if v]))
+    out: dict[tuple[str, bool], list[str]] = {}
+    for code, prefix in sorted(wanted):
+        system, value = split(code)
+        same = pl.col("vocabulary_id") == VOCABULARIES.get(system)
+        match = pl.col("concept_code").str.starts_with(value) if prefix else (
+            pl.col("concept_code") == value
+        )  # fmt: skip
+        ids = rows.filter(same & match)["concept_id"].str.strip_chars().to_list()
+        out[(code, prefix)] = [f"OMOP#{i}" for i in ids]
+    return out
+
+
+def _descendants(
+    source: _Cdm, roots: dict[str, list[str]], problems: list[Diagnostic]
+) -> dict[str, list[str]]:
+    """concept -> the concepts below it in CONCEPT_ANCESTOR, for the `roots` (codes written
+    with ``*``); when the CDM has no CONCEPT_ANCESTOR, or an empty one, one PR859 saying which
+    members select their own concept only."""
+    import polars as pl
+
+    if not roots:
+        return {}
+    ids = sorted({int(split(c)[1]) for c in roots})
+    columns = ("ancestor_concept_id", "descendant_concept_id")
+    pairs = source.table("concept_ancestor", columns, required=False, where=(columns[0], ids))
+    if pairs is None or (pairs.height == 0 and source.is_empty("concept_ancestor")):
+        members = sorted({m for wanted in roots.values() for m in wanted})
+        why = "has no CONCEPT_ANCESTOR table" if pairs is None else "has an empty CONCEPT_ANCESTOR"
+        problems.append(
+            warning(
+                "PR859",
+                f"this CDM {why}: the descendants of " + ", ".join(members) + " are not "
+                "known, so each selects its own concept only",
+                None,
+                path=f"{source.name}: CONCEPT_ANCESTOR",
+                help="load the OMOP vocabularies with CONCEPT_ANCESTOR into the CDM, or list "
+                "the concepts in the data map",
+            )
+        )
+        return {}
+    out: dict[str, list[str]] = {}
+    for top, down in pairs.select(pl.all().str.strip_chars()).iter_rows():
+        out.setdefault(f"OMOP#{top}", []).append(f"OMOP#{down}")
+    return out
