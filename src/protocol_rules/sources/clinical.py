@@ -64,8 +64,12 @@ def build_records(
     data_map: DataMap,
     as_of: Any = None,
     problems: list[Diagnostic] | None = None,
+    *,
+    distinct_rows: bool = False,
 ) -> list[dict[str, Any]]:
-    """One patient record per person (``"id"``, ``"as_of"`` and the mapped facts)."""
+    """One patient record per person (``"id"``, ``"as_of"`` and the mapped facts).
+    `distinct_rows`: no two events of a fact share a ``row`` (OMOP), so none is dropped as a
+    repeat of another (FHIR: a resource with several matching codings counts once)."""
 
     moment = as_of_seconds(as_of)
     problems = problems if problems is not None else []
@@ -80,7 +84,9 @@ def build_records(
                 if value is not None:
                     records[person.id][fm.fact] = value
             continue
-        rows = events.filter(selects(fm)).unique(subset=["row"], keep="first", maintain_order=True)
+        rows = events.filter(selects(fm))
+        if not distinct_rows:
+            rows = rows.unique(subset=["row"], keep="first", maintain_order=True)
         found: dict[str, list[tuple[float | None, Any]]] = {}
         for person, at, value, unit, row, code in rows.select(
             "person", "at", "value", "unit", "row", "code"

@@ -28,9 +28,12 @@ def build_layout(
     data_map: DataMap,
     as_of: Any = None,
     problems: list[Diagnostic] | None = None,
+    *,
+    distinct_rows: bool = False,
 ) -> Layout:
     """A `Layout` of the persons (a frame: ``person``, ``birth`` seconds, ``sex``) and their
-    events (see `clinical`), through `data_map`, at `as_of`."""
+    events (see `clinical`), through `data_map`, at `as_of`. `distinct_rows`: the caller knows
+    no two events of a fact share a ``row`` (OMOP), so none is dropped as a repeat."""
     import polars as pl
 
     moment = as_of_seconds(as_of)
@@ -50,11 +53,10 @@ def build_layout(
         if fm.field is not None:
             wide = wide.with_columns(*_field(fm.field, type_, people, moment, fm.fact))
             continue
-        rows = (
-            events.filter(selects(fm))
-            .unique(subset=["row"], keep="first", maintain_order=True)
-            .with_row_index("order")
-        )
+        rows = events.filter(selects(fm))
+        if not distinct_rows:
+            rows = rows.unique(subset=["row"], keep="first", maintain_order=True)
+        rows = rows.with_row_index("order")
         rows = _usable(fm.fact, type_, rows, problems)
         if isinstance(type_, SeriesT):
             value = pl.col("code") if isinstance(type_.element, CodeT) else pl.col("value")

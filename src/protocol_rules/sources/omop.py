@@ -37,6 +37,7 @@ from ..engines import ScreeningError
 from .clinical import Person, build_records, empty_events
 from .clinical_layout import build_layout
 from .layout import Layout
+from .omop_duckdb import duckdb_events
 
 __all__ = ["omop_layout", "omop_patients", "omop_records", "omop_terminology"]
 
@@ -123,7 +124,7 @@ def omop_records(
     with _Cdm(cdm) as source:
         persons = _persons(source)
         events, data_map = _events(source, data_map, problems)
-    return build_records(persons, events, data_map, as_of, problems)
+    return build_records(persons, events, data_map, as_of, problems, distinct_rows=True)
 
 
 def omop_layout(
@@ -139,7 +140,8 @@ def omop_layout(
     with _Cdm(cdm) as source:
         people = _person_frame(source)
         events, data_map = _events(source, data_map, problems)
-    return build_layout(people, events, data_map, as_of, problems)
+    # one event per row: OMOP rows have one concept (FHIR codings can repeat a resource)
+    return build_layout(people, events, data_map, as_of, problems, distinct_rows=True)
 
 
 def omop_terminology(cdm: Any) -> StaticTerminology:
@@ -312,6 +314,10 @@ class _Cdm:
             raise _cannot(found, str(exc).strip().splitlines()[0]) from None
 
 
+def _fetch_from(connection: Any) -> Any:
+    return lambda sql: _fetch(connection, sql)
+
+
 def _fetch(connection: Any, sql: str) -> Any:
     """The result of a DuckDB query as a polars frame, through a Parquet file DuckDB writes
     (no pyarrow needed, and no Python object per cell)."""
@@ -420,6 +426,14 @@ def _events(source: _Cdm, data_map: DataMap, problems: list[Diagnostic]) -> tupl
     for table in tables:
         id_col, concept, when, day, has_values = TABLES[table]
         wanted = {int(split(c)[1]) for f in data_map.facts if f.source == table for c in f.codes}
+        if source.connection is not None:  # typed columns: DuckDB computes the events
+            fetch = _fetch_from(source.connection)
+            typed = duckdb_events(
+                source.connection, table, TABLES[table], sorted(wanted), ucum, fetch
+            )
+            if typed is not None:
+                frames.append(typed)
+                continue
         columns = ["person_id", id_col, concept, when, day]
         if has_values:
             columns += ["value_as_number", "unit_source_value", "unit_concept_id"]
