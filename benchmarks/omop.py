@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import time
 import zipfile
@@ -124,6 +126,10 @@ def main() -> None:
     print(f"| `protocol.screen(layout)` | {t2 - t1:.2f} s | {n / (t2 - t1):,.0f} persons/s |")
     print(f"| **total** | **{t2 - t0:.2f} s** | {n / (t2 - t0):,.0f} persons/s |")
     print(f"| statuses | {statuses} | {len(problems)} rows skipped |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    print(f"| peak memory of the process | {peak:.1f} GB | `ru_maxrss`, build included |")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"| load average (1, 5, 15 min) | {load} | at the end, on {os.cpu_count()} CPUs |")
 
 
 if __name__ == "__main__":

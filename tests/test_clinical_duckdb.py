@@ -111,3 +111,21 @@ def test_typed_duckdb_gives_the_csv_records_and_problems(
         (d.code, d.path) for d in text
     )
     assert_agree(nct, want, layout)
+
+
+def test_typed_duckdb_persons_are_the_csv_persons(csvs: Path, typed: Path) -> None:
+    import duckdb
+
+    from protocol_rules.sources import omop
+    from protocol_rules.sources.omop_duckdb import duckdb_persons
+
+    with omop._Cdm(csvs) as source:
+        want = omop._person_frame(source)
+    with omop._Cdm(typed) as source:
+        assert source.connection is not None
+        computed = duckdb_persons(source.connection, omop._fetch_from(source.connection))
+        assert computed is not None
+        assert computed.to_dicts() == want.to_dicts()
+    with duckdb.connect() as text:  # text columns: the caller reads text
+        text.execute("create table person as select '1' as person_id")
+        assert duckdb_persons(text, None) is None

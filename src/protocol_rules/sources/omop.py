@@ -37,7 +37,7 @@ from ..engines import ScreeningError
 from .clinical import Person, build_records, empty_events
 from .clinical_layout import build_layout
 from .layout import Layout
-from .omop_duckdb import duckdb_events
+from .omop_duckdb import duckdb_events, duckdb_persons
 
 __all__ = ["omop_layout", "omop_patients", "omop_records", "omop_terminology"]
 
@@ -360,6 +360,11 @@ def _cannot(where: str, why: str) -> ScreeningError:
 def _person_frame(source: _Cdm) -> Any:
     """PERSON as a frame: ``person`` (text), ``birth`` (seconds, UTC), ``sex``."""
     import polars as pl
+
+    if source.connection is not None:  # typed columns: DuckDB computes the frame
+        typed = duckdb_persons(source.connection, _fetch_from(source.connection))
+        if typed is not None:
+            return typed
 
     frame = source.table(
         "person",

@@ -118,3 +118,50 @@ def duckdb_events(
         unit.alias("unit"),
         pl.col("row").cast(pl.String),
     )
+
+
+def duckdb_persons(connection: Any, fetch: Any) -> Any | None:
+    """PERSON computed by DuckDB: ``person`` (text), ``birth`` (seconds, UTC: `birth_datetime`,
+    else the year, month and day of birth), ``sex`` (`omop.SEXES`) — or None when a column is
+    not of its CDM type (the caller then reads text)."""
+    import polars as pl
+
+    try:
+        head = connection.sql('select * from "person" limit 0')
+    except Exception:
+        return None
+    types = {c.lower(): (c, str(t).upper()) for c, t in zip(head.columns, head.types, strict=True)}
+
+    def kind(column: str) -> str | None:
+        found = types.get(column)
+        return None if found is None else found[1]
+
+    def name(column: str) -> str:
+        return '"' + types[column][0].replace('"', '""') + '"'
+
+    if any(kind(c) not in _WHOLE for c in ("person_id", "gender_concept_id", "year_of_birth")):
+        return None
+    if any(kind(c) not in (None, *_WHOLE) for c in ("month_of_birth", "day_of_birth")):
+        return None
+    if kind("birth_datetime") not in (None, *_TIMES, *_ZONED):
+        return None
+
+    def part(column: str) -> str:
+        return f"coalesce({name(column)}, 1)" if column in types else "1"
+
+    born = (
+        f"try(make_date({name('year_of_birth')}, {part('month_of_birth')}, {part('day_of_birth')}))"
+    )
+    born = f"epoch_us(cast({born} as timestamp)) / 1e6"
+    if kind("birth_datetime") in _ZONED:
+        born = f"coalesce(epoch_us({name('birth_datetime')}) / 1e6, {born})"
+    elif kind("birth_datetime") is not None:
+        born = f"coalesce(epoch_us(cast({name('birth_datetime')} as timestamp)) / 1e6, {born})"
+    sex = f"cast({name('gender_concept_id')} as varchar)"
+    frame = fetch(
+        f"select cast({name('person_id')} as varchar) as person, {born} as birth, "
+        f"case {sex} when '8507' then 'male' when '8532' then 'female' end as sex from person"
+    )
+    return frame.select(
+        pl.col("person").cast(pl.String), pl.col("birth").cast(pl.Float64), pl.col("sex")
+    ).sort(pl.col("person").cast(pl.Int64, strict=False), "person")
