@@ -319,11 +319,16 @@ def _fetch_from(connection: Any) -> Any:
 
 
 def _fetch(connection: Any, sql: str) -> Any:
-    """The result of a DuckDB query as a polars frame, through a Parquet file DuckDB writes
-    (no pyarrow needed, and no Python object per cell)."""
+    """The result of a DuckDB query as a polars frame, through the Arrow C stream interface
+    (no pyarrow needed, and no Python object per cell); with a DuckDB that lacks it, through a
+    Parquet file DuckDB writes."""
     import tempfile
 
     import polars as pl
+
+    relation = connection.sql(sql)
+    if hasattr(relation, "__arrow_c_stream__"):
+        return pl.DataFrame(relation)
 
     with tempfile.TemporaryDirectory(prefix="protocol-rules-omop-") as folder:
         target = os.path.join(folder, "rows.parquet")
