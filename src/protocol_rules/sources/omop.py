@@ -5,7 +5,8 @@
 ``.zip`` of such CSV files, a DuckDB database file (``.duckdb`` / ``.db``) or an open DuckDB
 connection. Only the tables the data map needs are read (and PERSON, and CONCEPT when a unit
 or a code must be looked up). Every cell is read as text and cast here, so CSV, Parquet and
-DuckDB give the same records.
+DuckDB give the same records — except that DuckDB tables with their CDM column types have their
+events computed by DuckDB (`omop_duckdb`), into the same columns.
 
 - PERSON gives the birth (``birth_datetime``, else ``year/month/day_of_birth``) and the sex
   (gender concept 8507 male, 8532 female).
