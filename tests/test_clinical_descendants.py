@@ -309,3 +309,18 @@ def test_fhir_prefix_members_select_by_prefix(protocol: Any) -> None:
         "b": ["ICD10CM#J01.91"],  # sent without its dot
     }
     assert_agree(protocol, records, fhir_layout(_bundle(), data_map, as_of="2022-01-01"))
+
+
+def test_star_members_in_the_json_schema() -> None:
+    import json
+    import tomllib
+
+    import jsonschema
+
+    schema_path = ROOT / "src" / "protocol_rules" / "schemas" / "datamap.schema.json"
+    schema = json.loads(schema_path.read_text())
+    jsonschema.validate(tomllib.loads(MAP), schema)
+    twice = tomllib.loads(MAP)
+    twice["facts"]["conditions"]["codes"] = ["ICD10CM#J01**"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(twice, schema)
