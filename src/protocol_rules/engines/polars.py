@@ -146,25 +146,30 @@ def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
     """``:missing`` from the bit masks of `CompiledProtocol._missing_masks`: each distinct
     combination of bits is turned into a list once, then joined back."""
     keys = [f":mask:{k}" for k in range((len(facts) + 62) // 63)]
-    empty = pl.lit([], dtype=pl.List(pl.String))
     if not keys:
-        return frame.with_columns(empty.alias(":missing"))
-    undecided = frame.select(ROW, *keys).filter(pl.any_horizontal(pl.col(k) != 0 for k in keys))
+        return frame.hstack(
+            [pl.repeat([], frame.height, dtype=pl.List(pl.String), eager=True).alias(":missing")]
+        )
+    # the columns taken, not selected: a `select` would align the chunks of every column
+    undecided = pl.DataFrame([frame.get_column(c) for c in (ROW, *keys)])
+    undecided = undecided.filter(pl.any_horizontal(pl.col(k) != 0 for k in keys))
     combos = undecided.select(keys).unique()
     names = [
         pl.when(pl.col(keys[bit // 63]) & (1 << (bit % 63)) != 0).then(pl.lit(fact))
         for bit, fact in enumerate(facts)
     ]
     combos = combos.with_columns(pl.concat_list(names).list.drop_nulls().alias(":missing"))
-    lists = undecided.join(combos, on=keys, how="left", maintain_order="left").select(
-        pl.col(ROW).set_sorted(), ":missing"
-    )
+    lists = undecided.join(combos, on=keys, how="left", maintain_order="left")
     rows = frame.get_column(ROW)
     if rows.is_sorted():  # rows in order (as `population.patients` has them): a merge join
         rows = rows.set_sorted()
+        lists = lists.with_columns(pl.col(ROW).set_sorted())  # a subset, in the same order
     # only the rows are joined, so the other columns are not copied
     found = rows.to_frame().join(lists, on=ROW, how="left", maintain_order="left")
-    return frame.drop(keys).with_columns(found.get_column(":missing").fill_null([]))
+    # eager, in place: a lazy `with_columns` would align the chunks of every column (a copy)
+    for key in keys:
+        frame.drop_in_place(key)
+    return frame.hstack([found.get_column(":missing").fill_null([])])
 
 
 def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:

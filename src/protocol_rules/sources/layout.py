@@ -269,11 +269,11 @@ class _Reader:
                 *values,
                 *flags,
             )
-            .collect()
+            .collect(engine="in-memory")  # columns as they are read: no copy of each
         )
         frame = self._convert_scalars(frame, converted)
         if self.sorted_ids:
-            frame = frame.with_columns(pl.col(ID).set_sorted())
+            frame = _sorted(frame, ID)
         self._flagged(frame, ":suspect:", lambda row, name: self.suspects.setdefault(
             row, set()).add(name))  # fmt: skip
         frame = frame.drop([c for c in frame.columns if c.startswith(":suspect:")])
@@ -306,7 +306,12 @@ class _Reader:
         columns = [c for c in frame.columns if c.startswith(prefix)]
         if not columns:
             return
-        hits = frame.filter(pl.any_horizontal(columns)).select(ROW, *columns)
+        # the columns taken, not selected: a `select` would align the chunks of every column
+        flags = pl.DataFrame([frame.get_column(c) for c in columns])
+        hit = flags.select(pl.any_horizontal(columns)).to_series()
+        if not hit.any():
+            return
+        hits = pl.DataFrame([frame.get_column(ROW), *flags.get_columns()]).filter(hit)
         for row in hits.iter_rows(named=True):
             for column in columns:
                 if row[column]:
@@ -494,7 +499,7 @@ class _Reader:
             frame = frame.filter(~pl.col(":marker"))
         frame = frame.drop(":suspect", ":marker")
         if frame.get_column(ID).is_sorted():  # observations in patient order: faster groups
-            frame = frame.with_columns(pl.col(ID).set_sorted())
+            frame = _sorted(frame, ID)
         return frame
 
     # ------------------------------------------------------------------ suspects
@@ -855,6 +860,14 @@ def _convert_units(values: Any, units_: Any, fact: Any) -> tuple[Any, Any]:
     if fact.low is not None:
         bad = bad | ((values < fact.low) | (values > fact.high)).fill_null(False)
     return values, bad
+
+
+def _sorted(frame: Any, name: str) -> Any:
+    """`frame` with its column `name` flagged as sorted (no copy: `with_columns` may align the
+    chunks of every column)."""
+    frame = frame.clone()
+    frame.replace_column(frame.get_column_index(name), frame.get_column(name).set_sorted())
+    return frame
 
 
 def _increasing(ids: Any) -> bool:
