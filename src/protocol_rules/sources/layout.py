@@ -11,10 +11,13 @@ On disk: a folder with ``patients.parquet`` (or ``.csv``) and, if there are seri
 ``observations.parquet`` (or ``.csv``); or one Parquet / CSV file of patients.
 
 Checking is vectorised: each column is cast to the fact's type, converted once per distinct unit
-(`units.conversion`, rounded as the interpreter rounds) and range-checked. The few values that
-fail are *suspects*: their patient's record is rebuilt for those facts and read by the
-interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic `evaluate` gives
-(and a value the fast path could not read but the reader accepts is taken from the reader).
+on that unit's rows (`units.conversion`, rounded as the interpreter rounds) and range-checked.
+Patient identifiers in increasing order (as exports usually have them) are flagged as sorted, so
+the engine joins and groups on them without hashing; any other order takes the general path.
+The few values that fail are *suspects*: their patient's record is rebuilt for those facts and
+read by the interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic
+`evaluate` gives (and a value the fast path could not read but the reader accepts is taken
+from the reader).
 """
 
 from __future__ import annotations
