@@ -104,12 +104,13 @@ class CompiledProtocol:
             (pl.any_horizontal(excluding) if excluding else pl.lit(False)).alias(":excluded"),
             (pl.any_horizontal(unknown) if unknown else pl.lit(False)).alias(":open"),
         )
-        facts, flags = self._missing_flags(names)
-        frame = frame.with_columns(flags).collect()
+        facts, masks = self._missing_masks(names)
+        frame = frame.with_columns(masks).collect()
         return _missing_lists(frame, facts)
 
-    def _missing_flags(self, names: list[str]) -> tuple[list[str], list[pl.Expr]]:
-        """Per fact that can be missing: is it a missing fact of this (undecided) patient?"""
+    def _missing_masks(self, names: list[str]) -> tuple[list[str], list[pl.Expr]]:
+        """Per fact that can be missing: is it a missing fact of this (undecided) patient? As
+        bit masks, a bit per fact (63 facts a column): ``:mask:0``, …"""
         found: dict[str, list[pl.Expr]] = {}
         for name, sources in zip(names, self.sources, strict=True):
             for fact, reached in sources.items():
@@ -117,10 +118,14 @@ class CompiledProtocol:
         order = [f.name for f in self.checked.facts if f.name in found]
         undecided = pl.col(":open") & ~pl.col(":excluded")
         flags = [
-            (undecided & pl.any_horizontal(found[f]).fill_null(False)).alias(f":missing:{i}")
-            for i, f in enumerate(order)
+            (undecided & pl.any_horizontal(found[f]).fill_null(False)).cast(pl.Int64) * (1 << bit)
+            for bit, f in enumerate(order)
         ]
-        return order, flags
+        masks = [
+            pl.sum_horizontal(flags[i : i + 63]).alias(f":mask:{i // 63}")
+            for i in range(0, len(flags), 63)
+        ]
+        return order, masks
 
     def near_misses(self, frame: pl.DataFrame) -> list[tuple[int, list[tuple[Any, str]]]]:
         """Per criterion with comparison leaves: the leaves, and the column of each leaf's
@@ -138,33 +143,33 @@ class CompiledProtocol:
 
 
 def _missing_lists(frame: pl.DataFrame, facts: list[str]) -> pl.DataFrame:
-    """``:missing`` from the per-fact flags: each distinct combination of flags (a bit mask
-    per 63 facts) is turned into a list once, then joined back."""
-    flags = [f":missing:{i}" for i in range(len(facts))]
-    if not flags:
-        empty = pl.Series(":missing", [[]] * frame.height, dtype=pl.List(pl.String))
-        return frame.with_columns(empty)
-    chunks = [flags[i : i + 63] for i in range(0, len(flags), 63)]
-    keys = [f":mask:{k}" for k in range(len(chunks))]
-    undecided = frame.filter(pl.any_horizontal(flags)).select(ROW, *flags)
-    undecided = undecided.with_columns(
-        pl.sum_horizontal(
-            pl.col(flag).cast(pl.Int64) * (1 << bit) for bit, flag in enumerate(chunk)
-        ).alias(key)
-        for key, chunk in zip(keys, chunks, strict=True)
-    ).drop(flags)
+    """``:missing`` from the bit masks of `CompiledProtocol._missing_masks`: each distinct
+    combination of bits is turned into a list once, then joined back."""
+    keys = [f":mask:{k}" for k in range((len(facts) + 62) // 63)]
+    if not keys:
+        return frame.hstack(
+            [pl.repeat([], frame.height, dtype=pl.List(pl.String), eager=True).alias(":missing")]
+        )
+    # the columns taken, not selected: a `select` would align the chunks of every column
+    undecided = pl.DataFrame([frame.get_column(c) for c in (ROW, *keys)])
+    undecided = undecided.filter(pl.any_horizontal(pl.col(k) != 0 for k in keys))
     combos = undecided.select(keys).unique()
-    lists = []
-    for row in combos.iter_rows():
-        names = []
-        for k, mask in enumerate(row):
-            names += [facts[63 * k + bit] for bit in range(63) if mask >> bit & 1]
-        lists.append(names)
-    combos = combos.with_columns(pl.Series(":missing", lists, dtype=pl.List(pl.String)))
-    lists = undecided.join(combos, on=keys, how="left").select(ROW, ":missing")
-    empty = pl.lit([], dtype=pl.List(pl.String))
-    joined = frame.drop(flags).join(lists, on=ROW, how="left", maintain_order="left")
-    return joined.with_columns(pl.col(":missing").fill_null(empty))
+    names = [
+        pl.when(pl.col(keys[bit // 63]) & (1 << (bit % 63)) != 0).then(pl.lit(fact))
+        for bit, fact in enumerate(facts)
+    ]
+    combos = combos.with_columns(pl.concat_list(names).list.drop_nulls().alias(":missing"))
+    lists = undecided.join(combos, on=keys, how="left", maintain_order="left")
+    rows = frame.get_column(ROW)
+    if rows.is_sorted():  # rows in order (as `population.patients` has them): a merge join
+        rows = rows.set_sorted()
+        lists = lists.with_columns(pl.col(ROW).set_sorted())  # a subset, in the same order
+    # only the rows are joined, so the other columns are not copied
+    found = rows.to_frame().join(lists, on=ROW, how="left", maintain_order="left")
+    # eager, in place: a lazy `with_columns` would align the chunks of every column (a copy)
+    for key in keys:
+        frame.drop_in_place(key)
+    return frame.hstack([found.get_column(":missing").fill_null([])])
 
 
 def compile_protocol(checked: CheckedProtocol) -> CompiledProtocol:

@@ -11,10 +11,13 @@ On disk: a folder with ``patients.parquet`` (or ``.csv``) and, if there are seri
 ``observations.parquet`` (or ``.csv``); or one Parquet / CSV file of patients.
 
 Checking is vectorised: each column is cast to the fact's type, converted once per distinct unit
-(`units.conversion`, rounded as the interpreter rounds) and range-checked. The few values that
-fail are *suspects*: their patient's record is rebuilt for those facts and read by the
-interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic `evaluate` gives
-(and a value the fast path could not read but the reader accepts is taken from the reader).
+on that unit's rows (`units.conversion`, rounded as the interpreter rounds) and range-checked.
+Patient identifiers in increasing order (as exports usually have them) are flagged as sorted, so
+the engine joins and groups on them without hashing; any other order takes the general path.
+The few values that fail are *suspects*: their patient's record is rebuilt for those facts and
+read by the interpreter's own `PatientReader`, so a bad value gets exactly the diagnostic
+`evaluate` gives (and a value the fast path could not read but the reader accepts is taken
+from the reader).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from .population import (
     SEQ,
     VALUE,
     Population,
-    clean_parts,
+    clean,
     column_value,
     dtype,
     element,
@@ -167,6 +170,7 @@ class _Reader:
         self.n = wide.height
         self.suspects: dict[int, set[str]] = {}  # row -> facts to re-read
         self.problems: dict[int, list[Diagnostic]] = {}
+        self.sorted_ids = False
         self._check_shape()
 
     # ------------------------------------------------------------------ shape
@@ -205,9 +209,13 @@ class _Reader:
                     f"patients.{column}",
                     "write one row per observation: patient_id, fact, at, value, unit",
                 )
-        duplicated = wide.get_column(PATIENT_ID).is_duplicated()
-        if duplicated.any():
-            first = wide.get_column(PATIENT_ID).filter(duplicated)[0]
+        ids = wide.get_column(PATIENT_ID)
+        # identifiers in increasing order (as exports usually are) are unique, and let the
+        # engine join on them as sorted keys
+        self.sorted_ids = _increasing(ids)
+        duplicated = None if self.sorted_ids else ids.is_duplicated()
+        if duplicated is not None and duplicated.any():
+            first = ids.filter(duplicated)[0]
             raise _layout_error(
                 "PR512",
                 f"patient `{first}` has more than one row in the patients table",
@@ -242,30 +250,36 @@ class _Reader:
 
         wide = self.wide
         scalars = [f for f in self.facts.values() if not is_collection(f)]
-        values, flags, unsure = [], [], []
+        values, flags, converted = [], [], []
         for fact in scalars:
             if fact.name not in wide.columns:
                 values.append(pl.lit(None, dtype=dtype(fact.type)).alias(fact.name))
                 continue
             unit = fact.name + UNIT_SUFFIX
-            value, suspect, risky = _exprs(
-                fact, element(fact.type), fact.name, wide.schema[fact.name],
-                unit if unit in wide.columns else None, wide,
-            )  # fmt: skip
+            unit = unit if unit in wide.columns else None
+            value, suspect = _exprs(
+                fact, element(fact.type), fact.name, wide.schema[fact.name], unit, wide
+            )
             values.append(value.alias(fact.name))
             flags.append(suspect.alias(f":suspect:{fact.name}"))
-            unsure.append(risky.alias(f":risky:{fact.name}"))
-        frame = wide.select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
-            pl.col(PATIENT_ID).alias(ID),
-            *values,
-            *flags,
-            *unsure,
+            if unit is not None and isinstance(fact.type, QtyT):
+                converted.append(fact)
+        frame = (
+            wide.lazy()  # lazy: common sub-expressions are computed once
+            .select(
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
+                pl.col(PATIENT_ID).alias(ID),
+                *values,
+                *flags,
+            )
+            .collect(engine="in-memory")  # columns as they are read: no copy of each
         )
+        frame = self._convert_scalars(frame, converted)
+        if self.sorted_ids:
+            frame = _sorted(frame, ID)
         self._flagged(frame, ":suspect:", lambda row, name: self.suspects.setdefault(
             row, set()).add(name))  # fmt: skip
-        frame = self._exact(frame, [f for f in scalars if f.name in wide.columns])
-        frame = frame.drop([c for c in frame.columns if c.startswith((":suspect:", ":risky:"))])
+        frame = frame.drop([c for c in frame.columns if c.startswith(":suspect:")])
         observations, presence = self._long()
         patients = frame.with_columns(
             self._as_of(),
@@ -276,6 +290,18 @@ class _Reader:
         errors = {row: tuple(p) for row, p in sorted(self.problems.items()) if p}
         return Population(patients, observations, errors, self.record, self.as_of, ID)
 
+    def _convert_scalars(self, frame: Any, facts: list[Any]) -> Any:
+        """Quantities with a unit column in the declared unit, and their range checked."""
+
+        columns = []
+        for fact in facts:
+            flag = f":suspect:{fact.name}"
+            values, bad = _convert_units(
+                frame.get_column(fact.name), self.wide.get_column(fact.name + UNIT_SUFFIX), fact
+            )
+            columns += [values, (frame.get_column(flag) | bad).alias(flag)]
+        return frame.with_columns(columns) if columns else frame
+
     def _flagged(self, frame: Any, prefix: str, mark: Callable[[int, str], None]) -> None:
         """Call `mark(row, fact)` for every flag column starting with `prefix` that is set."""
         import polars as pl
@@ -283,33 +309,16 @@ class _Reader:
         columns = [c for c in frame.columns if c.startswith(prefix)]
         if not columns:
             return
-        hits = frame.filter(pl.any_horizontal(columns)).select(ROW, *columns)
+        # the columns taken, not selected: a `select` would align the chunks of every column
+        flags = pl.DataFrame([frame.get_column(c) for c in columns])
+        hit = flags.select(pl.any_horizontal(columns)).to_series()
+        if not hit.any():
+            return
+        hits = pl.DataFrame([frame.get_column(ROW), *flags.get_columns()]).filter(hit)
         for row in hits.iter_rows(named=True):
             for column in columns:
                 if row[column]:
                     mark(row[ROW], column[len(prefix) :])
-
-    def _exact(self, frame: Any, facts: list[Any]) -> Any:
-        """Values whose rounding the fast path cannot vouch for, converted by `units` itself."""
-        import polars as pl
-
-        fixes: dict[str, list[tuple[int, float]]] = {}
-
-        def fix(row: int, name: str) -> None:
-            fact = self.facts[name]
-            value = _typed(fact, _python(self.wide.get_column(name)[row]))
-            unit = self.wide.get_column(name + UNIT_SUFFIX)[row]
-            conversion = units.conversion(unit, fact.type.unit, fact.type.molar_mass)
-            fixes.setdefault(name, []).append((row, conversion(float(value))))
-
-        self._flagged(frame, ":risky:", fix)
-        columns = []
-        for name, items in fixes.items():
-            index = pl.Series([r for r, _ in items], dtype=pl.UInt32)
-            new = pl.Series([v for _, v in items], dtype=pl.Float64)
-            columns.append(frame.get_column(name).scatter(index, new))
-        del facts
-        return frame.with_columns(columns) if columns else frame
 
     def _as_of(self) -> Any:
         import polars as pl
@@ -363,7 +372,8 @@ class _Reader:
         import polars as pl
 
         facts = [f for f in self.facts.values() if is_collection(f)]
-        presence = {f.name: pl.Series(f.name, [None] * self.n, dtype=pl.Boolean) for f in facts}
+        nobody = pl.repeat(None, self.n, dtype=pl.Boolean, eager=True)
+        presence = {f.name: nobody.alias(f.name) for f in facts}
         observations = {
             f.name: pl.DataFrame(
                 schema={
@@ -379,12 +389,15 @@ class _Reader:
             return observations, presence
         rows = self._long_rows()
         names = rows.get_column(FACT).unique(maintain_order=True).to_list()
+        having = self._having(rows, names)
         for name in names:
+            if name is None:
+                continue  # a row without a fact names nothing to read
             part = rows.lazy().filter(pl.col(FACT) == name)  # read once per fact, not copied
             fact = self.facts.get(name)
             if fact is None:
                 if not self.ignore_unknown:
-                    for row in self._rows(part.select(pl.col(ID).unique()).collect()[ID]):
+                    for row in having[name].arg_true().to_list():
                         self.problems.setdefault(row, []).append(
                             self.program.reader._undeclared(name)
                         )
@@ -396,9 +409,8 @@ class _Reader:
                     "observations.fact",
                     f"add a column `{name}` to the patients table",
                 )
-            observations[name], ids = self._observations(fact, part)
-            present = self.wide.get_column(PATIENT_ID).is_in(ids.implode())
-            presence[name] = present.replace(False, None).alias(name)
+            observations[name] = self._observations(fact, part)
+            presence[name] = having[name].replace(False, None).alias(name)
         return observations, presence
 
     def _long_rows(self) -> Any:
@@ -408,20 +420,35 @@ class _Reader:
         wanted = self.wide.schema[PATIENT_ID]
         if self.long.schema[PATIENT_ID] != wanted:
             self.long = self.long.with_columns(pl.col(PATIENT_ID).cast(wanted, strict=False))
-        ids = self.long.select(pl.col(PATIENT_ID).unique())
-        strangers = ids.join(self.wide.select(PATIENT_ID), on=PATIENT_ID, how="anti")
-        if strangers.height:
-            first = strangers.get_column(PATIENT_ID)[0]
-            raise _layout_error(
-                "PR513",
-                f"the observations table has rows for patient `{first}`, "
-                "who is not in the patients table",
-                "observations.patient_id",
-                "add the patient to the patients table (every patient has one row there)",
-            )
         return self.long.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(SEQ)).rename(
             {PATIENT_ID: ID}
         )
+
+    def _having(self, rows: Any, names: list[Any]) -> dict[Any, Any]:
+        """Per fact of the observations: which patients (rows of the patients table) have rows
+        for it; PR513 if some observation's patient is not in the patients table."""
+        import polars as pl
+
+        ids = self.wide.get_column(PATIENT_ID)
+        having = {}
+        for name in names:
+            fact = pl.col(FACT).is_null() if name is None else pl.col(FACT) == name
+            mine = rows.lazy().filter(fact).select(ID).collect().to_series()
+            if mine.is_sorted():  # in patient order: a faster `unique`
+                mine = mine.set_sorted()
+            mine = mine.unique()
+            having[name] = ids.is_in(mine.implode())
+            if mine.null_count() or having[name].sum() < len(mine):
+                known = ids.drop_nulls().implode()
+                first = mine.filter(~mine.is_in(known).fill_null(False))[0]
+                raise _layout_error(
+                    "PR513",
+                    f"the observations table has rows for patient `{first}`, "
+                    "who is not in the patients table",
+                    "observations.patient_id",
+                    "add the patient to the patients table (every patient has one row there)",
+                )
+        return having
 
     def _rows(self, ids: Any) -> list[int]:
         """The rows of the patients with these identifiers."""
@@ -432,8 +459,8 @@ class _Reader:
         ).filter(pl.col(PATIENT_ID).is_in(ids.implode()))
         return rows.get_column(ROW).to_list()
 
-    def _observations(self, fact: Any, part: Any) -> tuple[Any, Any]:
-        """(the normalised observations of `fact`, the patients who have it, markers included)."""
+    def _observations(self, fact: Any, part: Any) -> Any:
+        """The normalised observations of `fact` (a series' markers included)."""
         import polars as pl
 
         series = isinstance(fact.type, SeriesT)
@@ -442,50 +469,41 @@ class _Reader:
         has_at = AT_COLUMN in schema
         marker = value_raw.is_null() & (pl.col(AT_COLUMN).is_null() if has_at else pl.lit(True))
         unit = UNIT if UNIT in schema else None
-        values, suspect, risky = _exprs(
-            fact, element(fact.type), VALUE_COLUMN, schema[VALUE_COLUMN], unit, part
-        )
+        type_ = element(fact.type)
+        values, suspect = _exprs(fact, type_, VALUE_COLUMN, schema[VALUE_COLUMN], unit, part)
         at: Any = pl.lit(None, dtype=pl.Float64)
         if series and has_at:
-            at, bad_at, _ = _exprs(fact, TimeT(True), AT_COLUMN, schema[AT_COLUMN], None, part)
+            at, bad_at = _exprs(fact, TimeT(True), AT_COLUMN, schema[AT_COLUMN], None, part)
             bad_at = bad_at | pl.col(AT_COLUMN).is_null()
             suspect = suspect | ((bad_at | value_raw.is_null()) & ~marker)
         elif series:
             suspect = suspect | ~marker
         else:
             suspect = suspect | (value_raw.is_null() & ~marker)
+        converted = unit is not None and isinstance(type_, QtyT)
         frame = part.select(
             pl.col(ID),
             at.alias(AT),
             values.alias(VALUE),
             pl.col(SEQ),
             suspect.alias(":suspect"),
-            risky.alias(":risky"),
             marker.alias(":marker"),
+            *([pl.col(UNIT).cast(pl.String).alias(":unit")] if converted else []),
         ).collect()
+        if converted:
+            values, bad = _convert_units(frame.get_column(VALUE), frame.get_column(":unit"), fact)
+            flags = (frame.get_column(":suspect") | bad).alias(":suspect")
+            frame = frame.with_columns(values, flags).drop(":unit")
         suspects = frame.filter(pl.col(":suspect")).get_column(ID).unique()
         if len(suspects):
             for row in self._rows(suspects):
                 self.suspects.setdefault(row, set()).add(fact.name)
-        if frame.get_column(":risky").any():
-            frame = self._exact_observations(fact, part, frame)
-        ids = frame.get_column(ID)
         if not series:  # a series' marker rows have no time: no window ever holds them
             frame = frame.filter(~pl.col(":marker"))
-        return frame.drop(":suspect", ":risky", ":marker"), ids
-
-    def _exact_observations(self, fact: Any, part: Any, frame: Any) -> Any:
-        import polars as pl
-
-        index = frame.get_column(":risky").arg_true()
-        raw = part.select(VALUE_COLUMN, UNIT).collect()[index]
-        target = fact.type.element
-        fixed = []
-        for value, unit in raw.iter_rows():
-            conversion = units.conversion(unit, target.unit, target.molar_mass)  # cached
-            fixed.append(conversion(float(_typed(fact, _python(value)))))
-        column = frame.get_column(VALUE).scatter(index, pl.Series(fixed, dtype=pl.Float64))
-        return frame.with_columns(column)
+        frame = frame.drop(":suspect", ":marker")
+        if frame.get_column(ID).is_sorted():  # observations in patient order: faster groups
+            frame = _sorted(frame, ID)
+        return frame
 
     # ------------------------------------------------------------------ suspects
 
@@ -724,18 +742,18 @@ def _coding(text: str) -> Any:
 
 def _exprs(
     fact: Any, type_: Any, name: str, kind: Any, unit: str | None, frame: Any
-) -> tuple[Any, Any, Any]:
-    """(normalised value, suspect, risky) expressions for the raw column `name` of `fact`.
+) -> tuple[Any, Any]:
+    """(normalised value, suspect) expressions for the raw column `name` of `fact`.
 
-    `unit` names the column of units, if any; `frame` holds the columns (for the distinct units
-    and the distinct texts of a date column). *Risky* values need `units.clean` itself.
+    `unit` names the column of units, if any; `frame` holds the columns (for the distinct texts
+    of a date or code column). A quantity with a unit column is left in its units and its range
+    is not checked: `_convert_units` does both, once the column is read.
     """
     import polars as pl
 
     raw = pl.col(name)
     present = raw.is_not_null()
     nothing = pl.lit(None, dtype=dtype(type_))
-    risky: Any = pl.lit(False)
     match type_:
         case BoolT():
             if kind == pl.Boolean:
@@ -766,7 +784,8 @@ def _exprs(
             else:
                 values = nothing
         case TextT() | ChoiceT():
-            if kind == pl.String:  # a string in quotes (`quoted`): its inside, if plain
+            if kind == pl.String and _any_quoted(frame, name):
+                # a string in quotes (`quoted`): its inside, if plain
                 inside = raw.str.slice(1, raw.str.len_chars() - 2)
                 plain = (
                     raw.str.starts_with('"')
@@ -781,6 +800,8 @@ def _exprs(
                     .then(None)  # escapes: read by the reader itself
                     .otherwise(raw)
                 )
+            elif kind == pl.String:  # no text in quotes: each text is itself
+                values = raw
             else:
                 values = nothing
         case CodeT():  # each distinct text read once: canonical code, or null (a suspect)
@@ -801,36 +822,65 @@ def _exprs(
         suspect = suspect | (present & ~values.is_finite().fill_null(False))
         if isinstance(type_, NumT) and type_.integer:
             suspect = suspect | (present & (values.round(0) != values).fill_null(False))
-        if isinstance(type_, QtyT) and unit is not None:
-            values, bad, risky = _converted(values, unit, type_, frame)
-            suspect = suspect | bad
-        if fact.low is not None:
+        if fact.low is not None and not (isinstance(type_, QtyT) and unit is not None):
             suspect = suspect | ((values < fact.low) | (values > fact.high)).fill_null(False)
     elif unit is not None:
         suspect = suspect | pl.col(unit).is_not_null()  # a unit on a value that has none
-    return values, suspect.fill_null(False), risky
+    return values, suspect.fill_null(False)
 
 
-def _converted(values: Any, unit: str, type_: QtyT, frame: Any) -> tuple[Any, Any, Any]:
-    """Values converted to the declared unit once per distinct unit; unconvertible -> bad."""
+def _any_quoted(frame: Any, name: str) -> bool:
+    """Whether some text of a column starts with a quote (a JSON string, see `quoted`)."""
     import polars as pl
 
-    column = pl.col(unit).cast(pl.String)
-    out, bad, risky = values, pl.lit(False), pl.lit(False)
-    names = _column(frame, unit).cast(pl.String).drop_nulls().unique().to_list()
-    for name in names:
+    found = frame.select(pl.col(name).str.starts_with('"').any())
+    if isinstance(found, pl.LazyFrame):
+        found = found.collect()
+    return bool(found.item())
+
+
+def _convert_units(values: Any, units_: Any, fact: Any) -> tuple[Any, Any]:
+    """(values in the declared unit, the rows whose unit does not convert or whose value is out
+    of range) of a quantity column and its column of units: each distinct unit converted
+    once, on its own rows, rounded as `units.Conversion` rounds (`population.clean`)."""
+    import polars as pl
+
+    type_ = element(fact.type)
+    texts = units_.cast(pl.String)
+    bad = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
+    for name in texts.drop_nulls().unique().to_list():
         if name == type_.unit:
             continue
-        this = (column == name).fill_null(False)
+        rows = (texts == name).fill_null(False)
         try:
             conversion = units.conversion(name, type_.unit, type_.molar_mass)
         except units.UnitError:
-            bad = bad | this
+            bad = bad | rows
             continue
-        fast, unsure = clean_parts(values * conversion.factor + conversion.offset)
-        out = pl.when(this).then(fast).otherwise(out)
-        risky = risky | (this & unsure)
-    return out, bad, risky
+        index = rows.arg_true()
+        converted = clean(values.gather(index) * conversion.factor + conversion.offset)
+        values = values.scatter(index, converted)
+    if fact.low is not None:
+        bad = bad | ((values < fact.low) | (values > fact.high)).fill_null(False)
+    return values, bad
+
+
+def _sorted(frame: Any, name: str) -> Any:
+    """`frame` with its column `name` flagged as sorted (no copy: `with_columns` may align the
+    chunks of every column)."""
+    frame = frame.clone()
+    frame.replace_column(frame.get_column_index(name), frame.get_column(name).set_sorted())
+    return frame
+
+
+def _increasing(ids: Any) -> bool:
+    """Whether a column of identifiers is strictly increasing (so, unique), without nulls."""
+    if ids.null_count():
+        return False
+    try:
+        return bool((ids.slice(1) > ids.slice(0, len(ids) - 1)).all())
+    except Exception:  # identifiers of a type without an order
+        return False
 
 
 def _instants(raw: Any, has_time: bool) -> tuple[Any, list[int]]:

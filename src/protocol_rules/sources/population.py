@@ -119,8 +119,11 @@ def clean(values: Any) -> Any:
     import polars as pl
 
     fast, risky = clean_parts(pl.col("x"))
-    frame = pl.DataFrame({"x": values.cast(pl.Float64)}).select(
-        fast.alias("out"), risky.alias("risky")
+    frame = (
+        pl.DataFrame({"x": values.cast(pl.Float64)})
+        .lazy()  # lazy: the common sub-expressions of `clean_parts` are computed once
+        .select(fast.alias("out"), risky.alias("risky"))
+        .collect()
     )
     out = frame.get_column("out")
     index = frame.get_column("risky").arg_true()
