@@ -134,8 +134,8 @@ class _Harvester:
             tuple(self.relations),
             frozen_("texts"),
             frozen_("counts"),
-            {k: tuple(v) for k, v in self.found["calendars"].items()},
-            {k: tuple(v) for k, v in self.found["edges"].items()},
+            {k: tuple(sorted(v, key=repr)) for k, v in self.found["calendars"].items()},
+            {k: tuple(sorted(v, key=repr)) for k, v in self.found["edges"].items()},
         )
 
     def _add(self, kind: str, fact: str, value: Any) -> None:

@@ -350,7 +350,9 @@ def _instant_text(draw: st.DrawFn, plan: _Plan, fact: FactInfo, type_: TimeT, no
     }
     if type_.has_time:
         candidates = sorted({e + timedelta(seconds=s) for e in edges for s in (-1, 0, 1)})
-        candidates += [_midnight(e) + timedelta(seconds=s) for e in edges for s in (0, 86399)]
+        candidates += [
+            _midnight(e) + timedelta(seconds=s) for e in sorted(edges) for s in (0, 86399)
+        ]
         anywhere = st.integers(-400 * 86400, 3650 * 86400).map(lambda s: now - timedelta(seconds=s))
         pick = st.sampled_from(candidates) | anywhere if plan.bias and candidates else anywhere
         return _iso(draw(pick).astimezone(UTC))
