@@ -93,5 +93,7 @@ def spark():
 
     active = session("local[2]")
     active.sparkContext.setLogLevel("ERROR")
+    # a few thousand rows: two shuffle partitions (one per core) instead of Spark's 200
+    active.conf.set("spark.sql.shuffle.partitions", "2")
     yield active
     active.stop()

@@ -43,6 +43,7 @@ from .test_screening import (
     with_ids,
 )
 from .test_screening_calculation import CALC, grid
+from .test_screening_windows import EDITION2
 
 ROOT = Path(__file__).resolve().parents[1]
 NCT = ROOT / "protocols" / "nct04194671.rules"
@@ -156,6 +157,17 @@ def test_printed_sql_parses_back(nct: Any, dialect: str) -> None:
     assert "patient_id" in text and "SELECT" in text
 
 
+@pytest.mark.parametrize("dialect", ["postgres", "tsql", "bigquery"])
+@pytest.mark.parametrize("name", ["CALC", "EDITION2"])
+def test_printed_sql_of_calculations_and_windows_parses_back(name: str, dialect: str) -> None:
+    """The calculation protocol and the second edition's windows print in every dialect; T-SQL
+    and BigQuery have no NULLS LAST, which the running sum of a window asked for (it raised)."""
+    protocol = parse_protocol({"CALC": CALC, "EDITION2": EDITION2}[name])
+    text = compile_sql(protocol.checked, dialect).sql()
+    tree = sqlglot.parse_one(text, read=dialect)
+    assert tree.find(sqlglot.exp.With) is not None
+
+
 def test_the_query_is_a_tree_of_named_stages(nct: Any) -> None:
     """One CTE per stage: the unit table, the observations, the patients' stages."""
     query = compile_sql(nct.checked, "duckdb")
@@ -164,6 +176,23 @@ def test_the_query_is_a_tree_of_named_stages(nct: Any) -> None:
     assert any(n.startswith("observations") for n in names)
     assert any(n.startswith("patients") for n in names)
     assert query.criteria == tuple(c.id for c in nct.criteria)
+
+
+@pytest.mark.parametrize("name", ["NCT", "EDITION2"])
+def test_the_stages_spark_runs_read_only_what_is_already_there(nct: Any, name: str) -> None:
+    """`SqlQuery.stages()`: runs of CTEs read only by the next one share a stage (a Spark job
+    each), and every stage reads only the input tables, earlier stages and its own CTEs."""
+    protocol = nct if name == "NCT" else parse_protocol(EDITION2)
+    query = compile_sql(protocol.checked, "spark")
+    stages, final = query.stages()
+    assert len(stages) < len(query.tree.args["with_"].expressions) / 2
+    there = {"patients", "observations"}
+    for stage, text in [*stages, ("", final)]:
+        tree = sqlglot.parse_one(text, read="spark")
+        inner = {cte.alias.lower() for cte in tree.find_all(sqlglot.exp.CTE)}
+        read = {t.name.lower() for t in tree.find_all(sqlglot.exp.Table)}
+        assert read <= there | inner, (stage, read - there - inner)
+        there.add(stage.lower())
 
 
 def test_unknown_dialect_is_refused(nct: Any) -> None:

@@ -1,62 +1,228 @@
 """The protocol's SQL in Spark's dialect, run on a local Spark session, against the interpreter.
 
 Every Spark test shares the one session of the `spark` fixture (tests/conftest.py); the tests
-skip when pyspark or Java is missing, and CI installs both. Spark plans the query slowly (a
-long chain of stages over hundreds of columns), so these tests screen a few hundred patients:
-the thousands are screened on DuckDB (test_sql.py), from the same compiler.
+skip when pyspark or Java is missing, and CI installs both. Spark's cost is per query, not per
+patient (it plans and compiles each stage of the query, then runs it on a few thousand rows in
+no time), so each protocol is ONE Spark run over thousands of patients:
+
+- NCT04194671: more than 5,000 patients drawn from `protocol_rules.testing` and recombined
+  (unknowns, unit variety, window edges), plus one malformed record of each kind;
+- the Kleene edge cases (every combination of true, false, unknown and the numbers' edges);
+- the calculation protocol (`if`, `unknown`, `first_known`, `^`, math functions, the kidney
+  library): its grid of knots plus drawn and recombined patients, more than 5,000;
+- the second edition's windows (anchored windows, `from … to`, computed lengths, `where` with
+  `value`, nested and defined filters, `consecutive`, `first_time`/`last_time`, date or never,
+  `if`/`then`/`else`): more than 5,000 drawn and recombined patients, and the edge records of
+  tests/test_screening_windows.py's `RULES`, run as one protocol;
+- a fixed handful of random protocols (`testing.protocols`, derandomized), each one run.
+
+Every row must agree with `evaluate`: status, every criterion outcome, missing facts, the
+error code of a malformed record.
+
+Measured in the full suite (``pytest -p no:cacheprovider --durations=30``) on the 2-core machine
+shared with other jobs (load about 4): about 2.5 minutes, session start included — session and
+drawing 25 s, NCT04194671 63 s, window edges 26 s, Kleene 4 s, a random protocol 30-70 s. The
+calculation and second-edition protocols opt in (`EVERYTHING`): minutes each (docs/sql.md).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 
 pytest.importorskip("sqlglot")
 
-from protocol_rules import parse_protocol
+from protocol_rules import ProtocolError, parse_protocol
+from protocol_rules.engines import ScreeningError
 from protocol_rules.engines.spark import compile_protocol
 from protocol_rules.sources import read
+from protocol_rules.testing import patients, protocols
 
-from .test_screening import KLEENE, drawn, expected, with_ids
+from .test_screening import KLEENE, drawn, expected, malformed, recombined, with_ids
+from .test_screening_calculation import CALC, grid
+from .test_screening_windows import AS_OF, EDITION2, RICH, RULES, series
 
 pytestmark = pytest.mark.spark
 
+#: Patients per protocol (drawn by Hypothesis, then recombined fact by fact to this many).
+PATIENTS = 5000
+POOL = 250
+#: The calculation protocol (150k characters of SQL: Spark parses and plans it for minutes) and
+#: the second edition's windows (100 CTEs; out of Spark's default 1 GB driver heap) run only
+#: when this variable is set; DuckDB (test_sql.py) and polars screen them in every run.
+EVERYTHING = bool(os.environ.get("PROTOCOL_RULES_SPARK_ALL"))
+heavy = pytest.mark.skipif(not EVERYTHING, reason="set PROTOCOL_RULES_SPARK_ALL=1 to run it")
+RANDOM = 1  # random protocols, each one Spark run of 1,000 patients (30-70 s each)
+REFUSALS = {"PR520", "PR521", "PR522"}
+
 
 def assert_agree_on_spark(protocol: Any, records: list[dict[str, Any]], spark: Any) -> None:
-    """Run the Spark engine on `spark` and compare every row with `evaluate`."""
+    """Run the Spark engine once over every record and compare each row with `evaluate`."""
     from protocol_rules.screening import Screening
 
     population = read(with_ids(records), protocol, None)
     compiled = compile_protocol(protocol.checked)
     raw = compiled.run(population, spark)
     frame = Screening(protocol, population, raw, None, "spark", compiled).frame
-    assert frame.height == len(records)
+    assert frame.height == len(records), "rows in = rows out"
+    ids = [c.id for c in protocol.criteria]
     wrong = []
-    for row, record in enumerate(records):
-        got = frame.row(row, named=True)
+    for row, (record, got) in enumerate(zip(records, frame.iter_rows(named=True), strict=True)):
         status = got["status"]
-        outcomes = None if status == "error" else {c.id: got[c.id] for c in protocol.criteria}
+        outcomes = None if status == "error" else {i: got[i] for i in ids}
         mine = (status, outcomes, tuple(got["missing_facts"]), got["error_code"])
         want = expected(protocol, record)[:4]
         if mine != want:
-            wrong.append((row, want, mine))
-    assert not wrong, f"{len(wrong)} of {len(records)} rows disagree, first: {wrong[0]}"
+            wrong.append((row, want, mine, record))
+    shown = "\n".join(
+        f"row {r}:\n  evaluate {w}\n  spark    {g}\n  record   {rec}" for r, w, g, rec in wrong[:3]
+    )
+    assert not wrong, f"{len(wrong)} of {len(records)} rows disagree:\n{shown}"
+
+
+def many(protocol: Any, first: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """`first`, then `POOL` drawn patients, then their recombinations: `PATIENTS` or more."""
+    pool = drawn(protocol, POOL)
+    records = first + pool
+    return records + recombined(protocol, pool, max(PATIENTS - len(records), 0), seed=seed)
+
+
+# --------------------------------------------------------------------------- shipped protocol
 
 
 def test_nct04194671_agrees_with_evaluate_on_spark(nct: Any, spark: Any) -> None:
-    assert_agree_on_spark(nct, drawn(nct, 100), spark)
+    bad = [{"as_of": "2026-03-01T08:00:00Z", **record} for record in malformed()]
+    records = many(nct, bad, seed=13)
+    assert len(records) >= PATIENTS
+    assert_agree_on_spark(nct, records, spark)
+
+
+# --------------------------------------------------------------------------- Kleene edges
 
 
 def test_kleene_edge_cases_agree_on_spark(spark: Any) -> None:
     protocol = parse_protocol(KLEENE)
     values = [True, False, None]
+    numbers = [None, 0, 0.5, 1, 2]
     records = [
         {"a": a, "b": b, "c": c, "x": x, "y": y}
         for a in values
         for b in values
         for c in values
-        for x in (None, 0, 1)
-        for y in (None, 0.5, 2)
+        for x in numbers
+        for y in numbers
     ]
     assert_agree_on_spark(protocol, records, spark)
+
+
+# --------------------------------------------------------------------------- calculations
+
+
+@heavy
+def test_calculations_agree_on_spark(spark: Any) -> None:
+    """`if`, `unknown`, `first_known`, `^`, math functions and the kidney library."""
+    protocol = parse_protocol(CALC)
+    records = many(protocol, grid(), seed=14)
+    assert len(records) >= PATIENTS
+    assert_agree_on_spark(protocol, records, spark)
+
+
+# --------------------------------------------------------------------------- second edition
+
+
+@heavy
+def test_second_edition_windows_agree_on_spark(spark: Any) -> None:
+    protocol = parse_protocol(EDITION2)
+    records = many(protocol, [], seed=15)
+    assert len(records) >= PATIENTS
+    assert_agree_on_spark(protocol, records, spark)
+
+
+def edges() -> list[dict[str, Any]]:
+    """The window edges of tests/test_screening_windows.py: a date end covers its day, a
+    never bound, `time_since` of never, runs broken or unknown."""
+    edge = [{"at": "2026-03-05T23:59:59Z", "value": 1}, {"at": "2026-03-04T00:00:00Z", "value": 1}]
+    records: list[dict[str, Any]] = [
+        {"as_of": AS_OF, "s": edge, "d": "2026-03-05", "t": "2026-03-04T00:00:00Z", "x": 2},
+        {"as_of": AS_OF, "s": edge, "d": "2026-03-04", "t": "2026-03-04T00:00:01Z", "x": 2},
+        {"as_of": AS_OF, "s": edge, "d": "never", "t": AS_OF, "x": 2},
+        {"as_of": AS_OF, "s": edge, "t": AS_OF, "x": 2},
+        {"as_of": AS_OF, "s": [], "d": "never", "t": AS_OF, "x": 2},
+    ]
+    for values in ((14, 13), (14, 16, 13), (), (14, 13, 12, 16, 11)):
+        for x in (15, None):
+            record = {"as_of": AS_OF, "s": series(*values), "d": "2026-03-05", "t": AS_OF}
+            records.append(record if x is None else {**record, "x": x})
+    return records
+
+
+def test_window_edges_agree_on_spark(spark: Any) -> None:
+    protocol = parse_protocol(RULES)
+    records = many(protocol, edges(), seed=16)
+    assert len(records) >= PATIENTS
+    assert_agree_on_spark(protocol, records, spark)
+
+
+# --------------------------------------------------------------------------- random protocols
+
+
+@functools.cache
+def random_protocols(n: int) -> list[str]:
+    """The first `n` protocols over facts of every kind that `testing.protocols` draws,
+    derandomized (the same every run)."""
+    texts: list[str] = []
+
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(protocols(RICH, max_criteria=4))
+    def collect(text: str) -> None:
+        texts.append(text)
+
+    collect()
+    return texts
+
+
+@pytest.mark.parametrize("number", range(RANDOM))
+def test_random_protocols_agree_or_are_refused_on_spark(number: int, spark: Any) -> None:
+    text = random_protocols(RANDOM)[number]
+    try:
+        protocol = parse_protocol(text)
+    except ProtocolError:
+        return
+    try:
+        compile_protocol(protocol.checked)
+    except ScreeningError as exc:  # a construct the SQL compiler refuses, as it says
+        assert {d.code for d in exc.diagnostics} <= REFUSALS
+        return
+    records = drawn_with(protocol, 1000)
+    assert_agree_on_spark(protocol, records, spark)
+
+
+def drawn_with(protocol: Any, n: int) -> list[dict[str, Any]]:
+    """`n` patients of `protocol` with facts left out (absent 25% of the time), derandomized."""
+    found: list[dict[str, Any]] = []
+
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(patients(protocol, absent=0.25))
+    def collect(patient: dict[str, Any]) -> None:
+        found.append(patient)
+
+    collect()
+    return found

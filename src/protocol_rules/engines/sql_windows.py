@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import sqlglot
 from sqlglot import exp
 
 from ..check import ir
@@ -477,7 +478,7 @@ class WindowReaders:
             exp.Window(
                 this=exp.Sum(this=value),
                 partition_by=[col(plan.key), kept],
-                order=exp.Order(expressions=[o.copy() for o in plan.order_asc]),
+                order=exp.Order(expressions=_nulls_unsaid(plan.order_asc, self.dialect)),
                 spec=exp.WindowSpec(
                     kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
                 ),
@@ -582,6 +583,20 @@ def _fact_name(compiler: Any, node: ir.Node, base: ir.Node, function: str) -> st
 
 def _zero_if_null(x: Expr) -> Expr:
     return case((is_null(x), num(0)), default=x)
+
+
+def _nulls_unsaid(order: list[exp.Ordered], dialect: Any) -> list[exp.Ordered]:
+    """`order` with NULLs where `dialect` sorts them unasked, so that no NULLS FIRST/LAST is
+    printed: T-SQL and BigQuery have none, and sqlglot cannot emulate it in a framed window
+    (the running sum). A window's observations all have an instant and a tie, never NULL, so
+    where NULLs would go changes nothing."""
+    nulls = sqlglot.Dialect.get_or_raise(dialect.sqlglot()).NULL_ORDERING
+    out = []
+    for o in order:
+        desc = bool(o.args.get("desc"))
+        first = (nulls == "nulls_are_small" and not desc) or (nulls == "nulls_are_large" and desc)
+        out.append(exp.Ordered(this=o.this.copy(), desc=desc, nulls_first=first))
+    return out
 
 
 def _row_number(partition: list[Expr], order: list[exp.Ordered]) -> Expr:
