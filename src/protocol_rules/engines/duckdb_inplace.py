@@ -14,7 +14,9 @@ out in input order, as the polars engine gives it.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -33,6 +35,14 @@ from .sql_population import OBSERVATIONS, PATIENTS
 
 #: The engine options DuckDB takes (`Protocol.screen(engine_options=…)`), as DuckDB names them.
 OPTIONS = ("memory_limit", "temp_directory", "threads")
+BATCH = 100_000
+#: Under a memory limit, patients are screened in groups: the data's size times `SPREAD` over
+#: the limit, at most `MOST_GROUPS` (a group that runs out of memory is split in two).
+SPREAD, MOST_GROUPS = 3, 4096
+
+
+class _OutOfMemory(Exception):
+    pass
 
 
 def bad_option(engine: str, name: str, why: str, help: str) -> ScreeningError:
@@ -85,6 +95,8 @@ class DuckDBLayout:
         self.patients = f"protocol_rules_patients_{tag}"
         self.observations: str | None = None
         self._tag = tag
+        self.files: list[Path] = []  # the layout's files, if it is read from files
+        self.limited: int | None = None  # DuckDB's memory limit in bytes, if one was given
 
     # ------------------------------------------------------------------ views
 
@@ -148,10 +160,63 @@ class DuckDBLayout:
             raise _cannot_read("the layout tables", str(exc).splitlines()[0]) from None
 
     def run(self, query: SqlQuery) -> pl.DataFrame:
+        """The query's result; under a memory limit, over groups of patients in turn (a
+        patient's verdict reads only their own rows), each group split in two again when
+        DuckDB runs out of memory."""
+        text = query.sql(pretty=False)
+        if self.limited is None:
+            return self._run(text)
+        batched = text
+        for name in (self.patients, self.observations):
+            if name is not None:
+                batched = batched.replace(_quote(name), _quote(name + "_batch"))
+        groups = max(1, math.ceil(SPREAD * self._data_size() / self.limited))
+        parts = []
+        pending = [(k, groups) for k in range(groups)]
+        while pending:
+            k, n = pending.pop(0)
+            self._batch_views(k, n)
+            try:
+                parts.append(self._run(batched if n > 1 else text, split=n < MOST_GROUPS))
+            except _OutOfMemory:
+                pending[:0] = [(k, 2 * n), (k + n, 2 * n)]
+        return pl.concat(parts, how="vertical_relaxed")
+
+    def _batch_views(self, k: int, n: int) -> None:
+        for name in (self.patients, self.observations):
+            if name is not None:
+                key = f"hash(CAST({_quote('patient_id')} AS VARCHAR)) % {n} = {k}"
+                self.connection.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {_quote(name + '_batch')} AS "
+                    f"SELECT * FROM {_quote(name)} WHERE {key}"
+                )
+
+    def _data_size(self) -> int:
+        """The data's size in bytes, as DuckDB reads it (uncompressed), roughly."""
+        total = 0
+        for file in self.files:
+            if file.suffix.lower() == ".parquet":
+                found = self.connection.execute(
+                    "SELECT SUM(total_uncompressed_size) FROM parquet_metadata(?)", [str(file)]
+                ).fetchone()
+                total += int((found or [0])[0] or 0)
+            else:
+                total += 2 * file.stat().st_size
+        for name in (self.patients, self.observations) if not self.files else ():
+            if name is not None:
+                rows = self.connection.sql(f"SELECT COUNT(*) FROM {_quote(name)}").fetchone()
+                total += int((rows or [0])[0]) * 8 * len(self.columns(name))
+        return total
+
+    def _run(self, text: str, split: bool = False) -> pl.DataFrame:
         duckdb = require_duckdb()
         try:
-            arrow = self.connection.sql(query.sql(pretty=False)).to_arrow_table()
+            # streamed in batches: the result is not held in DuckDB's memory (its limit)
+            reader = self.connection.sql(text).to_arrow_reader(BATCH)
+            arrow = reader.read_all()
         except duckdb.OutOfMemoryException as exc:
+            if split:
+                raise _OutOfMemory() from None
             raise engine_failed(
                 "DuckDB",
                 str(exc),
@@ -240,6 +305,7 @@ def open_layout(data: Any, options: Mapping[str, Any] | None = None) -> DuckDBLa
                     files.setdefault(table, target / (table + suffix))
         if PATIENTS not in files:
             raise _cannot_read(f"`{path}`", "no patients.parquet or patients.csv")
+        layout.files = list(files.values())
         for table, file in files.items():
             name = (
                 layout.patients
@@ -296,7 +362,22 @@ def _configure(layout: DuckDBLayout, options: dict[str, Any]) -> None:
             setting = _literal(os.fspath(value) if name == "temp_directory" else str(value))
         try:
             layout.connection.execute(f"SET {name} = {setting}")
+            if name == "memory_limit":
+                layout.limited = _bytes(layout.connection)
         except duckdb.Error as exc:
             raise bad_option(
                 "duckdb", name, str(exc).splitlines()[0], takes("duckdb", OPTIONS)
             ) from None
+
+
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+
+
+def _bytes(connection: Any) -> int | None:
+    """DuckDB's memory limit in bytes (it reports it as ``19.0 MiB``)."""
+    found = connection.execute("SELECT current_setting('memory_limit')").fetchone()
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(found[0]) if found else "")
+    if match is None or match.group(2).upper() not in _UNITS:
+        return None
+    return max(1, int(float(match.group(1)) * _UNITS[match.group(2).upper()]))

@@ -175,8 +175,8 @@ class InPlaceRun:
             return
         observations = q(backend.observations)
         strangers = backend.rows(
-            f"SELECT {pid} FROM {observations} WHERE {pid} IS NOT NULL AND {pid} NOT IN "
-            f"(SELECT {pid} FROM {patients} WHERE {pid} IS NOT NULL) LIMIT 1"
+            f"SELECT o.{pid} FROM {observations} o WHERE o.{pid} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {patients} p WHERE p.{pid} = o.{pid}) LIMIT 1"
         )
         if strangers:
             raise _shape(
