@@ -106,7 +106,9 @@ def open_layout(path: str, options: Mapping[str, Any] | None = None) -> SparkLay
         except ScreeningError:
             raise
         except Exception as exc:  # Spark cannot start: no Java, a master it cannot reach
-            raise engine_failed("Spark", str(exc), "check the master URL and the Java runtime")
+            raise engine_failed(
+                "Spark", str(exc), "check the master URL and the Java runtime"
+            ) from None
     elif not hasattr(spark, "read") or not hasattr(spark, "sql"):
         raise bad_option("spark", "session", "not a SparkSession", _takes())
     layout = SparkLayout(spark)
