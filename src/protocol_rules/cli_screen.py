@@ -34,6 +34,19 @@ JSON_VERSION = "1.0"
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--engine", default="polars", show_default=True, help="The back end.")
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="DuckDB, data read in place: the most memory DuckDB uses (1GB, 500MB); it spills the "
+    "rest to disk.",
+)
+@click.option(
+    "--temp-directory", metavar="DIR", help="DuckDB: where it spills (default: a temporary one)."
+)
+@click.option("--threads", type=int, metavar="N", help="DuckDB: the threads it runs.")
+@click.option(
+    "--master", metavar="URL", help="Spark: the master (local[2], spark://host:7077, yarn)."
+)
 @click.option("--ignore-unknown", is_flag=True, help="Accept facts the protocol does not declare.")
 @click.option(
     "--map",
@@ -52,19 +65,39 @@ def screen(
     engine: str,
     ignore_unknown: bool,
     data_map: str | None,
+    memory_limit: str | None,
+    temp_directory: str | None,
+    threads: int | None,
+    master: str | None,
 ) -> None:
     """Screen a population DATA (JSON Lines, or the columnar layout) against PROTOCOL.
 
     With --map, DATA is an OMOP CDM (a folder of CSV or Parquet tables, a .zip of CSVs, a
     DuckDB file) or FHIR R4 (a Bundle .json, an .ndjson export, a folder), as the map says.
+
+    With --engine duckdb, a layout folder, Parquet / CSV file or DuckDB database file is read
+    by DuckDB in place; with --engine spark, a path Spark reads (s3a://, hdfs://, a folder)
+    holding the layout's Parquet is read by Spark.
     """
     rules = _load(protocol)
+    given = {
+        "memory_limit": memory_limit,
+        "temp_directory": temp_directory,
+        "threads": threads,
+        "master": master,
+    }
+    options = {k: v for k, v in given.items() if v is not None} or None
     try:
         if data_map is not None:
             data = _clinical(rules, data, data_map, as_of, layout=True)
         with _progress() as progress:
             screening = rules.screen(
-                data, as_of=as_of, engine=engine, ignore_unknown=ignore_unknown, progress=progress
+                data,
+                as_of=as_of,
+                engine=engine,
+                ignore_unknown=ignore_unknown,
+                progress=progress,
+                engine_options=options,
             )
             what_if = screening.what_if(without) if without else None
             if out:

@@ -161,6 +161,9 @@ CODES: dict[str, str] = {
     "PR523": "unknown SQL dialect",
     "PR524": "the SQL engine's extra is not installed",
     "PR525": "database or table the SQL query cannot read",
+    "PR526": "engine option the engine does not take",
+    "PR527": "data Spark cannot read",
+    "PR528": "the engine could not run the screening query",
     # authoring tools: lint findings (protocol-rules lint)
     "PR601": "criterion that can never be met",
     "PR602": "criterion that can never be not met",

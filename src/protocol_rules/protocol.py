@@ -200,16 +200,32 @@ class Protocol:
         *,
         ignore_unknown: bool = False,
         progress: Any = None,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> Screening:
         """Screen a whole population; see the screening guide. Needs the ``[screen]`` extra.
 
         `data` is a list or iterator of patient records (with an ``"id"``), a JSON Lines file,
         the columnar layout (a folder or a Parquet / CSV file) or polars DataFrames in it.
         A malformed record gets status ``error`` with its diagnostics; nothing is dropped.
+
+        With ``engine="duckdb"`` a layout path, a DuckDB database file or a DuckDB connection
+        is screened in place (DuckDB reads it; only the result comes into Python), and
+        `engine_options` may hold ``memory_limit`` (``"1GB"``), ``temp_directory`` and
+        ``threads``. With ``engine="spark"`` a path Spark reads (a folder, ``file:``,
+        ``s3a://``, ``hdfs://``) holding the layout's Parquet is read by Spark; the options are
+        ``session`` (a ``SparkSession``; default the active one) and ``master``.
         """
         from .screening import screen
 
-        return screen(self, data, as_of, engine, ignore_unknown=ignore_unknown, progress=progress)
+        return screen(
+            self,
+            data,
+            as_of,
+            engine,
+            ignore_unknown=ignore_unknown,
+            progress=progress,
+            engine_options=engine_options,
+        )
 
     def __repr__(self) -> str:
         return f"<Protocol {self.id}: {len(self.facts)} facts, {len(self.criteria)} criteria>"

@@ -15,8 +15,9 @@ near misses, writers and report if it provides
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -48,8 +49,12 @@ def screen(
     *,
     ignore_unknown: bool = False,
     progress: Progress | None = None,
+    engine_options: Mapping[str, Any] | None = None,
 ) -> Screening:
-    """Screen `data` (see `sources.read`) against `protocol`; see `Protocol.screen`."""
+    """Screen `data` (see `sources.read`) against `protocol`; see `Protocol.screen`.
+
+    On DuckDB and Spark, data the engine can read itself (a path; a DuckDB connection) is
+    screened where it lives (`engines.inplace`): only the result comes into Python."""
     require_polars()
     from .sources import read
 
@@ -57,6 +62,18 @@ def screen(
     _check_columns(protocol)
     compiled = _compiled(protocol, engine_name, module)
     seconds = _as_of_seconds(as_of)
+    if engine_name in IN_PLACE:
+        inplace = import_module(IN_PLACE[engine_name])
+        if inplace.in_place(data, engine_options):
+            if progress:
+                progress("screening in place", 0, None)
+            found = inplace.screen(
+                protocol, data, as_of, seconds, engine_options, ignore_unknown=ignore_unknown
+            )
+            if progress:
+                progress("screening in place", len(found), len(found))
+            return found
+    _no_options(engine_name, engine_options)
     population = read(data, protocol, seconds, ignore_unknown=ignore_unknown, progress=progress)
     if progress:
         progress("screening", 0, None)
@@ -64,6 +81,27 @@ def screen(
     if progress:
         progress("screening", population.size, population.size)
     return Screening(protocol, population, raw, as_of, engine_name, compiled)
+
+
+#: Engines that screen data where it lives, and the module that says which data it can read.
+IN_PLACE = {
+    "duckdb": "protocol_rules.engines.duckdb_inplace",
+    "spark": "protocol_rules.engines.spark_inplace",
+}
+
+
+def _no_options(name: str, options: Mapping[str, Any] | None) -> None:
+    """PR526 for engine options given where no engine reads the data in place."""
+    if options:
+        from .engines.duckdb_inplace import bad_option
+
+        if name in IN_PLACE:
+            why = "it applies when the engine reads the data in place (a path, a DuckDB file)"
+            help = "give the data as a layout folder or file, or screen without the option"
+        else:
+            why = f"the {name} engine takes no options"
+            help = "leave out `engine_options`, or screen with `duckdb` or `spark`"
+        raise bad_option(name, next(iter(options)), why, help)
 
 
 def _compiled(protocol: Protocol, name: str, module: Any) -> Any:
