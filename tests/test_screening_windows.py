@@ -127,11 +127,13 @@ def test_random_second_edition_protocols_agree(text: str, data: st.DataObject) -
 
 
 def test_generated_protocols_use_every_second_edition_construct() -> None:
-    """What the random protocols above draw: every construct of the second edition's time."""
+    """What the random protocols above draw: every construct of the second edition's time.
+    (500 drawings: `first_time` comes in about one protocol in 40, and 200 missed it in some
+    full-suite runs, where other tests had run first.)"""
     texts: list[str] = []
 
     @settings(
-        max_examples=200,
+        max_examples=500,
         derandomize=True,
         database=None,
         deadline=None,
