@@ -259,6 +259,7 @@ def test_cli_errors_in_place_exit_1_without_a_traceback(folder: Path, tmp_path: 
     for args, code in (
         (["--memory-limit", "lots"], "PR526"),
         (["--threads", "0"], "PR526"),
+        (["--memory-limit", "1MB"], "PR528"),  # out of memory: says to raise the limit
     ):
         result = run("screen", str(NCT), str(folder), "--engine", "duckdb", *args)
         assert result.exit_code == 1 and code in result.output, result.output

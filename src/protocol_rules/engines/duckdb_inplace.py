@@ -41,6 +41,12 @@ BATCH = 100_000
 SPREAD, MOST_GROUPS = 3, 4096
 
 
+_MORE_MEMORY = (
+    "raise `memory_limit` (`--memory-limit`; DuckDB needs some tens of MB whatever the data's "
+    "size), or give a `temp_directory` (`--temp-directory`) with room for DuckDB to spill to"
+)
+
+
 class _OutOfMemory(Exception):
     pass
 
@@ -156,6 +162,8 @@ class DuckDBLayout:
         duckdb = require_duckdb()
         try:
             return self.connection.sql(sql).fetchall()
+        except duckdb.OutOfMemoryException as exc:
+            raise engine_failed("DuckDB", str(exc), _MORE_MEMORY) from None
         except duckdb.Error as exc:
             raise _cannot_read("the layout tables", str(exc).splitlines()[0]) from None
 
@@ -217,12 +225,7 @@ class DuckDBLayout:
         except duckdb.OutOfMemoryException as exc:
             if split:
                 raise _OutOfMemory() from None
-            raise engine_failed(
-                "DuckDB",
-                str(exc),
-                "raise `memory_limit` (`--memory-limit`), or give a `temp_directory` "
-                "(`--temp-directory`) with room for DuckDB to spill to",
-            ) from None
+            raise engine_failed("DuckDB", str(exc), _MORE_MEMORY) from None
         except duckdb.Error as exc:
             raise engine_failed(
                 "DuckDB", str(exc), "check the layout's column types (docs/screening.md)"
