@@ -41,8 +41,8 @@ MIXED = 20_000 if CI else 10_000  # patients recombined from them, fact by fact
 # --------------------------------------------------------------------------- helpers
 
 
-def drawn(protocol: Any, n: int) -> list[dict[str, Any]]:
-    """`n` patients from `patients(protocol)`, derandomized (the same every run)."""
+def drawn(protocol: Any, n: int, **options: Any) -> list[dict[str, Any]]:
+    """`n` patients from `patients(protocol, **options)`, derandomized (the same every run)."""
     found: list[dict[str, Any]] = []
 
     @settings(
@@ -53,7 +53,7 @@ def drawn(protocol: Any, n: int) -> list[dict[str, Any]]:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(patients(protocol))
+    @given(patients(protocol, **options))
     def collect(patient: dict[str, Any]) -> None:
         found.append(patient)
 
@@ -221,11 +221,12 @@ inclusion DIV "division": x / y > 1
 """
 
 
-def test_kleene_edge_cases_agree_with_evaluate() -> None:
-    protocol = parse_protocol(KLEENE)
+def kleene_records() -> list[dict[str, Any]]:
+    """Every combination of true, false and unknown for `KLEENE`'s booleans, and of its
+    numbers' edges (unknown, zero, between, one, above)."""
     values = [True, False, None]
     numbers = [None, 0, 0.5, 1, 2]
-    records = [
+    return [
         {"a": a, "b": b, "c": c, "x": x, "y": y}
         for a in values
         for b in values
@@ -233,6 +234,11 @@ def test_kleene_edge_cases_agree_with_evaluate() -> None:
         for x in numbers
         for y in numbers
     ]
+
+
+def test_kleene_edge_cases_agree_with_evaluate() -> None:
+    protocol = parse_protocol(KLEENE)
+    records = kleene_records()
     assert_agree(protocol, with_ids(records))
     assert_agree(protocol, records, to_layout(with_ids(records)))
 

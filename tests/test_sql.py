@@ -37,6 +37,7 @@ from .test_screening import (
     drawn,
     expected,
     generate,
+    kleene_records,
     malformed,
     recombined,
     screened,
@@ -103,16 +104,7 @@ def test_malformed_rows_are_errors_with_the_interpreters_code(nct: Any) -> None:
 
 def test_kleene_edge_cases_agree_with_evaluate() -> None:
     protocol = parse_protocol(KLEENE)
-    values = [True, False, None]
-    numbers = [None, 0, 0.5, 1, 2]
-    records = [
-        {"a": a, "b": b, "c": c, "x": x, "y": y}
-        for a in values
-        for b in values
-        for c in values
-        for x in numbers
-        for y in numbers
-    ]
+    records = kleene_records()
     assert_agree(protocol, with_ids(records))
 
 

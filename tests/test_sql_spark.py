@@ -40,9 +40,17 @@ from protocol_rules import ProtocolError, parse_protocol
 from protocol_rules.engines import ScreeningError
 from protocol_rules.engines.spark import compile_protocol
 from protocol_rules.sources import read
-from protocol_rules.testing import patients, protocols
+from protocol_rules.testing import protocols
 
-from .test_screening import KLEENE, drawn, expected, malformed, recombined, with_ids
+from .test_screening import (
+    KLEENE,
+    drawn,
+    expected,
+    kleene_records,
+    malformed,
+    recombined,
+    with_ids,
+)
 from .test_screening_calculation import CALC, grid
 from .test_screening_windows import AS_OF, EDITION2, RICH, RULES, series
 
@@ -106,16 +114,7 @@ def test_nct04194671_agrees_with_evaluate_on_spark(nct: Any, spark: Any) -> None
 
 def test_kleene_edge_cases_agree_on_spark(spark: Any) -> None:
     protocol = parse_protocol(KLEENE)
-    values = [True, False, None]
-    numbers = [None, 0, 0.5, 1, 2]
-    records = [
-        {"a": a, "b": b, "c": c, "x": x, "y": y}
-        for a in values
-        for b in values
-        for c in values
-        for x in numbers
-        for y in numbers
-    ]
+    records = kleene_records()
     assert_agree_on_spark(protocol, records, spark)
 
 
@@ -204,25 +203,5 @@ def test_random_protocols_agree_or_are_refused_on_spark(number: int, spark: Any)
     except ScreeningError as exc:  # a construct the SQL compiler refuses, as it says
         assert {d.code for d in exc.diagnostics} <= REFUSALS
         return
-    records = drawn_with(protocol, 1000)
+    records = drawn(protocol, 1000, absent=0.25)
     assert_agree_on_spark(protocol, records, spark)
-
-
-def drawn_with(protocol: Any, n: int) -> list[dict[str, Any]]:
-    """`n` patients of `protocol` with facts left out (absent 25% of the time), derandomized."""
-    found: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(patients(protocol, absent=0.25))
-    def collect(patient: dict[str, Any]) -> None:
-        found.append(patient)
-
-    collect()
-    return found
