@@ -179,7 +179,7 @@ def test_the_stages_spark_runs_read_only_what_is_already_there(nct: Any, name: s
     stages, final = query.stages()
     assert len(stages) < len(query.tree.args["with_"].expressions) / 2
     there = {"patients", "observations"}
-    for stage, text in [*stages, ("", final)]:
+    for stage, text in [*((s.name, s.sql) for s in stages), ("", final)]:
         tree = sqlglot.parse_one(text, read="spark")
         inner = {cte.alias.lower() for cte in tree.find_all(sqlglot.exp.CTE)}
         read = {t.name.lower() for t in tree.find_all(sqlglot.exp.Table)}

@@ -76,6 +76,34 @@ def test_spark_reads_the_layout_in_place_and_agrees_with_polars(
     assert in_place.explain(good[0]).to_dict() == by_polars.explain(good[0]).to_dict()
 
 
+@pytest.mark.parametrize("numbered", [True, False], ids=["order-number", "order-text"])
+def test_a_folder_of_part_files_screens_in_the_files_order(
+    spark: Any, nct: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbered: bool
+) -> None:
+    """Parquet written by a warehouse is a folder of part files: the input order is the files'
+    order (by path), then the rows' order in each — a number per row, or (beyond
+    `MAP_FILES` files) the path and the index as one text; both give the polars order."""
+    import protocol_rules.engines.spark_inplace as spark_inplace
+
+    if not numbered:
+        monkeypatch.setattr(spark_inplace, "MAP_FILES", 1)
+    records = with_ids(generate(120, seed=52))
+    whole = tmp_path / "whole"
+    write_layout(to_layout(records), str(whole), "parquet")
+    parts = tmp_path / "parts"
+    for n, (start, stop) in enumerate([(0, 50), (50, 90), (90, 120)]):
+        write_layout(to_layout(records[start:stop]), str(tmp_path / f"p{n}"), "parquet")
+        for table in ("patients", "observations"):
+            (parts / f"{table}.parquet").mkdir(parents=True, exist_ok=True)
+            (tmp_path / f"p{n}" / f"{table}.parquet").rename(
+                parts / f"{table}.parquet" / f"part-{n:05d}.parquet"
+            )
+    by_polars = nct.screen(str(whole))
+    in_place = nct.screen(str(parts), engine="spark", engine_options={"session": spark})
+    assert in_place.frame.get_column("patient_id").to_list() == [r["id"] for r in records]
+    assert in_place.frame.equals(by_polars.frame)
+
+
 def test_spark_errors_are_diagnostics(spark: Any, nct: Any, tmp_path: Path) -> None:
     with pytest.raises(ScreeningError) as info:
         nct.screen("file://" + str(tmp_path / "nowhere"), engine="spark")

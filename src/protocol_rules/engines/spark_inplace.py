@@ -27,13 +27,15 @@ from ..render.safe import printable
 from . import ScreeningError
 from .duckdb_inplace import bad_option, takes
 from .inplace import ORDER, SEQUENCE, engine_failed
-from .spark import require_pyspark, session
+from .spark import quoted, require_pyspark, run_stages, session
 from .sql import SqlQuery
 from .sql_layout import BOOLEAN, DATE, NUMBER, OTHER, TEXT, TIMESTAMP
 
 #: The engine options Spark takes (`Protocol.screen(engine_options=…)`).
 OPTIONS = ("session", "master")
 JSONL = (".jsonl", ".ndjson")
+#: Up to this many files, a row's input order is a number (`SparkLayout.view`).
+MAP_FILES = 1000
 _NUMBERS = ("double", "float", "int", "bigint", "smallint", "tinyint", "decimal")
 
 
@@ -164,13 +166,23 @@ class SparkLayout:
             return None
 
     def view(self, name: str, frame: Any, order: str) -> None:
-        sql = require_pyspark()
-        functions = sql.functions
-        position = functions.concat(
-            functions.col("_metadata.file_path"),
-            functions.lit(":"),
-            functions.lpad(functions.col("_metadata.row_index").cast("string"), 20, "0"),
-        )
+        """`frame` as the view `name`, with its input order as the column `order`: the file's
+        place among the data's files (sorted by path) times 2**40, plus the row's index in its
+        file — a number, so sorting and windows compare longs, not long texts. Beyond
+        `MAP_FILES` files, the path and the index as one text (sorts the same way)."""
+        functions = require_pyspark().functions
+        path, row = functions.col("_metadata.file_path"), functions.col("_metadata.row_index")
+        files = sorted(r[0] for r in frame.select(path.alias("f")).distinct().collect())
+        if len(files) <= MAP_FILES:
+            places = functions.create_map(
+                *(functions.lit(x) for n, f in enumerate(files) for x in (f, n))
+            )
+            place = functions.lit(0) if len(files) <= 1 else functions.element_at(places, path)
+            position = place.cast("long") * functions.lit(2**40) + row.cast("long")
+        else:
+            position = functions.concat(
+                path, functions.lit(":"), functions.lpad(row.cast("string"), 20, "0")
+            )
         frame.select("*", position.alias(order)).createOrReplaceTempView(name)
 
     def close(self) -> None:
@@ -181,7 +193,7 @@ class SparkLayout:
     # ------------------------------------------------------------------ inplace.Backend
 
     def quote(self, name: str) -> str:
-        return "`" + name.replace("`", "``") + "`"
+        return quoted(name)
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         frame = self.spark.table(self.quote(table))
@@ -198,21 +210,12 @@ class SparkLayout:
             raise cannot_read("the layout tables", str(exc)) from None
 
     def run(self, query: SqlQuery) -> pl.DataFrame:
-        stages, final = query.stages()
-        views = []
         try:
-            for name, text in stages:  # one stage at a time: Spark plans deep chains slowly
-                self.spark.sql(text).localCheckpoint().createOrReplaceTempView(name)
-                views.append(name)
-            arrow = self.spark.sql(final).toArrow()
+            return run_stages(self.spark, query)
         except Exception as exc:
             raise engine_failed(
                 "Spark", str(exc), "check the layout's column types and the session's resources"
             ) from None
-        finally:
-            for view in views:
-                self.spark.catalog.dropTempView(view)
-        return pl.from_arrow(arrow)  # type: ignore[return-value]
 
     def rows_of(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         wanted = f"protocol_rules_ids_{self.tag}"

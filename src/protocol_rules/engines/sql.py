@@ -176,6 +176,56 @@ def dialect_named(name: str) -> Dialect:
 
 
 @attrs.frozen
+class Stage:
+    """One stage of `SqlQuery.stages`: its name (the view later stages read), its SELECT, and
+    the columns (lower case) that later stages or the final SELECT may read — None: all."""
+
+    name: str
+    sql: str
+    columns: frozenset[str] | None
+
+    def keep(self, names: Sequence[str]) -> list[str]:
+        """Of a stage result's column `names`, those to keep (in their order)."""
+        if self.columns is None:
+            return list(names)
+        return [n for n in names if n.lower() in self.columns]
+
+
+def _read_downstream(parts: list[tuple[str, exp.Expression]]) -> dict[str, frozenset[str] | None]:
+    """For each part (in order; the last is the final SELECT), the column names later parts
+    may read from it: every column name a reader mentions, and — if the reader passes rows on
+    with a ``*`` — whatever the reader's own readers may read. Names are compared without
+    case and without their table, which can only keep too much, never too little."""
+    where = {name.lower(): i for i, (name, _) in enumerate(parts)}
+    mentions: list[set[str]] = []
+    starred: list[bool] = []
+    reads: list[set[int]] = []
+    for i, (_, body) in enumerate(parts):
+        mentions.append({c.name.lower() for c in body.find_all(exp.Column) if c.name})
+        starred.append(any(True for _ in body.find_all(exp.Star)))
+        tables = {t.name.lower() for t in body.find_all(exp.Table)}
+        reads.append({where[t] for t in tables if t in where and where[t] < i})
+    needed: list[set[str] | None] = [set() for _ in parts]
+    final = parts[-1][1]
+    # the final SELECT's result: the columns it names, or everything if it selects a `*`
+    needed[-1] = None if any(e.find(exp.Star) for e in final.expressions) else set()
+    for reader in range(len(parts) - 1, -1, -1):
+        passes = needed[reader] if starred[reader] else set()
+        for read in reads[reader]:
+            target = needed[read]
+            if target is None:
+                continue
+            if passes is None:
+                needed[read] = None
+                continue
+            target |= mentions[reader] | passes
+    return {
+        name.lower(): (None if n is None else frozenset(n))
+        for (name, _), n in zip(parts, needed, strict=True)
+    }
+
+
+@attrs.frozen
 class SqlQuery:
     """A compiled query: `tree` (sqlglot), its `dialect`, and what the runners need to read
     its result."""
@@ -191,18 +241,29 @@ class SqlQuery:
         """The query's text in its dialect."""
         return render(self.tree, self.dialect, pretty=pretty)
 
-    def stages(self, longest: int = 64) -> tuple[list[tuple[str, str]], str]:
-        """The query taken apart: (name, text) of each stage in order, and the final SELECT
-        that reads them — for engines that run a long chain faster one stage at a time (Spark
-        plans a deep chain of CTEs slowly: each stage is checkpointed before the next).
+    def stages(self, longest: int = 64, ordered: bool = True) -> tuple[list[Stage], str]:
+        """The query taken apart: each `Stage` in order, and the final SELECT that reads them —
+        for engines that run a long chain faster one stage at a time (Spark plans a deep chain
+        of CTEs slowly: each stage is checkpointed before the next).
 
         A stage is a run of CTEs, each read only by the next one (a window's filters, a chain
         of patient columns), at most `longest` long: one SELECT with the run's first CTEs in its
-        own WITH, named after its last CTE. Every CTE another stage or the final SELECT reads
-        ends a stage; a CTE nothing reads is left out. Each stage costs Spark a job, so fewer,
-        longer stages screen faster (NCT04194671: 22 CTEs in 6 stages, and a warm Spark run
-        in half the time)."""
+        own WITH, named after its last CTE. Every CTE read by more than one later CTE ends a
+        stage; the run that only the final SELECT reads goes into its WITH (nothing to keep:
+        the result comes back as it is computed); a CTE nothing reads is left out. Each stage
+        costs Spark a job, so fewer, longer stages screen faster (NCT04194671: 22 CTEs in 6
+        stages and the final SELECT).
+
+        Each stage also names the columns later stages and the final SELECT can read
+        (`Stage.columns`): the chain carries every column forward (``SELECT s.*, …``), and an
+        engine that keeps a stage's result keeps only these (NCT04194671's typed observations:
+        a few of their many columns).
+
+        With ``ordered=False`` the final SELECT has no ORDER BY: the caller sorts the result
+        itself (Spark sorts a million rows globally in a shuffle; polars in a blink)."""
         tree = self.tree.copy()
+        if not ordered:
+            tree.set("order", None)
         with_ = tree.args.get("with_")
         tree.set("with_", None)
         ctes = list(with_.expressions) if with_ is not None else []
@@ -213,20 +274,27 @@ class SqlQuery:
                 read = where.get(table.name.lower())
                 if read is not None and read != reader:
                     readers[read].add(reader)
-        parts: list[tuple[str, str]] = []
+        parts: list[tuple[str, exp.Expression]] = []
         run: list[exp.CTE] = []
         for i, cte in enumerate(ctes):
             if not readers[i]:
                 continue
             run.append(cte)
-            if readers[i] == {i + 1} and i + 1 < len(ctes) and len(run) < longest:
-                continue  # read by the next CTE only: the same stage
+            if readers[i] == {i + 1} and len(run) < longest:
+                continue  # read by the next CTE (or the final SELECT) only: the same stage
             body = cte.this.copy()
             for inner in run[:-1]:
                 body = body.with_(ident(inner.alias), as_=inner.this.copy(), append=True)
-            parts.append((cte.alias, render(body, self.dialect, pretty=False)))
+            parts.append((cte.alias, body))
             run = []
-        return parts, render(tree, self.dialect, pretty=False)
+        if run:  # the last CTEs are read by the final SELECT only: it computes them itself
+            tree = with_ctes(tree, [(c.alias, c.this.copy()) for c in run])
+        kept = _read_downstream([*parts, ("", tree)])
+        stages = [
+            Stage(name, render(body, self.dialect, pretty=False), kept[name.lower()])
+            for name, body in parts
+        ]
+        return stages, render(tree, self.dialect, pretty=False)
 
     @property
     def masks(self) -> int:

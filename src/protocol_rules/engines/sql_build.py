@@ -197,6 +197,12 @@ class Dialect:
     materialized: ClassVar[bool] = False
     #: The type of text columns in CASTs.
     text_type: ClassVar[str] = "VARCHAR"
+    #: Whether `render` writes a literal with a decimal point in exponent form (``0.5e0``):
+    #: Spark reads ``0.5`` as a DECIMAL, and decimal arithmetic (a Java BigDecimal beyond 18
+    #: digits) made its stages many times slower than the same arithmetic on doubles; every
+    #: operand the compiler writes is a double (the values are the same: such a literal is
+    #: always combined with a double, or with a whole number below 2**53).
+    double_literals: ClassVar[bool] = False
 
     def sqlglot(self) -> str:
         return self.name
@@ -291,6 +297,7 @@ class DuckDB(Dialect):
 class Spark(Dialect):
     name = "spark"
     not_materialized = False
+    double_literals = True
     text_type = "STRING"
 
     def regex(self, x: Expr, pattern: str) -> Expr | None:
@@ -467,6 +474,8 @@ DIALECTS: dict[str, type[Dialect]] = {
 
 def render(tree: Expr, dialect: Dialect, pretty: bool = True) -> str:
     """The SQL text of `tree` in `dialect`."""
+    if dialect.double_literals:
+        tree = tree.transform(_exponent_form)
     return tree.sql(
         dialect=dialect.sqlglot(), pretty=pretty, unsupported_level=sqlglot.ErrorLevel.RAISE
     )
@@ -474,3 +483,12 @@ def render(tree: Expr, dialect: Dialect, pretty: bool = True) -> str:
 
 def parse(text_: str, dialect: Dialect) -> Any:
     return sqlglot.parse_one(text_, read=dialect.sqlglot())
+
+
+def _exponent_form(node: exp.Expression) -> exp.Expression:
+    """A number literal with a decimal point and no exponent, written with one (a DOUBLE)."""
+    if isinstance(node, exp.Literal) and node.is_number:
+        text_ = node.this
+        if "." in text_ and "e" not in text_.lower():
+            return exp.Literal.number(text_ + "e0")
+    return node
