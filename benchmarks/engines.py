@@ -2,6 +2,7 @@
 
     python benchmarks/engines.py                          # 1,000,000 patients: polars, DuckDB
     python benchmarks/engines.py --patients 1000000 10000000 --spark
+    python benchmarks/engines.py --patients 10000000 --only "spark local[2]"   # and polars
 
 1. Writes each population once in the Parquet layout (cached in ``benchmarks/.data/``, the
    generator of `benchmarks/screen.py`: lab units, windows, absent facts).
@@ -115,12 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         help="the sizes to also screen under a DuckDB memory limit (default: the smallest)",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per screen")
+    parser.add_argument(
+        "--only", nargs="+", choices=ENGINES[1:], default=None,
+        help="screen with these engines only (polars always runs: it is the reference)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return 0
     engines = [e for e in ENGINES if args.spark or not e.startswith("spark")]
+    if args.only:
+        engines = ["polars", *args.only]
     rows = []
     failed = False
     limited = set(args.limited if args.limited is not None else [min(args.patients)])

@@ -109,6 +109,21 @@ def test_nct04194671_agrees_with_evaluate_on_spark(nct: Any, spark: Any) -> None
     assert_agree_on_spark(nct, records, spark)
 
 
+def test_the_users_views_are_left_alone(nct: Any, spark: Any) -> None:
+    """The session is the caller's: the engine's views have names of their own, so a user's
+    views called ``patients`` or ``unit_conversions`` are neither replaced nor dropped."""
+    mine = ("patients", "observations", "unit_conversions")
+    for name in mine:
+        spark.sql(f"SELECT '{name}' AS mine").createOrReplaceTempView(name)
+    try:
+        assert_agree_on_spark(nct, drawn(nct, 20), spark)
+        for name in mine:
+            assert spark.table(name).collect()[0]["mine"] == name
+    finally:
+        for name in mine:
+            spark.catalog.dropTempView(name)
+
+
 # --------------------------------------------------------------------------- Kleene edges
 
 

@@ -13,6 +13,7 @@ in ``PROTOCOL_RULES_SPARK_MASTER``). The project never writes its own distribute
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import polars as pl
@@ -71,14 +72,14 @@ class CompiledProtocol:
         ``:missing`` (see `screening`)."""
         spark = spark or session()
         query = self.queries.for_population(population)
-        views = []
+        views: dict[str, str] = {}
         try:
             for name, table in population_tables(population, self.checked).items():
-                spark.createDataFrame(table).createOrReplaceTempView(name)
-                views.append(name)
-            frame = run_stages(spark, query)
+                views[name] = f"protocol_rules_{uuid.uuid4().hex[:12]}_{name}"
+                spark.createDataFrame(table).createOrReplaceTempView(views[name])
+            frame = run_stages(spark, query, views)
         finally:
-            for view in views:
+            for view in views.values():
                 spark.catalog.dropTempView(view)
         return results_frame(population, query, frame)
 
@@ -91,13 +92,16 @@ class CompiledProtocol:
         return self._polars.near_misses(frame)
 
 
-def run_stages(spark: Any, query: SqlQuery) -> pl.DataFrame:
+def run_stages(spark: Any, query: SqlQuery, tables: dict[str, str] | None = None) -> pl.DataFrame:
     """Run `query` on `spark` one stage at a time (`SqlQuery.stages`: Spark plans a deep chain
     of CTEs slowly), each kept (`localCheckpoint`) with only the columns later stages read, as
     a temporary view dropped at the end. Returns the final SELECT's result in the query's
-    order, sorted by polars (``input_row``, else ``patient_id``) rather than by Spark."""
+    order, sorted by polars (``input_row``, else ``patient_id``) rather than by Spark. The
+    views' names are this run's own (a user's views are never replaced); `tables` names the
+    views that hold the query's input tables."""
     functions = require_pyspark().functions
-    parts, final = query.stages(ordered=False)
+    prefix = f"protocol_rules_{uuid.uuid4().hex[:12]}_"
+    parts, final = query.stages(ordered=False, prefix=prefix, tables=tables)
     views: list[str] = []
     before = spark.conf.get(HUGE_METHOD, None)
     spark.conf.set(HUGE_METHOD, str(HUGE_METHOD_LIMIT))

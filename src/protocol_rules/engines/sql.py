@@ -27,7 +27,7 @@ approximated silently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -241,7 +241,13 @@ class SqlQuery:
         """The query's text in its dialect."""
         return render(self.tree, self.dialect, pretty=pretty)
 
-    def stages(self, longest: int = 64, ordered: bool = True) -> tuple[list[Stage], str]:
+    def stages(
+        self,
+        longest: int = 64,
+        ordered: bool = True,
+        prefix: str = "",
+        tables: Mapping[str, str] | None = None,
+    ) -> tuple[list[Stage], str]:
         """The query taken apart: each `Stage` in order, and the final SELECT that reads them —
         for engines that run a long chain faster one stage at a time (Spark plans a deep chain
         of CTEs slowly: each stage is checkpointed before the next).
@@ -260,7 +266,10 @@ class SqlQuery:
         a few of their many columns).
 
         With ``ordered=False`` the final SELECT has no ORDER BY: the caller sorts the result
-        itself (Spark sorts a million rows globally in a shuffle; polars in a blink)."""
+        itself (Spark sorts a million rows globally in a shuffle; polars in a blink). Each
+        stage's name starts with `prefix`, and the input tables are renamed by `tables`: the
+        engine keeps stages as views of a session that is the caller's, where names like
+        ``patients`` may already be taken."""
         tree = self.tree.copy()
         if not ordered:
             tree.set("order", None)
@@ -290,11 +299,18 @@ class SqlQuery:
         if run:  # the last CTEs are read by the final SELECT only: it computes them itself
             tree = with_ctes(tree, [(c.alias, c.this.copy()) for c in run])
         kept = _read_downstream([*parts, ("", tree)])
-        stages = [
-            Stage(name, render(body, self.dialect, pretty=False), kept[name.lower()])
-            for name, body in parts
-        ]
-        return stages, render(tree, self.dialect, pretty=False)
+        renamed = {name.lower(): prefix + name for name, _ in parts}
+        renamed.update({k.lower(): v for k, v in (tables or {}).items()})
+
+        def text(body: exp.Expression) -> str:
+            for table in body.find_all(exp.Table):
+                new = renamed.get(table.name.lower())
+                if new is not None and not table.args.get("db"):
+                    table.set("this", ident(new))
+            return render(body, self.dialect, pretty=False)
+
+        stages = [Stage(prefix + name, text(body), kept[name.lower()]) for name, body in parts]
+        return stages, text(tree)
 
     @property
     def masks(self) -> int:
