@@ -76,6 +76,38 @@ def to_double(e: Expr) -> Expr:
     return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
 
 
+def exact(value: float) -> Expr:
+    """A numeric literal with an exponent: every engine reads it as exactly this DOUBLE (without
+    one, Spark reads ``12.5`` as a DECIMAL)."""
+    text_ = repr(float(value))
+    if "e" not in text_ and "inf" not in text_ and "nan" not in text_:
+        text_ += "e0"
+    if text_.startswith("-"):
+        return exp.Neg(this=exp.Literal.number(text_[1:]))
+    return exp.Literal.number(text_)
+
+
+def literal_value(e: Expr) -> float | None:
+    """The number a numeric literal (typed DOUBLE or not, negated or not) stands for; None for
+    anything else."""
+    if isinstance(e, exp.Paren | exp.Neg) or (
+        isinstance(e, exp.Cast) and e.to.this == exp.DataType.Type.DOUBLE
+    ):
+        inner = literal_value(e.this)
+        if inner is None:
+            return None
+        return -inner if isinstance(e, exp.Neg) else inner
+    if isinstance(e, exp.Literal) and e.is_number:
+        return float(e.this)
+    return None
+
+
+def is_cheap(e: Expr) -> bool:
+    """Whether `e` is as cheap to write twice as a column reference: a column, a literal, a
+    typed NULL, a stored boolean read as a condition (``"x" = 1``)."""
+    return sum(1 for _ in e.walk()) <= 4
+
+
 def text(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
