@@ -22,6 +22,7 @@ small however often the algorithm reads a value.
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 from collections.abc import Callable
@@ -84,8 +85,8 @@ def clean(rel: Relation, x: Expr, hint: str) -> Expr:
         hint + "_err",
     )
     # the exact scaled value minus the midpoint m, compared with zero exactly: t vs e
-    t = case((ge, sub(product, m)), default=sub(X, product))
-    e = case((ge, neg(err)), default=err)
+    t = rel.column(case((ge, sub(product, m)), default=sub(X, product)), hint + "_t")
+    e = rel.column(case((ge, neg(err)), default=err), hint + "_e")
     n0 = sub(m, num(0.5))
     even = compare("=", sub(n0, mul(num(2), floor(div(n0, num(2))))), num(0))
     up = case(
@@ -322,22 +323,27 @@ def _bounded_column(rel: Relation, e: Expr, hint: str) -> Expr:
 def power(rel: Relation, base: Expr, exponent: Expr, hint: str) -> Expr:
     """`numeric.power` of doubles then `clean`: NULL for 0 to a negative power, a negative
     base to a fractional power, and beyond 1e300."""
-    b = rel.column(base, hint + "_base")
-    y = rel.column(exponent, hint + "_exp")
-    whole = compare("=", y, floor(y))
+    b = rel.shared(base, hint + "_base")
+    y = rel.shared(exponent, hint + "_exp")
     # |y * log10|b|| bounds the result's magnitude; 300 is exactly the limit
     big = and_(
         compare("!=", b, num(0)),
         compare(">", mul(y, func("LOG10", abs_(b))), num(300.5)),
     )
-    raw = case(
-        (or_(is_null(b), is_null(y)), _null_double()),
-        (and_(compare("=", b, num(0)), compare("<", y, num(0))), _null_double()),
-        (and_(compare("<", b, num(0)), compare("!=", y, floor(y))), _null_double()),
-        (big, _null_double()),
-        (and_(compare("<", b, num(0)), whole), func("POWER", b, y)),
-        default=func("POWER", b, y),
-    )
+    k = literal_value(y)
+    if k is None:
+        whens = [
+            (or_(is_null(b), is_null(y)), _null_double()),
+            (and_(compare("=", b, num(0)), compare("<", y, num(0))), _null_double()),
+            (and_(compare("<", b, num(0)), compare("!=", y, floor(y))), _null_double()),
+        ]
+    else:  # a literal exponent: its tests decided here
+        whens = [(is_null(b), _null_double())]
+        if k < 0:
+            whens.append((compare("=", b, num(0)), _null_double()))
+        if k != math.floor(k):
+            whens.append((compare("<", b, num(0)), _null_double()))
+    raw = case(*whens, (big, _null_double()), default=func("POWER", b, y))
     r = rel.column(raw, hint + "_pow")
     return clean(rel, case((within_limit(r), r)), hint)
 
