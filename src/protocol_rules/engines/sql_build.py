@@ -297,12 +297,13 @@ class Dialect:
 
     # aggregates -------------------------------------------------------------
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
-        """The sum of `value` over a group, added left to right in `order` (None: not
-        expressible; the compiler then uses a running window sum)."""
-        ordered = exp.ArrayAgg(
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
+        """The sum of `value` over the rows of a group where `where` holds, added left to right
+        in `order` (None: not expressible; the compiler then uses a running window sum)."""
+        ordered: Expr = exp.ArrayAgg(
             this=exp.Order(this=value, expressions=[exp.Ordered(this=o) for o in order])
         )
+        ordered = exp.Filter(this=ordered, expression=exp.Where(this=where))  # list() keeps NULLs
         a, b = exp.to_identifier("a"), exp.to_identifier("b")
         reducer = exp.Lambda(this=add(exp.column("a"), exp.column("b")), expressions=[a, b])
         return func("list_reduce", ordered, reducer)
@@ -338,14 +339,15 @@ class Spark(Dialect):
         date = func("date_from_unix_date", exp.Cast(this=days, to=sql_type("INT")))
         return func("unix_date", func("add_months", date, exp.Literal.number(months)))
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
-        # sort the (order..., value) structs, then add their values left to right
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
+        # sort the (order..., value) structs of the rows where `where` holds (a NULL struct is
+        # not collected), then add their values left to right
         fields = [*order, value]
         names = [f"k{i}" for i in range(len(order))] + ["v"]
         struct = func(
             "named_struct", *[p for n, f in zip(names, fields, strict=True) for p in (text(n), f)]
         )
-        ordered = func("array_sort", func("collect_list", struct))
+        ordered = func("array_sort", func("collect_list", case((where, struct))))
         acc, x = exp.to_identifier("acc"), exp.to_identifier("x")
         step = exp.Lambda(
             this=add(
@@ -374,7 +376,7 @@ class Postgres(Dialect):
         moved = exp.Cast(this=exp.Add(this=paren(day), expression=interval), to=sql_type("DATE"))
         return sub(moved, epoch)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -398,7 +400,7 @@ class BigQuery(Dialect):
         interval = exp.Interval(this=exp.Literal.number(months), unit=exp.var("MONTH"))
         return func("UNIX_DATE", func("DATE_ADD", date, interval))
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -423,7 +425,7 @@ class Snowflake(Dialect):
         moved = func("DATEADD", exp.var("MONTH"), exp.Literal.number(months), date)
         return func("DATEDIFF", exp.var("DAY"), epoch, moved)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -482,7 +484,7 @@ class TSQL(Dialect):
         moved = func("DATEADD", exp.var("MONTH"), exp.Literal.number(months), date)
         return func("DATEDIFF", exp.var("DAY"), epoch, moved)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
