@@ -86,7 +86,7 @@ def clean(rel: Relation, x: Expr, hint: str) -> Expr:
     )
     # the exact scaled value minus the midpoint m, compared with zero exactly: t vs e
     t = rel.column(case((ge, sub(product, m)), default=sub(X, product)), hint + "_t")
-    e = rel.column(case((ge, neg(err)), default=err), hint + "_e")
+    e = case((ge, neg(err)), default=err)
     n0 = sub(m, num(0.5))
     even = compare("=", sub(n0, mul(num(2), floor(div(n0, num(2))))), num(0))
     up = case(
