@@ -99,7 +99,7 @@ class MissingFacts:
     # ------------------------------------------------------------------ windows
 
     def _flag(self, condition: Expr, scope: Scope) -> Expr:
-        """A condition that is never unknown, written more than once: a column (1 or 0)."""
+        """A condition that is never unknown, written more than once: a column."""
         return self.shared_condition(condition, scope)
 
     def _reader_sources(self, node: ir.Node, reader: Reader, scope: Scope) -> Sources:
