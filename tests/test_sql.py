@@ -109,8 +109,21 @@ def test_kleene_edge_cases_agree_with_evaluate() -> None:
 
 
 def test_calculations_agree_with_evaluate() -> None:
-    """`if`, `unknown`, `first_known`, `^`, math functions and the kidney library."""
-    assert_agree(parse_protocol(CALC), with_ids(grid()))
+    """`if`, `unknown`, `first_known`, `^`, math functions and the kidney library: the grid of
+    knots, then drawn patients and their recombinations."""
+    protocol = parse_protocol(CALC)
+    pool = drawn(protocol, DRAWN)
+    records = grid() + pool + recombined(protocol, pool, MIXED - DRAWN, seed=14)
+    assert_agree(protocol, with_ids(records))
+
+
+def test_second_edition_windows_agree_with_evaluate() -> None:
+    """Anchored windows, computed lengths, nested filters, `consecutive`, sums of filtered
+    windows, `if`: drawn patients and their recombinations."""
+    protocol = parse_protocol(EDITION2)
+    pool = drawn(protocol, DRAWN)
+    records = pool + recombined(protocol, pool, MIXED - DRAWN, seed=15)
+    assert_agree(protocol, with_ids(records))
 
 
 @settings(max_examples=20 if CI else 6, suppress_health_check=list(HealthCheck), deadline=None)

@@ -19,16 +19,15 @@ no time), so each protocol is ONE Spark run over thousands of patients:
 Every row must agree with `evaluate`: status, every criterion outcome, missing facts, the
 error code of a malformed record.
 
-Measured in the full suite (``pytest -p no:cacheprovider --durations=30``) on the 2-core machine
-shared with other jobs (load about 4): about 2.5 minutes, session start included — session and
-drawing 25 s, NCT04194671 63 s, window edges 26 s, Kleene 4 s, a random protocol 30-70 s. The
-calculation and second-edition protocols opt in (`EVERYTHING`): minutes each (docs/sql.md).
+Measured (``pytest -p no:cacheprovider --durations=0 tests/test_sql_spark.py``) on the 2-core
+machine shared with other jobs (load about 5): about 3 minutes, session start included — session
+17 s, NCT04194671 41 s, the calculations 39 s, the second edition 50 s, window edges 12 s,
+Kleene 2 s, a random protocol 8-70 s.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import pytest
@@ -59,11 +58,6 @@ pytestmark = pytest.mark.spark
 #: Patients per protocol (drawn by Hypothesis, then recombined fact by fact to this many).
 PATIENTS = 5000
 POOL = 250
-#: The calculation protocol (150k characters of SQL: Spark parses and plans it for minutes) and
-#: the second edition's windows (100 CTEs; out of Spark's default 1 GB driver heap) run only
-#: when this variable is set; DuckDB (test_sql.py) and polars screen them in every run.
-EVERYTHING = bool(os.environ.get("PROTOCOL_RULES_SPARK_ALL"))
-heavy = pytest.mark.skipif(not EVERYTHING, reason="set PROTOCOL_RULES_SPARK_ALL=1 to run it")
 RANDOM = 1  # random protocols, each one Spark run of 1,000 patients (30-70 s each)
 REFUSALS = {"PR520", "PR521", "PR522"}
 
@@ -136,7 +130,6 @@ def test_kleene_edge_cases_agree_on_spark(spark: Any) -> None:
 # --------------------------------------------------------------------------- calculations
 
 
-@heavy
 def test_calculations_agree_on_spark(spark: Any) -> None:
     """`if`, `unknown`, `first_known`, `^`, math functions and the kidney library."""
     protocol = parse_protocol(CALC)
@@ -148,7 +141,6 @@ def test_calculations_agree_on_spark(spark: Any) -> None:
 # --------------------------------------------------------------------------- second edition
 
 
-@heavy
 def test_second_edition_windows_agree_on_spark(spark: Any) -> None:
     protocol = parse_protocol(EDITION2)
     records = many(protocol, [], seed=15)

@@ -76,6 +76,38 @@ def to_double(e: Expr) -> Expr:
     return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
 
 
+def exact(value: float) -> Expr:
+    """A numeric literal with an exponent: every engine reads it as exactly this DOUBLE (without
+    one, Spark reads ``12.5`` as a DECIMAL)."""
+    text_ = repr(float(value))
+    if "e" not in text_ and "inf" not in text_ and "nan" not in text_:
+        text_ += "e0"
+    if text_.startswith("-"):
+        return exp.Neg(this=exp.Literal.number(text_[1:]))
+    return exp.Literal.number(text_)
+
+
+def literal_value(e: Expr) -> float | None:
+    """The number a numeric literal (typed DOUBLE or not, negated or not) stands for; None for
+    anything else."""
+    if isinstance(e, exp.Paren | exp.Neg) or (
+        isinstance(e, exp.Cast) and e.to.this == exp.DataType.Type.DOUBLE
+    ):
+        inner = literal_value(e.this)
+        if inner is None:
+            return None
+        return -inner if isinstance(e, exp.Neg) else inner
+    if isinstance(e, exp.Literal) and e.is_number:
+        return float(e.this)
+    return None
+
+
+def is_cheap(e: Expr) -> bool:
+    """Whether `e` is as cheap to write twice as a column reference: a column, a literal, a
+    typed NULL, a stored boolean read as a condition (``"x" = 1``)."""
+    return sum(1 for _ in e.walk()) <= 4
+
+
 def text(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
@@ -271,12 +303,13 @@ class Dialect:
 
     # aggregates -------------------------------------------------------------
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
-        """The sum of `value` over a group, added left to right in `order` (None: not
-        expressible; the compiler then uses a running window sum)."""
-        ordered = exp.ArrayAgg(
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
+        """The sum of `value` over the rows of a group where `where` holds, added left to right
+        in `order` (None: not expressible; the compiler then uses a running window sum)."""
+        ordered: Expr = exp.ArrayAgg(
             this=exp.Order(this=value, expressions=[exp.Ordered(this=o) for o in order])
         )
+        ordered = exp.Filter(this=ordered, expression=exp.Where(this=where))  # list() keeps NULLs
         a, b = exp.to_identifier("a"), exp.to_identifier("b")
         reducer = exp.Lambda(this=add(exp.column("a"), exp.column("b")), expressions=[a, b])
         return func("list_reduce", ordered, reducer)
@@ -313,14 +346,15 @@ class Spark(Dialect):
         date = func("date_from_unix_date", exp.Cast(this=days, to=sql_type("INT")))
         return func("unix_date", func("add_months", date, exp.Literal.number(months)))
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
-        # sort the (order..., value) structs, then add their values left to right
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
+        # sort the (order..., value) structs of the rows where `where` holds (a NULL struct is
+        # not collected), then add their values left to right
         fields = [*order, value]
         names = [f"k{i}" for i in range(len(order))] + ["v"]
         struct = func(
             "named_struct", *[p for n, f in zip(names, fields, strict=True) for p in (text(n), f)]
         )
-        ordered = func("array_sort", func("collect_list", struct))
+        ordered = func("array_sort", func("collect_list", case((where, struct))))
         acc, x = exp.to_identifier("acc"), exp.to_identifier("x")
         step = exp.Lambda(
             this=add(
@@ -349,7 +383,7 @@ class Postgres(Dialect):
         moved = exp.Cast(this=exp.Add(this=paren(day), expression=interval), to=sql_type("DATE"))
         return sub(moved, epoch)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -373,7 +407,7 @@ class BigQuery(Dialect):
         interval = exp.Interval(this=exp.Literal.number(months), unit=exp.var("MONTH"))
         return func("UNIX_DATE", func("DATE_ADD", date, interval))
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -398,7 +432,7 @@ class Snowflake(Dialect):
         moved = func("DATEADD", exp.var("MONTH"), exp.Literal.number(months), date)
         return func("DATEDIFF", exp.var("DAY"), epoch, moved)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 
@@ -457,7 +491,7 @@ class TSQL(Dialect):
         moved = func("DATEADD", exp.var("MONTH"), exp.Literal.number(months), date)
         return func("DATEDIFF", exp.var("DAY"), epoch, moved)
 
-    def ordered_sum_of(self, value: Expr, order: list[Expr]) -> Expr | None:
+    def ordered_sum_of(self, value: Expr, order: list[Expr], where: Expr) -> Expr | None:
         return None
 
 

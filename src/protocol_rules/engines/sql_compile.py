@@ -41,6 +41,7 @@ from .sql_build import (
     div,
     double,
     in_,
+    is_cheap,
     is_null,
     mul,
     neg,
@@ -176,7 +177,23 @@ class ExprCompiler:
         return self.dialect.value(e) if isinstance(node.type, BoolT) else e
 
     def is_unknown(self, node: ir.Node, scope: Scope | None = None) -> Expr:
-        return is_null(self.value(node, scope))
+        scope = scope or self.patients
+        return is_null(scope.rel.shared(self.value(node, scope), self.hint("value")))
+
+    def shared(self, node: ir.Node, scope: Scope) -> Expr:
+        """`expr` of a node written more than once: a column unless it is cheap (a literal, a
+        column), so that the SQL says each computation once."""
+        e = self.expr(node, scope)
+        if not isinstance(node.type, BoolT):
+            return scope.rel.shared(e, self.hint("value"))
+        return self.shared_condition(e, scope)
+
+    def shared_condition(self, c: Expr, scope: Scope) -> Expr:
+        """A condition written more than once, as `shared`."""
+        if is_cheap(c):
+            return c
+        d = self.dialect
+        return d.predicate(scope.rel.column(d.value(c), self.hint("condition")))
 
     def _condition(self, node: ir.Node, e: Expr) -> Expr:
         """A stored value of `node` as it is used: a condition if boolean."""
@@ -242,7 +259,7 @@ class ExprCompiler:
         return and_(*parts) if node.op is ast.LogicOp.AND else or_(*parts)
 
     def _count(self, node: ir.Count, scope: Scope) -> Expr:
-        conditions = [self.expr(c, scope) for c in node.conditions]
+        conditions = [self.shared(c, scope) for c in node.conditions]
         true = _sum([case((c, num(1)), default=num(0)) for c in conditions])
         unknown = _sum(
             [case((is_null(self.dialect.value(c)), num(1)), default=num(0)) for c in conditions]
@@ -273,10 +290,10 @@ class ExprCompiler:
         if isinstance(left.type, TextT | ChoiceT) and op in ("=", "!="):
             equal = self.dialect.text_equal(a, b)
             return equal if op == "=" else not_(equal)
-        test = compare(op, a, b)
         if _may_be_never(left) or _may_be_never(right):
-            return self._unless_never([a, b], test)
-        return test
+            a, b = scope.rel.shared(a, self.hint("left")), scope.rel.shared(b, self.hint("right"))
+            return self._unless_never([a, b], compare(op, a, b))
+        return compare(op, a, b)
 
     def _unless_never(self, instants: list[Expr], test: Expr) -> Expr:
         """`test`, false when an instant is `never` (even if another is unknown)."""
@@ -288,8 +305,10 @@ class ExprCompiler:
         return self.dialect.predicate(stored)
 
     def _between(self, node: ir.Between, scope: Scope) -> Expr:
-        x = self._literal(node.operand, scope)
-        low, high = self._literal(node.low, scope), self._literal(node.high, scope)
+        rel = scope.rel
+        x = rel.shared(self._literal(node.operand, scope), self.hint("between"))
+        low = rel.shared(self._literal(node.low, scope), self.hint("low"))
+        high = rel.shared(self._literal(node.high, scope), self.hint("high"))
         inside = and_(compare("<=", low, x), compare("<=", x, high))
         consts = isinstance(node.low, ir.Const) and isinstance(node.high, ir.Const)
         if not consts:  # an unknown bound makes it unknown, whatever x is
@@ -335,19 +354,19 @@ class ExprCompiler:
 
     def _arith(self, node: ir.Arith, scope: Scope) -> Expr:
         a, b = self.expr(node.left, scope), self.expr(node.right, scope)
-        scale = node.scale
+        scale, rel = node.scale, scope.rel
         match node.op:
             case ast.ArithOp.ADD:
                 r = add(a, b)
             case ast.ArithOp.SUB:
                 r = sub(a, b)
             case ast.ArithOp.MUL:
-                return times(a, b, scale)
+                return times(rel, a, b, scale, self.hint("product"))
             case ast.ArithOp.DIV:
-                return divided(a, b, scale)
+                return divided(rel, a, b, scale, self.hint("quotient"))
         if scale != 1.0:
-            return times(r, num(1), scale)
-        return bounded(r)
+            return times(rel, r, num(1), scale, self.hint("sum"))
+        return bounded(rel, r, self.hint("sum"))
 
     def _negate(self, node: ir.Negate, scope: Scope) -> Expr:
         return neg(self.expr(node.operand, scope))
@@ -368,12 +387,12 @@ class ExprCompiler:
         return div(sub(now, self.expr(node.operand, scope)), num(DAY))
 
     def _date_shift(self, node: ir.DateShift, scope: Scope) -> Expr:
-        x, s = self.expr(node.date, scope), self.expr(node.seconds, scope)
+        x, s = self.shared(node.date, scope), self.shared(node.seconds, scope)
         moved = add(x, s) if node.sign > 0 else sub(x, s)
         return case((is_null(s), null_double()), (is_never(x), x), default=moved)
 
     def _date_diff(self, node: ir.DateDiff, scope: Scope) -> Expr:
-        x, y = self.expr(node.left, scope), self.expr(node.right, scope)
+        x, y = self.shared(node.left, scope), self.shared(node.right, scope)
         return case(
             (and_(is_never(x), is_never(y)), null_double()), default=div(sub(x, y), num(DAY))
         )
@@ -418,7 +437,7 @@ class ExprCompiler:
     # ------------------------------------------------------------------ calculation
 
     def _if(self, node: ir.If, scope: Scope) -> Expr:
-        c = self.expr(node.condition, scope)
+        c = self.shared(node.condition, scope)
         a, b = self.value(node.then, scope), self.value(node.otherwise, scope)
         result = case((c, a), (not_(c), b))
         return self._condition(node, result)
@@ -468,7 +487,10 @@ class ExprCompiler:
         return self._condition(node, self._arguments[-1][node.index])
 
     def _function_call(self, node: ir.FunctionCall, scope: Scope) -> Expr:
-        arguments = [self.value(a, scope) for a in node.args]
+        # an argument is written wherever the body reads its parameter
+        arguments = [
+            scope.rel.shared(self.value(a, scope), self.hint("argument")) for a in node.args
+        ]
         self._arguments.append(arguments)
         outer = self.call_context
         self.call_context = (*outer, id(node))

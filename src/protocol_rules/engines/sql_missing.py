@@ -25,7 +25,7 @@ Sources = dict[str, Expr]  # fact -> "reached" (a condition)
 
 def _merge(out: Sources, more: Sources, guard: Expr) -> None:
     for name, reached in more.items():
-        term = and_(guard, reached) if not _is_true(guard) else reached
+        term = and_(*(t for t in (guard, reached) if not _is_true(t)))  # TRUE if both are
         out[name] = or_(out[name], term) if name in out else term
 
 
@@ -58,7 +58,7 @@ class MissingFacts:
                 return self.sources(self.define_bodies[name], self.patients)
             case ir.Aggregate() | ir.Quantified() | ir.Consecutive():
                 self.expr(node, scope)  # the reader exists once its value was compiled
-                return self._reader_sources(node, self.readers[id(node)])
+                return self._reader_sources(node, self.readers[id(node)], scope)
             case ir.If(condition=condition, then=then, otherwise=otherwise):
                 return self._if_sources(node, condition, then, otherwise, scope)
             case ir.FunctionCall(args=args):
@@ -76,12 +76,14 @@ class MissingFacts:
     ) -> Sources:
         """The condition when it is unknown, else the branch it chose; and the series read by
         the condition when the chosen branch is the literal `unknown` (more observations)."""
-        c = self.expr(condition, scope)
+        c = self.shared(condition, scope)
         out: Sources = {}
         _merge(out, self.sources(condition, scope), self.is_unknown(condition, scope))
         d = self.dialect
-        chose_then = d.predicate(case((c, d.value(d.true())), default=d.value(d.false())))
-        chose_else = d.predicate(case((not_(c), d.value(d.true())), default=d.value(d.false())))
+        chose_then = self._flag(case((c, d.value(d.true())), default=d.value(d.false())), scope)
+        chose_else = self._flag(
+            case((not_(c), d.value(d.true())), default=d.value(d.false())), scope
+        )
         for branch, chosen in ((then, chose_then), (otherwise, chose_else)):
             _merge(out, self.sources(branch, scope), and_(chosen, self.is_unknown(branch, scope)))
         waited = []
@@ -96,42 +98,54 @@ class MissingFacts:
 
     # ------------------------------------------------------------------ windows
 
-    def _reader_sources(self, node: ir.Node, reader: Reader) -> Sources:
+    def _flag(self, condition: Expr, scope: Scope) -> Expr:
+        """A condition that is never unknown, written more than once: a column."""
+        return self.shared_condition(condition, scope)
+
+    def _reader_sources(self, node: ir.Node, reader: Reader, scope: Scope) -> Sources:
         no_rows = is_null(col(reader.rows))
         levels = len(reader.ran)
         out: Sources = {}
-        chain_unknown = self._chain_unknown(reader, reader.filters)
+        chain_unknown = self._chain_unknown(reader, reader.filters, scope)
         if isinstance(node, ir.Aggregate):
             # a known window with no observation: the series itself is missing
-            empty = and_(
-                not_(chain_unknown),
-                or_(no_rows, compare("=", col(reader.kept), num(0))),
+            empty = self._flag(
+                and_(
+                    not_(chain_unknown),
+                    or_(no_rows, compare("=", col(reader.kept), num(0))),
+                ),
+                scope,
             )
             _merge(out, {reader.fact: exp.true()}, empty)
             _merge(
-                out, self._chain_sources(reader, reader.filters), and_(not_(empty), chain_unknown)
+                out,
+                self._chain_sources(reader, reader.filters, scope),
+                and_(not_(empty), chain_unknown),
             )
             return out
-        _merge(out, self._chain_sources(reader, reader.filters), chain_unknown)
+        _merge(out, self._chain_sources(reader, reader.filters, scope), chain_unknown)
         if levels > reader.filters:  # the quantifier's or the run's own condition
             _merge(out, self._last(reader, levels - 1), not_(chain_unknown))
         return out
 
-    def _chain_unknown(self, reader: Reader, filters: int) -> Expr:
-        """Whether the window with its first `filters` filters is unknown."""
+    def _chain_unknown(self, reader: Reader, filters: int, scope: Scope) -> Expr:
+        """Whether the window with its first `filters` filters is unknown (never NULL)."""
         known = compare("=", col(reader.known), num(1))
         if filters == 0:
             return not_(known)
         flag = col(reader.unknown[filters - 1])
-        return or_(not_(known), compare("=", case((is_null(flag), num(0)), default=flag), num(1)))
+        return self._flag(
+            or_(not_(known), compare("=", case((is_null(flag), num(0)), default=flag), num(1))),
+            scope,
+        )
 
-    def _chain_sources(self, reader: Reader, filters: int) -> Sources:
+    def _chain_sources(self, reader: Reader, filters: int, scope: Scope) -> Sources:
         """Sources of the window with its first `filters` filters, when it is unknown."""
         if filters == 0:
             return self._window_sources(reader)
         out: Sources = {}
-        inner_unknown = self._chain_unknown(reader, filters - 1)
-        _merge(out, self._chain_sources(reader, filters - 1), inner_unknown)
+        inner_unknown = self._chain_unknown(reader, filters - 1, scope)
+        _merge(out, self._chain_sources(reader, filters - 1, scope), inner_unknown)
         _merge(out, self._last(reader, filters - 1), not_(inner_unknown))
         return out
 

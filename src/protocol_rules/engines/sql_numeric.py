@@ -22,6 +22,11 @@ small however often the algorithm reads a value.
 
 from __future__ import annotations
 
+import math
+import struct
+import sys
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from .sql_build import (
@@ -33,9 +38,12 @@ from .sql_build import (
     compare,
     div,
     double,
+    exact,
     floor,
     func,
+    is_cheap,
     is_null,
+    literal_value,
     mul,
     neg,
     num,
@@ -77,7 +85,7 @@ def clean(rel: Relation, x: Expr, hint: str) -> Expr:
         hint + "_err",
     )
     # the exact scaled value minus the midpoint m, compared with zero exactly: t vs e
-    t = case((ge, sub(product, m)), default=sub(X, product))
+    t = rel.column(case((ge, sub(product, m)), default=sub(X, product)), hint + "_t")
     e = case((ge, neg(err)), default=err)
     n0 = sub(m, num(0.5))
     even = compare("=", sub(n0, mul(num(2), floor(div(n0, num(2))))), num(0))
@@ -174,60 +182,178 @@ def within_limit(value: Expr) -> Expr:
     return compare("<=", abs_(value), num(LIMIT))
 
 
-def times(a: Expr, b: Expr, scale: float = 1.0) -> Expr:
+def times(rel: Relation, a: Expr, b: Expr, scale: float = 1.0, hint: str = "product") -> Expr:
     """``a * b * scale``, NULL beyond 1e300 (never overflowing while finding out)."""
+    x, y = literal_value(a), literal_value(b)
+    if x is not None and y is not None:
+        folded = _fold(_scaled(x * y, scale))
+        if folded is not None:
+            return folded
+    if x is not None and y is None:
+        a, b, x, y = b, a, y, x  # the literal second (a product's bits do not depend on order)
+    if y is not None:
+        c, literal = y, b
+        return _by_literal(
+            rel, a, lambda v: _scaled(v * c, scale), lambda a: _product(a, literal, scale), hint
+        )
+    a, b = rel.shared(a, hint + "_a"), rel.shared(b, hint + "_b")
     scaled = mul(mul(a, num(_SCALE)), b)
     if scale != 1.0:
         scaled = mul(scaled, num(scale))
-    product = mul(a, b) if scale == 1.0 else mul(mul(a, b), num(scale))
-    return case((compare("<=", abs_(scaled), num(_SCALED_LIMIT)), product))
+    guarded = case((compare("<=", abs_(scaled), num(_SCALED_LIMIT)), _product(a, b, scale)))
+    return _bounded_column(rel, guarded, hint)
 
 
-def divided(a: Expr, b: Expr, scale: float = 1.0) -> Expr:
+def divided(rel: Relation, a: Expr, b: Expr, scale: float = 1.0, hint: str = "quotient") -> Expr:
     """``a / b * scale``, NULL for b = 0 and beyond 1e300."""
+    x, y = literal_value(a), literal_value(b)
+    if y is not None:
+        if y == 0:
+            return _null_double()
+        if x is not None:
+            folded = _fold(_scaled(x / y, scale))
+            if folded is not None:
+                return folded
+        c, literal = y, b
+
+        def quotient(a: Expr) -> Expr:
+            if c == 1.0 and scale == 1.0:
+                return a  # exactly a
+            return div(a, literal) if scale == 1.0 else mul(div(a, literal), num(scale))
+
+        return _by_literal(rel, a, lambda v: _scaled(v / c, scale), quotient, hint)
+    a, b = rel.shared(a, hint + "_a"), rel.shared(b, hint + "_b")
     scaled = div(mul(a, num(_SCALE)), b)
     if scale != 1.0:
         scaled = mul(scaled, num(scale))
     quotient = div(a, b) if scale == 1.0 else mul(div(a, b), num(scale))
-    return case(
+    guarded = case(
         (compare("=", b, num(0)), _null_double()),
         (compare("<=", abs_(scaled), num(_SCALED_LIMIT)), quotient),
     )
+    return _bounded_column(rel, guarded, hint)
 
 
-def bounded(value: Expr) -> Expr:
+def bounded(rel: Relation, value: Expr, hint: str = "bounded") -> Expr:
     """`value`, NULL beyond 1e300 (the caller knows it cannot overflow a double)."""
-    return case((within_limit(value), value))
+    x = literal_value(value)
+    if x is not None:
+        folded = _fold(x)
+        if folded is not None:
+            return folded
+    if _is_bounded(rel, value):
+        return value
+    if not _cheap_twice(value):
+        value = rel.column(value, hint + "_raw")
+    return _bounded_column(rel, case((within_limit(value), value)), hint)
+
+
+def _product(a: Expr, b: Expr, scale: float) -> Expr:
+    return mul(a, b) if scale == 1.0 else mul(mul(a, b), num(scale))
+
+
+def _scaled(v: float, scale: float) -> float:
+    return v if scale == 1.0 else v * scale
+
+
+def _fold(v: float) -> Expr | None:
+    """The literal a computation of literals gives, or NULL beyond 1e300 (None for a zero,
+    whose sign a literal does not keep: the engine computes it)."""
+    if not abs(v) <= LIMIT:
+        return _null_double()
+    return None if v == 0 else double(v)
+
+
+def _by_literal(
+    rel: Relation,
+    a: Expr,
+    f: Callable[[float], float],
+    result: Callable[[Expr], Expr],
+    hint: str,
+) -> Expr:
+    """`result(a)`, an operation ``f`` of `a` and a literal, NULL where ``|f(a)| > 1e300``:
+    since ``|f(a)|`` grows with ``|a|`` (rounding is monotone), that is ``|a| > t`` for the
+    largest double ``t`` with ``|f(t)| <= 1e300``, found here once (the scaled test of `times`
+    and `divided` decides exactly that, for every double and NULL)."""
+    t = _largest(lambda v: abs(f(v)) <= LIMIT)
+    if t >= LIMIT and _is_bounded(rel, a):
+        value = result(a)  # |a| <= 1e300 <= t: the test holds
+        return value if isinstance(value, exp.Column) else _bounded_column(rel, value, hint)
+    shared = rel.shared(a, hint + "_a")
+    guard = compare("<=", abs_(shared), exact(t))
+    return _bounded_column(rel, case((guard, result(shared))), hint)
+
+
+_MAX = sys.float_info.max
+
+
+def _largest(holds: Callable[[float], bool]) -> float:
+    """The largest non-negative double for which `holds` (a monotone test: true up to some
+    value, false above), by bisection on the doubles' bit patterns (ordered as the values)."""
+    low, high = 0, struct.unpack("<q", struct.pack("<d", _MAX))[0]
+    as_float = lambda bits: struct.unpack("<d", struct.pack("<q", bits))[0]  # noqa: E731
+    if holds(as_float(high)):
+        return _MAX
+    while high - low > 1:
+        mid = (low + high) // 2
+        if holds(as_float(mid)):
+            low = mid
+        else:
+            high = mid
+    return as_float(low)
+
+
+def _is_bounded(rel: Relation, e: Expr) -> bool:
+    return isinstance(e, exp.Column) and e.name in rel.bounded
+
+
+def _cheap_twice(e: Expr) -> bool:
+    """An operation of two cheap operands (``"a" + "b"``): cheaper written twice than stored."""
+    return is_cheap(e) or (
+        isinstance(e, exp.Binary) and is_cheap(e.this) and is_cheap(e.expression)
+    )
+
+
+def _bounded_column(rel: Relation, e: Expr, hint: str) -> Expr:
+    c = rel.column(e, hint)
+    rel.bounded.add(c.name)
+    return c
 
 
 def power(rel: Relation, base: Expr, exponent: Expr, hint: str) -> Expr:
     """`numeric.power` of doubles then `clean`: NULL for 0 to a negative power, a negative
     base to a fractional power, and beyond 1e300."""
-    b = rel.column(base, hint + "_base")
-    y = rel.column(exponent, hint + "_exp")
-    whole = compare("=", y, floor(y))
+    b = rel.shared(base, hint + "_base")
+    y = rel.shared(exponent, hint + "_exp")
     # |y * log10|b|| bounds the result's magnitude; 300 is exactly the limit
     big = and_(
         compare("!=", b, num(0)),
         compare(">", mul(y, func("LOG10", abs_(b))), num(300.5)),
     )
-    raw = case(
-        (or_(is_null(b), is_null(y)), _null_double()),
-        (and_(compare("=", b, num(0)), compare("<", y, num(0))), _null_double()),
-        (and_(compare("<", b, num(0)), compare("!=", y, floor(y))), _null_double()),
-        (big, _null_double()),
-        (and_(compare("<", b, num(0)), whole), func("POWER", b, y)),
-        default=func("POWER", b, y),
-    )
+    k = literal_value(y)
+    if k is None:
+        whens = [
+            (or_(is_null(b), is_null(y)), _null_double()),
+            (and_(compare("=", b, num(0)), compare("<", y, num(0))), _null_double()),
+            (and_(compare("<", b, num(0)), compare("!=", y, floor(y))), _null_double()),
+        ]
+    else:  # a literal exponent: its tests decided here
+        whens = [(is_null(b), _null_double())]
+        if k < 0:
+            whens.append((compare("=", b, num(0)), _null_double()))
+        if k != math.floor(k):
+            whens.append((compare("<", b, num(0)), _null_double()))
+    raw = case(*whens, (big, _null_double()), default=func("POWER", b, y))
     r = rel.column(raw, hint + "_pow")
     return clean(rel, case((within_limit(r), r)), hint)
 
 
 def math1(rel: Relation, function: str, x: Expr, hint: str) -> Expr:
     """`ln`, `log10`, `exp`, `sqrt` (rounded by `clean`) and `abs` (exact) of a double."""
+    if function == "abs":
+        return abs_(x)
+    x = rel.shared(x, hint + "_x")
     match function:
-        case "abs":
-            return abs_(x)
         case "ln":
             raw = case((compare(">", x, num(0)), func("LN", x)))
         case "log10":

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import attrs
 from sqlglot import exp
 
-from .sql_build import Expr, alias, and_, col, ident
+from .sql_build import Expr, alias, and_, col, ident, is_cheap
 
 
 class Names:
@@ -81,6 +81,9 @@ class Relation:
         self.stages: list[_Stage] = []
         self._stage_names: list[str] = []
         self._cache: dict[str, exp.Column] = {}
+        #: Columns whose value is NULL or within ±1e300 (`sql_numeric.LIMIT`): the result of a
+        #: guarded operation needs no second guard.
+        self.bounded: set[str] = set()
 
     # ------------------------------------------------------------------ columns
 
@@ -107,11 +110,18 @@ class Relation:
         self._cache[key] = ref = col(name)
         return ref
 
+    def shared(self, e: Expr, hint: str) -> Expr:
+        """`e` where it is as cheap to write again as a column (a column, a literal), else a
+        column holding it: for an operand written more than once."""
+        return e if is_cheap(e) else self.column(e, hint)
+
     def add(self, name: str, e: Expr, at_least: int = 0) -> int:
-        """Add column `name` = `e` (the name already allocated); returns its stage."""
+        """Add column `name` = `e` (the name already allocated); returns its stage. A later
+        `column` of the same expression reads this column."""
         stage = max(self.level(e) + 1, at_least, 1)
         self._stage(stage).columns.append((name, e))
         self.levels[name.lower()] = stage
+        self._cache.setdefault(e.sql() + f"@{at_least}", col(name))
         return stage
 
     def join(

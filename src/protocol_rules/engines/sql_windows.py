@@ -466,13 +466,8 @@ class WindowReaders:
         rel = plan.rel
         value = col(plan.value)
         order = [o.this for o in plan.order_asc]
-        total = self.dialect.ordered_sum_of(case((is_kept, value)), order)
+        total = self.dialect.ordered_sum_of(value, order, is_kept)
         if total is not None:
-            if self.dialect.name == "duckdb":  # list() keeps NULLs: filter the kept rows
-                total = self.dialect.ordered_sum_of(value, order)
-                total.expressions[0] = exp.Filter(
-                    this=total.expressions[0], expression=exp.Where(this=is_kept)
-                )
             return total
         running = rel.column(
             exp.Window(
