@@ -111,3 +111,25 @@ def test_spark_errors_are_diagnostics(spark: Any, nct: Any, tmp_path: Path) -> N
     with pytest.raises(ScreeningError) as info:
         nct.screen("file://" + str(tmp_path), engine="spark", engine_options={"memory_limit": 1})
     assert info.value.diagnostics[0].code == "PR526"
+
+
+def test_cli_screens_on_spark_with_a_master(spark: Any, folder: Path, tmp_path: Path) -> None:
+    """`protocol-rules screen … --engine spark --master local[2]`: the same printed summary
+    and the same results file as the polars engine (the session of this master is the one
+    already running)."""
+    from click.testing import CliRunner
+
+    from protocol_rules.cli import cli
+
+    def run(*args: str) -> Any:
+        return CliRunner(env={"NO_COLOR": "1"}).invoke(cli, list(args), prog_name="protocol-rules")
+
+    polars_out, spark_out = tmp_path / "polars.parquet", tmp_path / "spark.parquet"
+    by_polars = run("screen", str(NCT), str(folder), "--out", str(polars_out))
+    on_spark = run(
+        "screen", str(NCT), str(folder), "--engine", "spark", "--master", "local[2]",
+        "--out", str(spark_out),
+    )  # fmt: skip
+    assert on_spark.exit_code == 0, on_spark.output
+    assert on_spark.stdout == by_polars.stdout
+    assert pl.read_parquet(spark_out).equals(pl.read_parquet(polars_out))
