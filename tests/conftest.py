@@ -18,6 +18,25 @@ os.environ.setdefault("PROTOCOL_RULES_CACHE_DIR", tempfile.mkdtemp(prefix="proto
 
 import protocol_rules
 
+
+def _import_every_module() -> None:
+    """Import every module of `protocol_rules` now. Hypothesis mines constants from the local
+    modules loaded when a test draws (not from test files), so without this the derandomized
+    draws of a test changed with which other tests had run before it — a test could pass alone
+    and fail in a selection, or the other way round. A module whose optional dependency is
+    missing is left out (the tests that need it are skipped too)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(protocol_rules.__path__, "protocol_rules."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:
+            continue
+
+
+_import_every_module()
+
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_FILE = ROOT / "protocols" / "nct04194671.rules"
 PATIENTS = ROOT / "examples" / "patients"
