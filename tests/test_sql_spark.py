@@ -118,6 +118,36 @@ def test_the_users_views_are_left_alone(nct: Any, spark: Any) -> None:
             spark.catalog.dropTempView(name)
 
 
+def test_a_result_larger_than_the_drivers_limit_comes_in_slices(
+    nct: Any, spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark refuses to send the driver more than ``spark.driver.maxResultSize`` at once (1 GB
+    by default: ten million patients' results are about 2 GB); the result then comes in
+    slices, each well under the limit, and reads the same."""
+    import protocol_rules.engines.spark as engine
+
+    slices = []
+    real = engine.collect
+
+    def counted(session: Any, frame: Any) -> Any:
+        out = real(session, frame)
+        slices.append(out.height)
+        return out
+
+    monkeypatch.setattr(engine, "result_limit", lambda session: 50_000)
+    monkeypatch.setattr(engine, "collect", counted)
+    seen = []
+    filter_ = type(spark.range(1)).filter
+
+    def spy(self: Any, condition: Any) -> Any:
+        seen.append(condition)
+        return filter_(self, condition)
+
+    monkeypatch.setattr(type(spark.range(1)), "filter", spy)
+    assert_agree_on_spark(nct, drawn(nct, 300), spark)
+    assert slices == [300] and len(seen) > 1
+
+
 # --------------------------------------------------------------------------- Kleene edges
 
 

@@ -12,7 +12,9 @@ in ``PROTOCOL_RULES_SPARK_MASTER``). The project never writes its own distribute
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import uuid
 from typing import Any
 
@@ -113,8 +115,8 @@ def run_stages(spark: Any, query: SqlQuery, tables: dict[str, str] | None = None
                 frame = frame.select(*(functions.col(quoted(c)) for c in kept))
             frame.localCheckpoint().createOrReplaceTempView(stage.name)
             views.append(stage.name)
-        frame: pl.DataFrame = pl.from_arrow(spark.sql(final).toArrow())  # type: ignore[assignment]
-        return frame.sort("input_row" if "input_row" in frame.columns else "patient_id")
+        result = collect(spark, spark.sql(final))
+        return result.sort("input_row" if "input_row" in result.columns else "patient_id")
     finally:
         for view in views:
             spark.catalog.dropTempView(view)
@@ -122,6 +124,36 @@ def run_stages(spark: Any, query: SqlQuery, tables: dict[str, str] | None = None
             spark.conf.unset(HUGE_METHOD)
         else:
             spark.conf.set(HUGE_METHOD, before)
+
+
+def collect(spark: Any, frame: Any) -> pl.DataFrame:
+    """`frame` brought to the driver as polars: computed once (`localCheckpoint`), then as
+    Arrow in as many slices (by a hash of the first column) as keep each well under the
+    session's ``spark.driver.maxResultSize`` (default 1 GB; ten million patients' results are
+    about 2 GB, which Spark refuses to send in one piece)."""
+    functions = require_pyspark().functions
+    kept = frame.localCheckpoint()
+    rows = kept.count()
+    width = sum(64 if t == "string" else 8 for _, t in kept.dtypes)
+    limit = result_limit(spark)
+    slices = 1 if limit <= 0 else max(1, math.ceil(4 * rows * width / limit))
+    if slices == 1:
+        return pl.from_arrow(kept.toArrow())  # type: ignore[return-value]
+    key = functions.pmod(functions.xxhash64(functions.col(quoted(kept.columns[0]))), slices)
+    parts = [pl.from_arrow(kept.filter(key == k).toArrow()) for k in range(slices)]
+    return pl.concat(parts, how="vertical_relaxed")  # type: ignore[arg-type]
+
+
+def result_limit(spark: Any) -> int:
+    """The session's ``spark.driver.maxResultSize`` in bytes (0: no limit; 1 GB if unknown)."""
+    try:
+        text = spark.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
+    except Exception:  # Spark Connect has no SparkContext: its own default
+        text = "1g"
+    found = re.fullmatch(r"\s*(\d+)\s*([bkmgtp]?)b?\s*", str(text).lower())
+    if found is None:
+        return 2**30
+    return int(found.group(1)) * 1024 ** "bkmgtp".index(found.group(2) or "b")
 
 
 def quoted(name: str) -> str:
