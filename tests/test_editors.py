@@ -63,7 +63,11 @@ def test_the_language_server_without_pygls_says_how_to_install_it(
     from protocol_rules.cli import cli
 
     monkeypatch.delitem(sys.modules, "protocol_rules.lsp.server", raising=False)
-    monkeypatch.setitem(sys.modules, "pygls", None)  # as if it were not installed
+    # as if it were not installed (its modules too: conftest has imported every module, and a
+    # module already in sys.modules would be found without its package)
+    for name in [n for n in sys.modules if n == "pygls" or n.startswith("pygls.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "pygls", None)
     result = CliRunner().invoke(cli, ["lsp"])
     assert result.exit_code == 2
     assert "error[PR701]: the language server needs pygls" in result.output
