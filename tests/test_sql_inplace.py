@@ -266,3 +266,15 @@ def test_cli_errors_in_place_exit_1_without_a_traceback(folder: Path, tmp_path: 
         assert "Traceback" not in result.output
     missing = run("screen", str(NCT), str(tmp_path / "nowhere"), "--engine", "duckdb")
     assert missing.exit_code == 1 and "PR525" in missing.output
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_missing_file_with_engine_options_says_the_file_is_missing(
+    nct: Any, tmp_path: Path, engine: str
+) -> None:
+    """Engine options with a path where there is nothing: the reader's PR508 (no such file),
+    not PR526 (an option that does not apply) — nothing is started to find that out."""
+    options = {"memory_limit": "1GB"} if engine == "duckdb" else {"master": "local[1]"}
+    with pytest.raises(ScreeningError) as info:
+        nct.screen(str(tmp_path / "nowhere.jsonl"), engine=engine, engine_options=options)
+    assert [d.code for d in info.value.diagnostics] == ["PR508"]

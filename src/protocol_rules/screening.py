@@ -73,7 +73,8 @@ def screen(
             if progress:
                 progress("screening in place", len(found), len(found))
             return found
-    _no_options(engine_name, engine_options)
+    if not _missing_path(data):  # the reader's PR508 says what is wrong with it
+        _no_options(engine_name, engine_options)
     population = read(data, protocol, seconds, ignore_unknown=ignore_unknown, progress=progress)
     if progress:
         progress("screening", 0, None)
@@ -88,6 +89,14 @@ IN_PLACE = {
     "duckdb": "protocol_rules.engines.duckdb_inplace",
     "spark": "protocol_rules.engines.spark_inplace",
 }
+
+
+def _missing_path(data: Any) -> bool:
+    """Whether `data` is a local path where there is nothing."""
+    if not isinstance(data, str | os.PathLike):
+        return False
+    path = os.fspath(data)
+    return "://" not in path and not path.startswith("file:") and not os.path.exists(path)
 
 
 def _no_options(name: str, options: Mapping[str, Any] | None) -> None:
