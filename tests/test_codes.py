@@ -7,14 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
 from protocol_rules import PatientDataError, parse_protocol
 from protocol_rules.codes import StaticTerminology
 from protocol_rules.sources import to_layout
-from protocol_rules.testing import patients
 
-from .test_screening import assert_agree, with_ids
+from .test_screening import assert_agree, drawn, with_ids
 
 CODED = """\
 protocol CODED
@@ -33,28 +31,9 @@ exclusion E5 "Not in": primary_diagnosis not in ckd
 """
 
 
-def drawn(protocol: Any, n: int) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(patients(protocol, absent=0.2))
-    def collect(patient: dict[str, Any]) -> None:
-        found.append(patient)
-
-    collect()
-    return found
-
-
 def test_polars_agrees_with_the_interpreter_on_codes() -> None:
     protocol = parse_protocol(CODED)
-    records = drawn(protocol, 300)
+    records = drawn(protocol, 300, absent=0.2)
     assert_agree(protocol, with_ids(records))
     assert_agree(protocol, records, to_layout(with_ids(records)))
 
@@ -90,7 +69,7 @@ def test_a_filter_on_codes_is_screened_as_evaluate_reads_it() -> None:
     window = "diagnosis_events over last 1 year where value in ckd"
     text = CODED + f'exclusion E9 "Filter": exists({window}) and count({window}) >= 2\n'
     protocol = parse_protocol(text)
-    records = drawn(protocol, 200)
+    records = drawn(protocol, 200, absent=0.2)
     assert_agree(protocol, with_ids(records))
     assert_agree(protocol, records, to_layout(with_ids(records)))
 

@@ -41,9 +41,10 @@ MIXED = 20_000 if CI else 10_000  # patients recombined from them, fact by fact
 # --------------------------------------------------------------------------- helpers
 
 
-def drawn(protocol: Any, n: int, **options: Any) -> list[dict[str, Any]]:
-    """`n` patients from `patients(protocol, **options)`, derandomized (the same every run)."""
-    found: list[dict[str, Any]] = []
+def draws(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
+    """The first `n` values `strategy` draws, derandomized: the same every run (and, since
+    conftest imports every module, whatever tests ran before)."""
+    found: list[Any] = []
 
     @settings(
         max_examples=n,
@@ -53,12 +54,17 @@ def drawn(protocol: Any, n: int, **options: Any) -> list[dict[str, Any]]:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(patients(protocol, **options))
-    def collect(patient: dict[str, Any]) -> None:
-        found.append(patient)
+    @given(strategy)
+    def collect(value: Any) -> None:
+        found.append(value)
 
     collect()
     return found
+
+
+def drawn(protocol: Any, n: int, **options: Any) -> list[dict[str, Any]]:
+    """`n` patients from `patients(protocol, **options)`, derandomized (the same every run)."""
+    return draws(patients(protocol, **options), n)
 
 
 def recombined(protocol: Any, pool: list[dict[str, Any]], n: int, seed: int) -> list[Any]:

@@ -7,15 +7,13 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
 pytest.importorskip("polars")
 
 from protocol_rules import parse_protocol
 from protocol_rules.sources import to_layout
-from protocol_rules.testing import patients
 
-from .test_screening import assert_agree, with_ids
+from .test_screening import assert_agree, drawn, with_ids
 
 CALC = """protocol CALC
 use kidney
@@ -78,19 +76,5 @@ def test_calculation_protocol_agrees_with_evaluate():
 
 def test_drawn_patients_agree_with_evaluate():
     protocol = parse_protocol(CALC)
-    found: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=150,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(patients(protocol, absent=0.2))
-    def collect(patient: dict[str, Any]) -> None:
-        found.append(patient)
-
-    collect()
+    found = drawn(protocol, 150, absent=0.2)
     assert_agree(protocol, with_ids(found))

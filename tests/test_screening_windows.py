@@ -23,7 +23,7 @@ from protocol_rules.engines import ScreeningError
 from protocol_rules.sources import to_layout
 from protocol_rules.testing import patients, protocols
 
-from .test_screening import CI, assert_agree, drawn, expected, screened, with_ids
+from .test_screening import CI, assert_agree, drawn, draws, expected, screened, with_ids
 
 EDITION2 = """protocol WINDOWS
 fact egfr: series of quantity 'mL/min/{1.73_m2}'
@@ -130,21 +130,7 @@ def test_generated_protocols_use_every_second_edition_construct() -> None:
     """What the random protocols above draw: every construct of the second edition's time.
     (500 drawings: `first_time` comes in about one protocol in 40, and 200 missed it in some
     full-suite runs, where other tests had run first.)"""
-    texts: list[str] = []
-
-    @settings(
-        max_examples=500,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(protocols(RICH, max_criteria=4))
-    def collect(text: str) -> None:
-        texts.append(text)
-
-    collect()
+    texts: list[str] = draws(protocols(RICH, max_criteria=4), 500)
     joined = "\n".join(texts)
     constructs = {
         "anchored before": r"over last [^\n]* before ",

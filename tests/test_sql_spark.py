@@ -31,7 +31,6 @@ import functools
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
 pytest.importorskip("sqlglot")
 
@@ -44,6 +43,7 @@ from protocol_rules.testing import protocols
 from .test_screening import (
     KLEENE,
     drawn,
+    draws,
     expected,
     kleene_records,
     malformed,
@@ -210,22 +210,7 @@ def test_window_edges_agree_on_spark(spark: Any) -> None:
 def random_protocols(n: int) -> list[str]:
     """The first `n` protocols over facts of every kind that `testing.protocols` draws,
     derandomized (the same every run)."""
-    texts: list[str] = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(protocols(RICH, max_criteria=4))
-    def collect(text: str) -> None:
-        texts.append(text)
-
-    collect()
-    return texts
+    return draws(protocols(RICH, max_criteria=4), n)
 
 
 @pytest.mark.parametrize("number", range(RANDOM))
