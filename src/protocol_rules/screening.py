@@ -67,8 +67,11 @@ def screen(
         if inplace.in_place(data, engine_options):
             if progress:
                 progress("screening in place", 0, None)
-            found = inplace.screen(
-                protocol, data, as_of, seconds, engine_options, ignore_unknown=ignore_unknown
+            from .engines.inplace import screen_in_place
+
+            layout = inplace.open_layout(data, engine_options)
+            found = screen_in_place(
+                protocol, layout, as_of, seconds, engine_name, ignore_unknown=ignore_unknown
             )
             if progress:
                 progress("screening in place", len(found), len(found))

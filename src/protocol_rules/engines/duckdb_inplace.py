@@ -255,24 +255,6 @@ class DuckDBLayout:
         return pl.from_arrow(patients), observations  # type: ignore[return-value]
 
 
-def screen(
-    protocol: Any,
-    data: Any,
-    as_of: Any,
-    seconds: float | None,
-    options: Mapping[str, Any] | None,
-    *,
-    ignore_unknown: bool = False,
-) -> Any:
-    """`data` screened by DuckDB in place (`inplace.screen_in_place`)."""
-    from .inplace import screen_in_place
-
-    layout = open_layout(data, options)
-    return screen_in_place(
-        protocol, layout, as_of, seconds, "duckdb", ignore_unknown=ignore_unknown
-    )
-
-
 def open_layout(data: Any, options: Mapping[str, Any] | None = None) -> DuckDBLayout:
     """The layout of `data` (see the module docstring) on a DuckDB connection set up with
     `options` (`OPTIONS`); raises `ScreeningError` (PR525, PR526)."""

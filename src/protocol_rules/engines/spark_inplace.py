@@ -57,22 +57,6 @@ def in_place(data: Any, options: Mapping[str, Any] | None = None) -> bool:
     return target.suffix.lower() == ".parquet" and target.exists()
 
 
-def screen(
-    protocol: Any,
-    data: Any,
-    as_of: Any,
-    seconds: float | None,
-    options: Mapping[str, Any] | None,
-    *,
-    ignore_unknown: bool = False,
-) -> Any:
-    """`data` screened by Spark where it lives (`inplace.screen_in_place`)."""
-    from .inplace import screen_in_place
-
-    layout = open_layout(os.fspath(data), options)
-    return screen_in_place(protocol, layout, as_of, seconds, "spark", ignore_unknown=ignore_unknown)
-
-
 def cannot_read(path: str, why: str) -> ScreeningError:
     """PR527: Spark cannot read the layout at `path`."""
     first = why.strip().splitlines()[0] if why.strip() else "unknown error"
@@ -91,9 +75,10 @@ def cannot_read(path: str, why: str) -> ScreeningError:
     )
 
 
-def open_layout(path: str, options: Mapping[str, Any] | None = None) -> SparkLayout:
-    """The layout at `path` as two temporary views of the session; raises `ScreeningError`
-    (PR526, PR527)."""
+def open_layout(data: Any, options: Mapping[str, Any] | None = None) -> SparkLayout:
+    """The layout at `data` (a path or URL) as two temporary views of the session; raises
+    `ScreeningError` (PR526, PR527)."""
+    path = os.fspath(data)
     options = dict(options or {})
     for name in options:
         if name not in OPTIONS:
