@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pygls")
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types as t
 
@@ -164,6 +164,7 @@ def test_the_base_of_the_random_edits_is_clean() -> None:
 
 @settings(max_examples=min(60, settings().max_examples))  # each example is several analyses
 @given(edits)
+@example(changes=[(0.59375, "x")])  # `18 yeaxrs`: the parser's PR110 was dropped by the server
 def test_random_edits_give_diagnostics_not_exceptions(changes: list) -> None:
     """Edit after edit, as the server sees them: each version analysed with the document's
     incremental parser, then every feature asked with the last analysis that parsed and the

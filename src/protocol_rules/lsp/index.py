@@ -22,7 +22,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from .. import ast
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, sort_key
 from ..parser import parse
 from ..source import Source, Span
 
@@ -142,7 +142,9 @@ def analyse(
     if check:
         from ..protocol import _check
 
-        analysis.diagnostics = _check(syntax, name, None)[1]
+        # the parser's own (a misspelt duration word it recovered from, PR110) and the checks'
+        checked = _check(syntax, name, None)[1]
+        analysis.diagnostics = sorted([*diagnostics, *checked], key=sort_key)
     _Indexer(analysis, path, open_texts or {}).run(syntax)
     return analysis
 
